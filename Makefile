@@ -1,0 +1,54 @@
+# The two commands of the quick start:
+#   make run   installs what Speicher needs and starts it in the foreground (as root)
+#   make test  installs what the tests need and runs every gate: ruff, mypy, pytest
+SHELL := /bin/bash
+PYTHON ?= /usr/bin/python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+# Debian packages the daemon runs
+APT_RUN := btrfs-progs mdadm acl util-linux passwd python3-venv
+# ...and what the tests need on top
+APT_TEST := $(APT_RUN) procps
+
+PYTEST_WORKERS ?= 2
+
+.PHONY: run test deps-run deps-test lint typecheck unit clean
+
+run: deps-run
+	$(BIN)/speicher serve
+
+test: deps-test lint typecheck
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -W error
+
+lint:
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck:
+	$(BIN)/mypy
+
+unit: deps-test
+	$(BIN)/python -m pytest -m "not system" -W error
+
+deps-run: $(VENV)/.run-installed
+	@scripts/apt-install $(APT_RUN)
+
+deps-test: $(VENV)/.test-installed
+	@scripts/apt-install $(APT_TEST)
+
+$(VENV)/bin/pip:
+	@scripts/apt-install python3-venv
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade "pip==25.3"
+
+$(VENV)/.run-installed: $(VENV)/bin/pip pyproject.toml constraints.txt
+	$(BIN)/pip install -q -c constraints.txt -e .
+	@touch $@
+
+$(VENV)/.test-installed: $(VENV)/.run-installed
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	@touch $@
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,146 @@
+"""Grants: who may read or write a share. The share directory's POSIX ACL follows them, so the
+operating system enforces what the API says for every protocol."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from speicher.access.models import GrantRequest
+from speicher.db import Database, Grant, Group, Share, User
+from speicher.errors import InvalidInput, NotFound, Validator, translated
+from speicher.events import EventService
+from speicher.storage import ShareService
+from speicher.storage.models import ShareInfo
+from speicher.system import acl
+
+log = logging.getLogger(__name__)
+
+PERMS = {"rw": "rwx", "ro": "r-x"}
+
+
+def desired_entries(grants: list[Grant]) -> list[acl.Entry]:
+    """The named ACL entries a share's grants call for."""
+    entries = []
+    for g in grants:
+        if g.user is not None:
+            entries.append(acl.Entry("user", g.user.uid, PERMS[g.access]))
+        elif g.group is not None:
+            entries.append(acl.Entry("group", g.group.gid, PERMS[g.access]))
+    return entries
+
+
+class GrantService:
+    def __init__(self, db: Database, events: EventService, shares: ShareService) -> None:
+        self.db = db
+        self.events = events
+        self.shares = shares
+
+    def grant(self, share: str, req: GrantRequest) -> ShareInfo:
+        """Give a user or a group ``rw`` or ``ro`` access; replaces an earlier grant."""
+        v = Validator()
+        if (req.user is None) == (req.group is None):
+            v.add("user", "name exactly one user or one group")
+        v.check()
+        with self.db.session() as s:
+            share_row = self._share(s, share)
+            if req.user is not None:
+                user = s.scalars(select(User).where(User.name == req.user)).first()
+                if user is None:
+                    raise InvalidInput(field="user", reason=f"user '{req.user}' does not exist")
+                grant = s.scalars(
+                    select(Grant).where(Grant.share_id == share_row.id, Grant.user_id == user.id)
+                ).first() or Grant(share_id=share_row.id, user_id=user.id)
+                who = f"user {req.user}"
+            else:
+                group = s.scalars(select(Group).where(Group.name == req.group)).first()
+                if group is None:
+                    raise InvalidInput(field="group", reason=f"group '{req.group}' does not exist")
+                grant = s.scalars(
+                    select(Grant).where(Grant.share_id == share_row.id, Grant.group_id == group.id)
+                ).first() or Grant(share_id=share_row.id, group_id=group.id)
+                who = f"group {req.group}"
+            grant.access = req.access
+            s.add(grant)
+        self.apply(share)
+        self.events.record("info", "share.granted", share, f"{who} may {req.access} {share}")
+        return self.shares.get(share)
+
+    def revoke(self, share: str, user: str | None = None, group: str | None = None) -> ShareInfo:
+        if (user is None) == (group is None):
+            raise InvalidInput(field="user", reason="name exactly one user or one group")
+        with self.db.session() as s:
+            share_row = self._share(s, share)
+            for grant in share_row.grants:
+                if (user and grant.user and grant.user.name == user) or (
+                    group and grant.group and grant.group.name == group
+                ):
+                    share_row.grants.remove(grant)
+                    break
+            else:
+                who = f"user '{user}'" if user else f"group '{group}'"
+                raise NotFound(f"{who} has no grant on share '{share}'")
+        self.apply(share)
+        self.events.record(
+            "info",
+            "share.revoked",
+            share,
+            f"{'user ' + user if user else 'group ' + str(group)} lost access to {share}",
+        )
+        return self.shares.get(share)
+
+    @staticmethod
+    def _share(s: Session, name: str) -> Share:
+        share = s.scalars(select(Share).where(Share.name == name)).first()
+        if share is None:
+            raise NotFound(f"share '{name}' does not exist")
+        return share
+
+    def apply(self, share: str, recursive: bool = True) -> None:
+        """Make the share's ACLs match its grants: the top folder exactly, and (``recursive``)
+        every file and folder inside for the entries that changed.
+
+        POSIX lets a file's owner write it whatever the ACL says, so when a user's (or a
+        group's) access becomes read-only, the owner write bit of their files is cleared too.
+        Revoked users cannot reach the share at all: its top folder no longer lets them in."""
+        path = self.shares.path(share)
+        with self.db.session() as s:
+            grants = self._share(s, share).grants
+            wanted = desired_entries(grants)
+            members = {g.group.gid: [u.uid for u in g.group.members] for g in grants if g.group}
+        if not path.is_dir():
+            return
+        with translated(f"setting the permissions of share {share}"):
+            current = acl.named_entries(path)
+            acl.set_root(path, wanted)
+            if recursive:
+                wanted_keys = {(e.kind, e.qualifier) for e in wanted}
+                removed = [e for e in current if (e.kind, e.qualifier) not in wanted_keys]
+                changed = [e for e in wanted if e not in current]
+                if removed or changed:
+                    acl.modify_tree(path, changed, removed)
+                narrowed = [e for e in changed if e.perms == PERMS["ro"]]
+                uids = [e.qualifier for e in narrowed if e.kind == "user"]
+                for e in narrowed:
+                    if e.kind == "group":
+                        uids += members.get(e.qualifier, [])
+                acl.drop_owner_write(path, uids)
+
+    def apply_all(self, share_names: list[str] | None = None) -> None:
+        """Re-apply ACLs of the given shares (all when None): after users or groups went."""
+        with self.db.session() as s:
+            names = share_names or list(s.scalars(select(Share.name)))
+        for name in names:
+            self.apply(name)
+
+    def shares_of(self, user_id: int | None = None, group_id: int | None = None) -> list[str]:
+        """Shares on which a user or group has a grant."""
+        with self.db.session() as s:
+            query = select(Share.name).join(Grant)
+            if user_id is not None:
+                query = query.where(Grant.user_id == user_id)
+            if group_id is not None:
+                query = query.where(Grant.group_id == group_id)
+            return list(s.scalars(query))

@@ -1,0 +1,78 @@
+"""Shapes of users, groups, grants and tokens in the API and the CLI's ``--json``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class UserCreate(BaseModel):
+    name: str = Field(description="Login name: lower-case letters, digits, `_` and `-`.")
+    password: str = Field(description="At least 8 characters.", repr=False)
+    full_name: str = Field("", max_length=128, description="The person's name.")
+    email: str = Field("", max_length=254, description="E-mail address for notices.")
+    admin: bool = Field(False, description="May administer Speicher (API, CLI, web console).")
+
+
+class UserUpdate(BaseModel):
+    full_name: str | None = Field(None, max_length=128, description="New full name.")
+    email: str | None = Field(None, max_length=254, description="New e-mail address.")
+    admin: bool | None = Field(None, description="Grant or take away admin rights.")
+    enabled: bool | None = Field(None, description="A disabled user cannot log in anywhere.")
+
+
+class PasswordChange(BaseModel):
+    password: str = Field(description="The new password, at least 8 characters.", repr=False)
+
+
+class UserInfo(BaseModel):
+    """A Speicher user; also a Unix account with a stable uid."""
+
+    name: str = Field(description="Login name.")
+    uid: int = Field(description="Unix user id; files the user writes are owned by it.")
+    unix_name: str = Field(description="Name of the Unix account.")
+    full_name: str = Field(description="The person's name.")
+    email: str = Field(description="E-mail address.")
+    admin: bool = Field(description="Whether the user is an administrator.")
+    enabled: bool = Field(description="Whether the user may log in.")
+    groups: list[str] = Field(description="Groups the user belongs to.")
+    created_at: dt.datetime = Field(description="When the user was created (UTC).")
+
+
+class GroupCreate(BaseModel):
+    name: str = Field(description="Group name: lower-case letters, digits, `_` and `-`.")
+    description: str = Field("", max_length=256, description="Free text.")
+
+
+class GroupInfo(BaseModel):
+    """A group of users; also a Unix group with a stable gid."""
+
+    name: str = Field(description="Group name.")
+    gid: int = Field(description="Unix group id.")
+    unix_name: str = Field(description="Name of the Unix group.")
+    description: str = Field(description="Free text.")
+    members: list[str] = Field(description="Names of its users.")
+    created_at: dt.datetime = Field(description="When it was created (UTC).")
+
+
+class GrantRequest(BaseModel):
+    user: str | None = Field(None, description="The user to grant access to (or `group`).")
+    group: str | None = Field(None, description="The group to grant access to (or `user`).")
+    access: Literal["rw", "ro"] = Field(description="`rw` read and write, `ro` read only.")
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(description="What the token is for, e.g. `monitoring`.")
+
+
+class TokenInfo(BaseModel):
+    name: str = Field(description="What the token is for.")
+    key: str = Field(description="The token's public part; the secret is never shown again.")
+    created_at: dt.datetime = Field(description="When it was created (UTC).")
+    last_used_at: dt.datetime | None = Field(description="When it was last used (UTC).")
+
+
+class TokenCreated(TokenInfo):
+    token: str = Field(description="The whole token. Shown once: store it now.")

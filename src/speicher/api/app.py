@@ -1,0 +1,34 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+
+from speicher import __version__
+from speicher.api import problems
+from speicher.api.auth import principal
+from speicher.api.routes import access, storage, system
+from speicher.services import Services
+
+PREFIX = "/api/v1"
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="Speicher",
+        version=__version__,
+        description="Speicher's REST API. Authenticate with an admin token "
+        "(`Authorization: Bearer spk_...`, made by `speicher token create`) or with an "
+        "admin's name and password (HTTP Basic). Errors are RFC 9457 problem documents.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    problems.install(app)
+    auth = [Depends(principal)]
+    for router in (storage.router, access.router, system.router):
+        app.include_router(
+            router, prefix=PREFIX, dependencies=auth, responses=problems.PROBLEM_RESPONSES
+        )
+    return app

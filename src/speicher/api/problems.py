@@ -1,0 +1,85 @@
+"""Errors as RFC 9457 problem documents (``application/problem+json``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from speicher.errors import OperationFailed, SpeicherError
+
+log = logging.getLogger(__name__)
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="The request field at fault (dotted path), or empty.")
+    reason: str = Field(description="What is wrong with it.")
+
+
+class ProblemDocument(BaseModel):
+    """How every error is answered."""
+
+    type: str = Field("about:blank", description="Always `about:blank`: see `title`.")
+    title: str = Field(description="Short name of the kind of error.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="One readable sentence about what went wrong.")
+    errors: list[FieldProblem] = Field([], description="Every problem with the request's fields.")
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ProblemDocument, "content": {"application/problem+json": {}}}
+    for code in (400, 401, 403, 404, 409, 422, 500)
+}
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[FieldProblem] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = ProblemDocument(title=title, status=status, detail=detail, errors=errors or [])
+    return JSONResponse(
+        body.model_dump(),
+        status_code=status,
+        media_type="application/problem+json",
+        headers=headers,
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(SpeicherError)
+    async def speicher_error(_request: Request, exc: SpeicherError) -> JSONResponse:
+        if isinstance(exc, OperationFailed):
+            log.error("%s (%s)", exc.message, exc.detail)
+        errors = [FieldProblem(field=p.field, reason=p.reason) for p in exc.problems]
+        headers = {"WWW-Authenticate": 'Basic realm="Speicher"'} if exc.status == 401 else None
+        return problem(exc.status, exc.title, exc.message, errors, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            FieldProblem(
+                field=".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")),
+                reason=e["msg"],
+            )
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e.field}: {e.reason}" if e.field else e.reason for e in errors)
+        return problem(422, "Invalid input", detail, errors)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return problem(500, "Internal error", "internal error; see the daemon's log")

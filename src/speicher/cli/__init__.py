@@ -1,0 +1,1 @@
+"""The ``speicher`` command: a client of the daemon's REST API, plus ``speicher serve``."""

@@ -1,0 +1,259 @@
+"""``speicher user``, ``speicher group`` and ``speicher token``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from speicher.cli.client import CliError
+from speicher.cli.context import client
+from speicher.cli.output import console, details, print_json, table
+from speicher.cli.storage import JsonOpt, YesOpt, require_yes
+
+user_app = typer.Typer(help="Users (each is also a Unix account).", no_args_is_help=True)
+group_app = typer.Typer(help="Groups of users.", no_args_is_help=True)
+token_app = typer.Typer(help="Admin API tokens.", no_args_is_help=True)
+
+StdinOpt = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+]
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise CliError("no password on standard input", 2)
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise CliError("no terminal to ask for a password; use --password-stdin", 2)
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+def _show_user(user: dict[str, Any]) -> None:
+    details(
+        [
+            ("name", user["name"]),
+            ("full name", user["full_name"] or "-"),
+            ("email", user["email"] or "-"),
+            ("admin", "yes" if user["admin"] else "no"),
+            ("enabled", "yes" if user["enabled"] else "no"),
+            ("uid", user["uid"]),
+            ("unix account", user["unix_name"]),
+            ("groups", ", ".join(user["groups"]) or "-"),
+            ("created", user["created_at"]),
+        ]
+    )
+
+
+@user_app.command("create")
+def user_create(
+    ctx: typer.Context,
+    name: str,
+    password_stdin: StdinOpt = False,
+    full_name: Annotated[str, typer.Option(help="The person's name.")] = "",
+    email: Annotated[str, typer.Option(help="E-mail address.")] = "",
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a user (the password is asked for, or read with --password-stdin)."""
+    password = read_password(password_stdin)
+    user = client(ctx).post(
+        "/users",
+        {
+            "name": name,
+            "password": password,
+            "full_name": full_name,
+            "email": email,
+            "admin": admin,
+        },
+    )
+    if as_json:
+        print_json(user)
+    else:
+        console.print(f"user {user['name']} created (uid {user['uid']})")
+
+
+@user_app.command("list")
+def user_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List users."""
+    users = client(ctx).get("/users")
+    if as_json:
+        print_json(users)
+        return
+    table(
+        users,
+        [
+            ("NAME", "name"),
+            ("FULL NAME", "full_name"),
+            ("UID", "uid"),
+            ("ADMIN", "admin"),
+            ("ENABLED", "enabled"),
+            ("GROUPS", lambda u: ", ".join(u["groups"])),
+        ],
+        empty="no users",
+    )
+
+
+@user_app.command("show")
+def user_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+    """Show a user."""
+    user = client(ctx).get(f"/users/{name}")
+    if as_json:
+        print_json(user)
+    else:
+        _show_user(user)
+
+
+@user_app.command("update")
+def user_update(
+    ctx: typer.Context,
+    name: str,
+    full_name: Annotated[str | None, typer.Option(help="New full name.")] = None,
+    email: Annotated[str | None, typer.Option(help="New e-mail address.")] = None,
+    admin: Annotated[
+        bool | None, typer.Option("--admin/--no-admin", help="Grant or take away admin rights.")
+    ] = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="Allow or stop logins.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a user."""
+    user = client(ctx).patch(
+        f"/users/{name}",
+        {"full_name": full_name, "email": email, "admin": admin, "enabled": enabled},
+    )
+    if as_json:
+        print_json(user)
+    else:
+        console.print(f"user {name} updated")
+
+
+@user_app.command("passwd")
+def user_passwd(ctx: typer.Context, name: str, password_stdin: StdinOpt = False) -> None:
+    """Set a user's password."""
+    client(ctx).put(f"/users/{name}/password", {"password": read_password(password_stdin)})
+    console.print(f"password of {name} changed")
+
+
+@user_app.command("delete")
+def user_delete(ctx: typer.Context, name: str, yes: YesOpt = False) -> None:
+    """Delete a user (their files stay, owned by their old uid)."""
+    require_yes(yes, f"deleting user {name}")
+    client(ctx).delete(f"/users/{name}")
+    console.print(f"user {name} deleted")
+
+
+@group_app.command("create")
+def group_create(
+    ctx: typer.Context,
+    name: str,
+    description: Annotated[str, typer.Option(help="Free text.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a group."""
+    group = client(ctx).post("/groups", {"name": name, "description": description})
+    if as_json:
+        print_json(group)
+    else:
+        console.print(f"group {group['name']} created (gid {group['gid']})")
+
+
+@group_app.command("list")
+def group_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List groups."""
+    groups = client(ctx).get("/groups")
+    if as_json:
+        print_json(groups)
+        return
+    table(
+        groups,
+        [
+            ("NAME", "name"),
+            ("GID", "gid"),
+            ("DESCRIPTION", "description"),
+            ("MEMBERS", lambda g: ", ".join(g["members"])),
+        ],
+        empty="no groups",
+    )
+
+
+@group_app.command("show")
+def group_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+    """Show a group and its members."""
+    group = client(ctx).get(f"/groups/{name}")
+    if as_json:
+        print_json(group)
+        return
+    details(
+        [
+            ("name", group["name"]),
+            ("gid", group["gid"]),
+            ("unix group", group["unix_name"]),
+            ("description", group["description"] or "-"),
+            ("members", ", ".join(group["members"]) or "-"),
+        ]
+    )
+
+
+@group_app.command("delete")
+def group_delete(ctx: typer.Context, name: str, yes: YesOpt = False) -> None:
+    """Delete a group (its grants go with it)."""
+    require_yes(yes, f"deleting group {name}")
+    client(ctx).delete(f"/groups/{name}")
+    console.print(f"group {name} deleted")
+
+
+@group_app.command("add-member")
+def group_add_member(ctx: typer.Context, group: str, user: str) -> None:
+    """Add a user to a group."""
+    client(ctx).put(f"/groups/{group}/members/{user}")
+    console.print(f"{user} added to {group}")
+
+
+@group_app.command("remove-member")
+def group_remove_member(ctx: typer.Context, group: str, user: str) -> None:
+    """Remove a user from a group."""
+    client(ctx).delete(f"/groups/{group}/members/{user}")
+    console.print(f"{user} removed from {group}")
+
+
+@token_app.command("create")
+def token_create(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+    """Create an admin API token; it is shown only now."""
+    token = client(ctx).post("/tokens", {"name": name})
+    if as_json:
+        print_json(token)
+        return
+    console.print(f"token {name} created. Store it now; it is not shown again:")
+    sys.stdout.write(token["token"] + "\n")
+
+
+@token_app.command("list")
+def token_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List API tokens (never their secrets)."""
+    tokens = client(ctx).get("/tokens")
+    if as_json:
+        print_json(tokens)
+        return
+    table(
+        tokens,
+        [
+            ("NAME", "name"),
+            ("KEY", "key"),
+            ("CREATED", "created_at"),
+            ("LAST USED", "last_used_at"),
+        ],
+        empty="no tokens",
+    )
+
+
+@token_app.command("delete")
+def token_delete(ctx: typer.Context, name: str) -> None:
+    """Delete an API token; programs using it lose access at once."""
+    client(ctx).delete(f"/tokens/{name}")
+    console.print(f"token {name} deleted")

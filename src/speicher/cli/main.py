@@ -1,0 +1,125 @@
+"""The ``speicher`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.exceptions import Abort, Exit, TyperException
+
+from speicher import __version__
+from speicher.cli.access import group_app, token_app, user_app
+from speicher.cli.client import CliError
+from speicher.cli.context import State
+from speicher.cli.storage import disk_app, pool_app, share_app
+from speicher.cli.system import event_app, job_app
+from speicher.errors import SpeicherError
+
+app = typer.Typer(
+    help="Speicher: an open-source NAS server. As root the CLI talks to the local daemon; "
+    "elsewhere give --url and --token.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+for sub, name in (
+    (disk_app, "disk"),
+    (pool_app, "pool"),
+    (share_app, "share"),
+    (user_app, "user"),
+    (group_app, "group"),
+    (token_app, "token"),
+    (job_app, "job"),
+    (event_app, "event"),
+):
+    app.add_typer(sub, name=name)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"speicher {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SPEICHER_URL",
+            help="The daemon's URL, e.g. http://nas:8080 (default: local socket).",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="SPEICHER_TOKEN", help="An admin API token for --url.")
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SPEICHER_USER",
+            help="An admin's name for --url (password in SPEICHER_PASSWORD).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", envvar="SPEICHER_CONFIG", help="Settings file (TOML)."),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    import os
+
+    ctx.obj = State(
+        url=url, token=token, user=user, password=os.environ.get("SPEICHER_PASSWORD"), config=config
+    )
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", envvar="SPEICHER_CONFIG", help="Settings file (TOML)."),
+    ] = None,
+) -> None:
+    """Run the Speicher daemon in the foreground (as root)."""
+    from speicher.config import load_settings
+    from speicher.daemon import serve as run_daemon
+
+    state = ctx.find_object(State)
+    settings = load_settings(config or (state.config if state else None))
+    run_daemon(settings)
+
+
+def main() -> None:
+    """Entry point: every error becomes one line on stderr and an exit code."""
+    try:
+        result = app(standalone_mode=False)
+    except Exit as exc:
+        sys.exit(exc.exit_code)
+    except TyperException as exc:  # usage errors: unknown option, missing argument...
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.stderr.write(exc.format_message() + "\n")
+        else:
+            _fail(exc.format_message())
+        sys.exit(exc.exit_code)
+    except (Abort, KeyboardInterrupt):
+        sys.stderr.write("aborted\n")
+        sys.exit(130)
+    except (CliError, SpeicherError) as exc:
+        _fail(exc.message)
+        sys.exit(exc.exit_code)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def _fail(message: str) -> None:
+    """One readable line on stderr, however long."""
+    sys.stderr.write("error: " + " ".join(message.split()) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Settings: defaults, then a TOML file (``--config``), then ``SPEICHER_*`` environment variables.
+
+Every path and port is a setting, so several instances can run side by side (tests, trials).
+Environment variables win over the file, so a test can override one value of a shared file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from speicher.errors import InvalidInput, Problem
+
+CONFIG_ENV = "SPEICHER_CONFIG"
+
+
+class Settings(BaseSettings):
+    """Speicher's settings. Each field is also the environment variable ``SPEICHER_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="SPEICHER_", extra="forbid")
+
+    state_dir: Path = Field(
+        Path("/var/lib/speicher"),
+        description="Database, virtual disks, sockets and keys live here.",
+    )
+    mount_root: Path = Field(
+        Path("/srv/speicher"), description="Pools are mounted at <mount_root>/<pool>."
+    )
+    api_host: str = Field("0.0.0.0", description="Address the REST API listens on.")  # noqa: S104
+    api_port: int = Field(8080, ge=0, le=65535, description="TCP port of the REST API.")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; empty means SQLite in the state directory."
+    )
+    admin_password: str = Field(
+        "", description="Password for the first admin; empty means a random one printed once."
+    )
+    account_prefix: str = Field(
+        "",
+        pattern=r"^[a-z0-9_-]{0,8}$",
+        description="Prefix of the Unix account and group names of this instance's users "
+        "(lets test instances share a machine without clashing).",
+    )
+    uid_base: int = Field(
+        20000, ge=1000, le=2_000_000_000, description="First uid/gid given to Speicher users."
+    )
+    monitor_interval: float = Field(
+        60.0, gt=0, description="Seconds between health checks of pools and disks."
+    )
+    log_level: str = Field("INFO", description="Python log level of the daemon.")
+
+    @field_validator("state_dir", "mount_root")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @property
+    def socket_path(self) -> Path:
+        """The daemon's local Unix socket; only root may connect."""
+        return self.state_dir / "speicher.sock"
+
+    @property
+    def disks_dir(self) -> Path:
+        return self.state_dir / "disks"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'speicher.db'}"
+
+    @property
+    def primary_group(self) -> str:
+        """The Unix group every Speicher user has as primary group."""
+        return f"{self.account_prefix}speicher"
+
+
+def load_settings(config_file: Path | str | None = None) -> Settings:
+    """Load settings from an optional TOML file (or ``$SPEICHER_CONFIG``) and the environment."""
+    path = config_file or os.environ.get(CONFIG_ENV) or None
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with Path(path).open("rb") as fh:
+                file_values = tomllib.load(fh)
+        except FileNotFoundError:
+            raise InvalidInput(field="config", reason=f"file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInput(field="config", reason=f"{path} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise InvalidInput(
+                field="config", reason=f"cannot read {path}: {exc.strerror}"
+            ) from None
+        file_values = file_values.get("speicher", file_values)
+        if not isinstance(file_values, dict):
+            raise InvalidInput(field="config", reason=f"[speicher] in {path} must be a table")
+    env_names = {name for name in Settings.model_fields if f"SPEICHER_{name.upper()}" in os.environ}
+    values = {k: v for k, v in file_values.items() if k not in env_names}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise InvalidInput(
+            [Problem(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
+        ) from None

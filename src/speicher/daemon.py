@@ -1,0 +1,136 @@
+"""The daemon: prepare the machine, reconcile it with the model, serve the API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import uvicorn
+
+from speicher import __version__
+from speicher.api.app import create_app
+from speicher.config import Settings
+from speicher.errors import SpeicherError
+from speicher.services import Services
+
+log = logging.getLogger("speicher.daemon")
+
+
+def prepare(settings: Settings) -> Services:
+    """Create directories, migrate the database and build the services."""
+    for path, mode in ((settings.state_dir, 0o700), (settings.disks_dir, 0o700)):
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, mode)
+    settings.mount_root.mkdir(parents=True, exist_ok=True)
+    services = Services.build(settings)
+    services.db.migrate()
+    return services
+
+
+def reconcile(services: Services) -> None:
+    """Bring the machine in line with the model after a start, a crash or a reboot."""
+    interrupted = services.jobs.fail_interrupted()
+    if interrupted:
+        log.warning("%d job(s) were interrupted by the last stop", interrupted)
+    services.users.ensure_primary_group()
+    services.users.ensure_accounts()
+    services.groups.ensure_groups()
+    services.disks.attach_all()
+    services.pools.mount_all()
+    services.shares.check_all()
+
+
+class Monitor(threading.Thread):
+    """Checks pool health every ``monitor_interval`` seconds."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(name="monitor", daemon=True)
+        self.services = services
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.services.settings.monitor_interval):
+            try:
+                self.services.pools.check_all()
+            except Exception:
+                log.exception("health check failed")
+
+
+def _unix_socket(path: Path) -> socket.socket:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)  # root only, from the moment it exists
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(128)
+    return sock
+
+
+def _tcp_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(512)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings) -> None:
+    """Run the daemon in the foreground until SIGTERM or SIGINT."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    services = prepare(settings)
+    try:
+        tcp = _tcp_socket(settings.api_host, settings.api_port)
+    except OSError as exc:
+        raise SpeicherError(
+            f"cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror}"
+        ) from None
+    reconcile(services)
+    password = services.users.ensure_admin()
+    services.events.record("info", "daemon.start", "speicher", f"Speicher {__version__} started")
+    host = "localhost" if settings.api_host in ("0.0.0.0", "::") else settings.api_host  # noqa: S104
+    port = tcp.getsockname()[1]
+    banner = [
+        f"Speicher {__version__} is running.",
+        f"  REST API:  http://{host}:{port}/api/v1  (docs: http://{host}:{port}/api/docs)",
+        f"  CLI:       speicher ... (as root, over {settings.socket_path})",
+    ]
+    if password:
+        banner += [
+            "",
+            "  First start: created the user 'admin' with the password",
+            f"      {password}",
+            "  It is shown only this once.",
+        ]
+    print("\n".join(banner), flush=True)
+    unix = _unix_socket(settings.socket_path)
+    monitor = Monitor(services)
+    monitor.start()
+    app = create_app(services)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    # uvicorn re-raises the signal after a graceful shutdown; make SIGTERM end us cleanly too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        asyncio.run(server.serve(sockets=[tcp, unix]))
+    finally:
+        monitor.stopping.set()
+        services.events.record("info", "daemon.stop", "speicher", "Speicher stopped")
+        with contextlib.suppress(FileNotFoundError):
+            settings.socket_path.unlink()
+        services.db.close()

@@ -1,0 +1,221 @@
+"""Speicher's configuration model. Data lives in the filesystem; this is what we were told."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite forgets zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        return value.astimezone(dt.UTC) if value is not None else None
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class VirtualDisk(Base):
+    """A sparse file in the state directory, attached to a loop device while the daemon runs."""
+
+    __tablename__ = "virtual_disks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    path: Mapped[str] = mapped_column(String(4096))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Pool(Base):
+    """A btrfs filesystem over one or more disks (through md RAID for raid5/raid6)."""
+
+    __tablename__ = "pools"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    profile: Mapped[str] = mapped_column(String(16))
+    uuid: Mapped[str] = mapped_column(String(36), default="")
+    md_uuid: Mapped[str] = mapped_column(String(64), default="")
+    # creating -> ready -> destroying; a row left in creating/destroying is finished at start
+    state: Mapped[str] = mapped_column(String(16), default="creating")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    disks: Mapped[list[PoolDisk]] = relationship(
+        back_populates="pool", cascade="all, delete-orphan", order_by="PoolDisk.id"
+    )
+    shares: Mapped[list[Share]] = relationship(back_populates="pool", order_by="Share.name")
+
+
+class PoolDisk(Base):
+    """A disk that belongs to a pool: a virtual disk's name or a block device path."""
+
+    __tablename__ = "pool_disks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"))
+    disk: Mapped[str] = mapped_column(String(4096), unique=True)
+
+    pool: Mapped[Pool] = relationship(back_populates="disks")
+
+
+class Share(Base):
+    """A btrfs subvolume of a pool, offered under one name on every protocol."""
+
+    __tablename__ = "shares"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id"))
+    description: Mapped[str] = mapped_column(String(256), default="")
+    quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    compression: Mapped[str] = mapped_column(String(8), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    pool: Mapped[Pool] = relationship(back_populates="shares")
+    grants: Mapped[list[Grant]] = relationship(
+        back_populates="share", cascade="all, delete-orphan", order_by="Grant.id"
+    )
+
+
+group_members = Table(
+    "group_members",
+    Base.metadata,
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class User(Base):
+    """A person (or program) who uses Speicher; also a locked Unix account with a stable uid."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    uid: Mapped[int] = mapped_column(Integer, unique=True)
+    full_name: Mapped[str] = mapped_column(String(128), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    password_hash: Mapped[str] = mapped_column(String(256))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    groups: Mapped[list[Group]] = relationship(
+        secondary=group_members, back_populates="members", order_by="Group.name"
+    )
+
+
+class Group(Base):
+    """A set of users; also a Unix group with a stable gid."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    gid: Mapped[int] = mapped_column(Integer, unique=True)
+    description: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    members: Mapped[list[User]] = relationship(
+        secondary=group_members, back_populates="groups", order_by="User.name"
+    )
+
+
+class Grant(Base):
+    """Access of one user or one group to one share: ``rw`` or ``ro``."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        UniqueConstraint("share_id", "user_id"),
+        UniqueConstraint("share_id", "group_id"),
+        CheckConstraint("(user_id IS NULL) != (group_id IS NULL)", name="one_principal"),
+        CheckConstraint("access IN ('rw', 'ro')", name="access_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    share_id: Mapped[int] = mapped_column(ForeignKey("shares.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), nullable=True
+    )
+    access: Mapped[str] = mapped_column(String(2))
+
+    share: Mapped[Share] = relationship(back_populates="grants")
+    user: Mapped[User | None] = relationship()
+    group: Mapped[Group | None] = relationship()
+
+
+class Token(Base):
+    """An admin API token. Only a SHA-256 of its secret is kept; the token is shown once."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    key: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Job(Base):
+    """A long operation: what it does, how far it is, how it ended."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(256), default="")
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Event(Base):
+    """Something an admin should know about: a pool degraded, the daemon started."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    time: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    level: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256), default="")
+    message: Mapped[str] = mapped_column(Text)

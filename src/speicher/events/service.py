@@ -1,0 +1,36 @@
+"""Recording and reading events."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from speicher.db import Database, Event
+from speicher.events.models import EventInfo
+
+log = logging.getLogger("speicher.events")
+
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+class EventService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, level: str, kind: str, subject: str, message: str) -> EventInfo:
+        """Store an event and write it to the daemon's log."""
+        log.log(_LEVELS.get(level, logging.INFO), "%s %s: %s", kind, subject, message)
+        with self.db.session() as s:
+            event = Event(level=level, kind=kind, subject=subject, message=message)
+            s.add(event)
+            s.flush()
+            return EventInfo.model_validate(event)
+
+    def list(self, limit: int = 100, kind: str | None = None) -> list[EventInfo]:
+        """The newest ``limit`` events, newest first."""
+        with self.db.session() as s:
+            query = select(Event).order_by(Event.id.desc()).limit(limit)
+            if kind:
+                query = query.where(Event.kind.startswith(kind))
+            return [EventInfo.model_validate(e) for e in s.scalars(query)]

@@ -1,0 +1,50 @@
+"""The service layer, built once: every front end (API, CLI through the API, scheduler) uses it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from speicher.access import GrantService, GroupService, TokenService, UserService
+from speicher.config import Settings
+from speicher.db import Database
+from speicher.events import EventService
+from speicher.jobs import JobService
+from speicher.storage import DiskService, PoolService, ShareService
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    events: EventService
+    jobs: JobService
+    disks: DiskService
+    pools: PoolService
+    shares: ShareService
+    grants: GrantService
+    users: UserService
+    groups: GroupService
+    tokens: TokenService
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        db = Database(settings.db_url)
+        events = EventService(db)
+        jobs = JobService(db)
+        disks = DiskService(settings, db, events)
+        pools = PoolService(settings, db, events, jobs, disks)
+        shares = ShareService(settings, db, events, pools)
+        grants = GrantService(db, events, shares)
+        return cls(
+            settings=settings,
+            db=db,
+            events=events,
+            jobs=jobs,
+            disks=disks,
+            pools=pools,
+            shares=shares,
+            grants=grants,
+            users=UserService(settings, db, events, grants),
+            groups=GroupService(settings, db, events, grants),
+            tokens=TokenService(db, events),
+        )

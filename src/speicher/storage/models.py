@@ -1,0 +1,131 @@
+"""The shapes in which disks, pools and shares are read and written (API, CLI ``--json``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Profile = Literal["single", "raid1", "raid1c3", "raid10", "raid5", "raid6"]
+Compression = Literal["", "zstd", "lzo", "zlib"]
+
+
+class DiskInfo(BaseModel):
+    """A disk Speicher can use: a block device of the machine or a virtual disk."""
+
+    name: str = Field(
+        description="How to name the disk in commands: a virtual disk's name or a "
+        "device path such as `/dev/sdb`."
+    )
+    kind: Literal["physical", "virtual"] = Field(description="`physical` or `virtual`.")
+    device: str = Field(description="Current block device, e.g. `/dev/loop3`; empty if detached.")
+    size: int = Field(description="Size in bytes.")
+    model: str = Field(description="Model as the device reports it; empty for virtual disks.")
+    serial: str = Field(description="Serial number; empty when unknown.")
+    used_by: str = Field(
+        description="What uses the disk: `pool:NAME`, `mounted:/path`, "
+        "`partitions`, `filesystem:TYPE`, or empty when free."
+    )
+    state: Literal["available", "in-use", "missing"] = Field(
+        description="`available` (free to use), `in-use`, or `missing` (a virtual disk whose "
+        "file is gone)."
+    )
+    backing_file: str = Field(description="A virtual disk's sparse file; empty otherwise.")
+
+
+class VirtualDiskCreate(BaseModel):
+    name: str = Field(description="Name of the virtual disk (lower-case letters, digits, -, _).")
+    size: str = Field(description="Size such as `10G` (binary units).", examples=["10G"])
+
+
+class PoolCreate(BaseModel):
+    name: str = Field(description="Pool name: 3-32 lower-case letters, digits and `-`.")
+    profile: Profile = Field(
+        description="Redundancy: `single`, `raid1`, `raid1c3`, `raid10`, "
+        "or `raid5`/`raid6` (Linux md RAID under btrfs)."
+    )
+    disks: list[str] = Field(description="Disks by name (virtual) or device path.")
+    force: bool = Field(False, description="Wipe disks that hold an unknown filesystem.")
+
+
+class PoolDiskChange(BaseModel):
+    disk: str = Field(description="The disk to add or remove.")
+    force: bool = Field(False, description="Wipe a disk that holds an unknown filesystem.")
+
+
+class PoolReplace(BaseModel):
+    old: str = Field(description="The disk to replace (it may be missing).")
+    new: str = Field(description="The disk that takes its place.")
+    force: bool = Field(False, description="Wipe a new disk that holds an unknown filesystem.")
+
+
+class PoolDiskInfo(BaseModel):
+    disk: str = Field(description="The disk's name (virtual) or device path.")
+    device: str = Field(description="Current block device; empty when missing.")
+    devid: int | None = Field(description="btrfs device id; null for md members.")
+    size: int = Field(description="Bytes of this disk the pool may use.")
+    used: int = Field(description="Bytes allocated on this disk.")
+    state: Literal["online", "missing"] = Field(description="`online` or `missing`.")
+
+
+class PoolInfo(BaseModel):
+    """A pool: a btrfs filesystem over its disks."""
+
+    name: str = Field(description="Pool name.")
+    uuid: str = Field(description="Filesystem UUID; the pool is mounted by it.")
+    profile: str = Field(description="Redundancy profile.")
+    state: Literal["creating", "ready", "destroying"] = Field(
+        description="`creating` while its job runs, then `ready`."
+    )
+    health: Literal["ok", "degraded", "unavailable"] = Field(
+        description="`ok`; `degraded` when a disk is missing or failing but data is readable; "
+        "`unavailable` when it cannot be mounted."
+    )
+    mountpoint: str = Field(description="Where it is mounted.")
+    size: int = Field(description="Usable bytes (after redundancy).")
+    used: int = Field(description="Bytes used.")
+    free: int = Field(description="Bytes free for new data.")
+    disks: list[PoolDiskInfo] = Field(description="The pool's disks and their state.")
+    shares: list[str] = Field(description="Names of the shares on this pool.")
+    created_at: dt.datetime = Field(description="When it was created (UTC).")
+
+
+class GrantInfo(BaseModel):
+    principal: Literal["user", "group"] = Field(description="`user` or `group`.")
+    name: str = Field(description="The user's or group's name.")
+    access: Literal["rw", "ro"] = Field(description="`rw` (read and write) or `ro` (read only).")
+
+
+class ShareCreate(BaseModel):
+    name: str = Field(
+        description="Share name, valid for SMB and as an S3 bucket: 3-63 "
+        "lower-case letters, digits and `-`."
+    )
+    pool: str = Field(description="The pool to put it on.")
+    quota: str | None = Field(None, description="Size limit such as `50G`; null for none.")
+    compression: Compression = Field("", description="`zstd`, `lzo`, `zlib`, or empty for none.")
+    description: str = Field("", max_length=256, description="Free text for people.")
+
+
+class ShareUpdate(BaseModel):
+    quota: str | None = Field(
+        None,
+        description="New size limit such as `50G`, or `none` to remove it; null leaves it as is.",
+    )
+    compression: Compression | None = Field(None, description="New compression; null leaves it.")
+    description: str | None = Field(None, max_length=256, description="New description.")
+
+
+class ShareInfo(BaseModel):
+    """A share: a btrfs subvolume, offered under one name on every protocol."""
+
+    name: str = Field(description="Share name.")
+    pool: str = Field(description="The pool it lives on.")
+    path: str = Field(description="Its directory on the server.")
+    quota: int | None = Field(description="Size limit in bytes; null for none.")
+    used: int = Field(description="Bytes its files take (referenced by the subvolume).")
+    compression: str = Field(description="Compression of new writes; empty for none.")
+    description: str = Field(description="Free text.")
+    grants: list[GrantInfo] = Field(description="Who may read or write.")
+    created_at: dt.datetime = Field(description="When it was created (UTC).")

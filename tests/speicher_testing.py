@@ -1,0 +1,184 @@
+"""Running real Speicher daemons for system tests, and removing every trace of them afterwards.
+
+Each daemon gets its own state directory, mount root, TCP port and Unix account prefix, so
+tests can run in parallel on one machine. ``cleanup()`` unmounts, detaches loop devices and
+deletes Unix accounts by what it finds on the machine, not by what the daemon remembers, so
+it also cleans up after a test that failed half-way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ADMIN_PASSWORD = "admin-secret-1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def speicher_executable() -> str:
+    path = Path(sys.executable).parent / "speicher"
+    assert path.exists(), f"{path} is missing: install the project (make test does)"
+    return str(path)
+
+
+class Daemon:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.state_dir = base / "state"
+        self.mount_root = base / "mnt"
+        self.port = free_port()
+        self.prefix = f"t{secrets.token_hex(2)}-"
+        self.log_path = base / "daemon.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.env = {
+            **os.environ,
+            "SPEICHER_STATE_DIR": str(self.state_dir),
+            "SPEICHER_MOUNT_ROOT": str(self.mount_root),
+            "SPEICHER_API_HOST": "127.0.0.1",
+            "SPEICHER_API_PORT": str(self.port),
+            "SPEICHER_ACCOUNT_PREFIX": self.prefix,
+            "SPEICHER_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "SPEICHER_MONITOR_INTERVAL": "2",
+        }
+        for name in ("SPEICHER_URL", "SPEICHER_TOKEN", "SPEICHER_USER", "SPEICHER_CONFIG"):
+            self.env.pop(name, None)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api = httpx.Client(
+            base_url=f"{self.url}/api/v1", auth=("admin", ADMIN_PASSWORD), timeout=120
+        )
+
+    # -- process -------------------------------------------------------------------------------
+
+    def start(self, timeout: float = 60) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [speicher_executable(), "serve"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if self.api.get("/system").status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"daemon did not answer within {timeout} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def cli(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [speicher_executable(), *args],
+            env={**self.env, **(env or {})},
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            command = " ".join(args)
+            output = result.stderr + result.stdout
+            raise AssertionError(f"speicher {command} exited {result.returncode}:\n{output}")
+        return result
+
+    def wait_job(self, job: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while job["state"] == "running":
+            assert time.monotonic() < deadline, f"job {job['id']} still running: {job}"
+            time.sleep(0.3)
+            job = self.api.get(f"/jobs/{job['id']}").json()
+        return job
+
+    def unix_name(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    # -- removing every trace ------------------------------------------------------------------
+
+    def cleanup(self) -> None:
+        self.stop()
+        # shown by pytest only when a test of this daemon failed
+        sys.stderr.write("---- daemon log (last 80 lines) ----\n")
+        sys.stderr.write("\n".join(self.log().splitlines()[-80:]) + "\n")
+        self.api.close()
+        remove_traces(self.base, self.prefix)
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=120)
+
+
+def remove_traces(base: Path, prefix: str) -> None:
+    """Unmount, detach, and delete accounts of one test instance, whatever state it is in."""
+    targets = [
+        line
+        for line in _run("findmnt", "--list", "--noheadings", "--output", "TARGET").stdout.split(
+            "\n"
+        )
+        if line.startswith(str(base) + "/")
+    ]
+    for target in sorted(targets, key=len, reverse=True):
+        if _run("umount", target).returncode != 0:
+            _run("umount", "--lazy", target)
+    for line in _run(
+        "losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"
+    ).stdout.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2 and parts[1].startswith(str(base) + "/"):
+            _run("losetup", "--detach", parts[0])
+    for name in _accounts("/etc/passwd", prefix):
+        _run("userdel", name)
+    for name in _accounts("/etc/group", prefix):
+        _run("groupdel", name)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _accounts(path: str, prefix: str) -> list[str]:
+    with open(path) as fh:
+        return [line.split(":", 1)[0] for line in fh if line.startswith(prefix)]

@@ -1,0 +1,160 @@
+"""Loading settings: defaults, a TOML file, then ``SPEICHER_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from speicher.config import load_settings
+from speicher.errors import InvalidInput, Problem
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SPEICHER_* variable of the calling shell may leak into a test."""
+    for name in list(os.environ):
+        if name.startswith("SPEICHER_"):
+            monkeypatch.delenv(name)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_file_or_environment() -> None:
+    settings = load_settings()
+    assert settings.state_dir == Path("/var/lib/speicher")
+    assert settings.mount_root == Path("/srv/speicher")
+    assert settings.api_port == 8080
+    assert settings.uid_base == 20000
+    assert settings.account_prefix == ""
+    assert settings.db_url == "sqlite:////var/lib/speicher/speicher.db"
+    assert settings.socket_path == Path("/var/lib/speicher/speicher.sock")
+    assert settings.disks_dir == Path("/var/lib/speicher/disks")
+    assert settings.primary_group == "speicher"
+
+
+def test_values_from_a_speicher_table(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "speicher.toml",
+        '[speicher]\nstate_dir = "/tmp/sp/state"\napi_port = 9000\naccount_prefix = "t1"\n'
+        "monitor_interval = 0.5\n",
+    )
+    settings = load_settings(config)
+    assert settings.state_dir == Path("/tmp/sp/state")
+    assert settings.api_port == 9000
+    assert settings.monitor_interval == 0.5
+    assert settings.primary_group == "t1speicher"
+    assert settings.socket_path == Path("/tmp/sp/state/speicher.sock")
+    assert settings.mount_root == Path("/srv/speicher")  # not in the file: default
+
+
+def test_values_from_a_flat_file(tmp_path: Path) -> None:
+    config = write(tmp_path / "flat.toml", 'mount_root = "/tmp/sp/mnt"\nuid_base = 30000\n')
+    settings = load_settings(str(config))
+    assert settings.mount_root == Path("/tmp/sp/mnt")
+    assert settings.uid_base == 30000
+
+
+def test_file_named_by_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write(tmp_path / "env.toml", "[speicher]\napi_port = 9001\n")
+    monkeypatch.setenv("SPEICHER_CONFIG", str(config))
+    assert load_settings().api_port == 9001
+
+
+def test_an_explicit_file_wins_over_the_environment_s_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPEICHER_CONFIG", str(write(tmp_path / "a.toml", "api_port = 1111\n")))
+    assert load_settings(write(tmp_path / "b.toml", "api_port = 2222\n")).api_port == 2222
+
+
+def test_environment_wins_over_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write(
+        tmp_path / "speicher.toml",
+        '[speicher]\nstate_dir = "/tmp/sp/file"\napi_port = 9000\nlog_level = "DEBUG"\n',
+    )
+    monkeypatch.setenv("SPEICHER_API_PORT", "9100")
+    monkeypatch.setenv("SPEICHER_STATE_DIR", "/tmp/sp/env")
+    settings = load_settings(config)
+    assert settings.api_port == 9100
+    assert settings.state_dir == Path("/tmp/sp/env")
+    assert settings.log_level == "DEBUG"  # not overridden: from the file
+
+
+def test_environment_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPEICHER_DATABASE_URL", "postgresql://db/speicher")
+    monkeypatch.setenv("SPEICHER_UID_BASE", "40000")
+    settings = load_settings()
+    assert settings.db_url == "postgresql://db/speicher"
+    assert settings.uid_base == 40000
+
+
+def test_a_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    with pytest.raises(InvalidInput) as info:
+        load_settings(path)
+    assert info.value.problems == [Problem("config", f"file {path} does not exist")]
+    assert info.value.message == f"config: file {path} does not exist"
+
+
+def test_a_file_that_is_not_toml(tmp_path: Path) -> None:
+    path = write(tmp_path / "bad.toml", "[speicher\napi_port = \n")
+    with pytest.raises(InvalidInput) as info:
+        load_settings(path)
+    (problem,) = info.value.problems
+    assert problem.field == "config"
+    assert problem.reason.startswith(f"{path} is not valid TOML: ")
+
+
+def test_a_directory_given_as_file(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput) as info:
+        load_settings(tmp_path)
+    assert [p.field for p in info.value.problems] == ["config"]
+
+
+@pytest.mark.parametrize("field", ["state_dir", "mount_root"])
+def test_a_relative_path_in_the_file(tmp_path: Path, field: str) -> None:
+    path = write(tmp_path / "rel.toml", f'[speicher]\n{field} = "var/lib/speicher"\n')
+    with pytest.raises(InvalidInput) as info:
+        load_settings(path)
+    (problem,) = info.value.problems
+    assert problem.field == field
+    assert "must be an absolute path" in problem.reason
+
+
+def test_a_relative_path_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPEICHER_STATE_DIR", "state")
+    with pytest.raises(InvalidInput) as info:
+        load_settings()
+    assert [p.field for p in info.value.problems] == ["state_dir"]
+    assert "must be an absolute path" in info.value.message
+
+
+def test_every_problem_of_a_file_is_reported(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "many.toml",
+        'api_port = "eighty"\nuid_base = 5\naccount_prefix = "Way-Too-Long"\nbogus = 1\n',
+    )
+    with pytest.raises(InvalidInput) as info:
+        load_settings(path)
+    fields = sorted(p.field for p in info.value.problems)
+    assert fields == ["account_prefix", "api_port", "bogus", "uid_base"]
+    assert info.value.status == 422
+
+
+@pytest.mark.parametrize("port", [-1, 65536])
+def test_port_out_of_range(tmp_path: Path, port: int) -> None:
+    with pytest.raises(InvalidInput) as info:
+        load_settings(write(tmp_path / "port.toml", f"api_port = {port}\n"))
+    assert [p.field for p in info.value.problems] == ["api_port"]
+
+
+def test_a_bad_environment_value_is_reported_by_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPEICHER_MONITOR_INTERVAL", "0")
+    with pytest.raises(InvalidInput) as info:
+        load_settings()
+    assert [p.field for p in info.value.problems] == ["monitor_interval"]
