@@ -7,8 +7,7 @@ import contextlib
 import logging
 import os
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -538,6 +537,7 @@ class PoolService:
             try:
                 progress(1, "moving data off the disk")
                 self._watch(
+                    "moving data off the disk",
                     lambda: btrfs.device_remove(target, mnt),
                     lambda: _removal_progress(mnt, entry.devid, entry.used),
                     progress,
@@ -594,9 +594,12 @@ class PoolService:
                             mdadm.add(md_name(name), device)
                 else:
                     source = entry.device if entry.state == "online" else str(entry.devid)
-                    with translated("starting the rebuild"):
-                        btrfs.replace_start(source, device, mnt)
-                    self._poll_replace(mnt, progress)
+                    self._watch(
+                        "rebuilding onto the new disk",
+                        lambda: btrfs.replace(source, device, mnt),
+                        lambda: min(btrfs.replace_status(mnt)[1], 94.0),
+                        progress,
+                    )
                     if was_degraded:
                         progress(95, "restoring redundancy of data written while degraded")
                         spec = PROFILES[pool.profile]
@@ -624,40 +627,32 @@ class PoolService:
         return self.jobs.start("pool.replace-disk", name, work, "starting")
 
     @staticmethod
-    def _poll_replace(mnt: Path, progress: Progress) -> None:
-        while True:
-            with translated("reading the rebuild status"):
-                state, percent = btrfs.replace_status(mnt)
-            progress(min(percent, 94.0), "rebuilding")
-            if state == "finished":
-                return
-            if state != "running":
-                raise OperationFailed(f"the rebuild stopped ({state} at {percent:.1f}%)")
-            time.sleep(1)
-
-    @staticmethod
-    def _watch(action: object, measure: object, progress: Progress) -> None:
-        """Run blocking ``action`` while a thread reports ``measure()`` as progress."""
+    def _watch(
+        action: str,
+        run: Callable[[], None],
+        measure: Callable[[], float],
+        progress: Progress,
+    ) -> None:
+        """Run blocking ``run()`` in a thread while reporting ``measure()`` as progress."""
         done = threading.Event()
         errors: builtins.list[BaseException] = []
 
         def runner() -> None:
             try:
-                action()  # type: ignore[operator]
+                run()
             except BaseException as exc:
                 errors.append(exc)
             finally:
                 done.set()
 
-        thread = threading.Thread(target=runner, daemon=True)
-        thread.start()
+        threading.Thread(target=runner, daemon=True).start()
         while not done.wait(1.0):
             with contextlib.suppress(Exception):
-                progress(measure(), "moving data")  # type: ignore[operator]
+                progress(measure(), action)
         if errors:
             exc = errors[0]
             if isinstance(exc, CommandError):
-                raise OperationFailed(f"removing the disk failed: {exc.output}") from None
+                raise OperationFailed(f"{action} failed: {exc.output}", detail=str(exc)) from None
             raise exc
 
     # -- destroying --------------------------------------------------------------------------

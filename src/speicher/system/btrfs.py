@@ -209,9 +209,13 @@ def device_remove(device: str, mountpoint: Path) -> None:
     run(["btrfs", "device", "remove", device, str(mountpoint)], timeout=24 * 3600)
 
 
-def replace_start(source: str, target: str, mountpoint: Path) -> None:
-    """Start replacing ``source`` (path or devid) with ``target`` in the background."""
-    run(["btrfs", "replace", "start", "-f", source, target, str(mountpoint)], timeout=900)
+def replace(source: str, target: str, mountpoint: Path) -> None:
+    """Replace ``source`` (path or devid) with ``target``; blocks until the data is rebuilt.
+    Follow it with :func:`replace_status` from another thread."""
+    run(
+        ["btrfs", "replace", "start", "-B", "-f", source, target, str(mountpoint)],
+        timeout=7 * 24 * 3600,
+    )
 
 
 def parse_replace_status(output: str) -> tuple[str, float]:

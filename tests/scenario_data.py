@@ -1,0 +1,76 @@
+"""Building a small Speicher world through the API, and checking it is all still there."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from fsaccess import as_user
+from speicher_testing import Daemon
+
+
+def build_world(daemon: Daemon, disks: tuple[str, ...] = ("d1", "d2")) -> dict[str, Any]:
+    """Two virtual disks in a raid1 pool, a share with quota and grants, users and a group,
+    and files written by a user. Returns what was made, with the files' SHA-256 sums."""
+    api = daemon.api
+    for name in disks:
+        assert api.post("/disks/virtual", json={"name": name, "size": "2G"}).status_code == 201
+    job = api.post("/pools", json={"name": "tank", "profile": "raid1", "disks": list(disks)})
+    assert job.status_code == 202, job.text
+    assert daemon.wait_job(job.json())["state"] == "succeeded"
+    share = api.post(
+        "/shares", json={"name": "projects", "pool": "tank", "quota": "500M", "compression": "zstd"}
+    )
+    assert share.status_code == 201, share.text
+    for user in ("erin", "frank"):
+        r = api.post("/users", json={"name": user, "password": f"{user}-password-1"})
+        assert r.status_code == 201, r.text
+    assert api.post("/groups", json={"name": "team"}).status_code == 201
+    assert api.put("/groups/team/members/frank").status_code == 200
+    assert (
+        api.post("/shares/projects/grants", json={"user": "erin", "access": "rw"}).status_code
+        == 200
+    )
+    assert (
+        api.post("/shares/projects/grants", json={"group": "team", "access": "ro"}).status_code
+        == 200
+    )
+    path = share.json()["path"]
+    sums = {}
+    erin = daemon.unix_name("erin")
+    for i, size in enumerate((4096, 1024 * 1024, 5 * 1024 * 1024)):
+        target = f"{path}/file{i}.bin"
+        r = as_user(erin, "sh", "-c", f"head -c {size} /dev/urandom > {target}")
+        assert r.returncode == 0, r.stderr
+        sums[target] = sha256(target)
+    os.sync()
+    return {"share_path": path, "sums": sums}
+
+
+def sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_world(daemon: Daemon, world: dict[str, Any], health: str = "ok") -> dict[str, Any]:
+    """Everything build_world made is back: pool, share settings, grants, accounts, files."""
+    api = daemon.api
+    pool = api.get("/pools/tank").json()
+    assert pool["state"] == "ready" and pool["health"] == health, pool
+    assert os.path.ismount(pool["mountpoint"])
+    share = api.get("/shares/projects").json()
+    assert share["quota"] == 500 * 1024**2 and share["compression"] == "zstd"
+    assert {(g["principal"], g["name"], g["access"]) for g in share["grants"]} == {
+        ("user", "erin", "rw"),
+        ("group", "team", "ro"),
+    }
+    assert api.get("/groups/team").json()["members"] == ["frank"]
+    for target, digest in world["sums"].items():
+        assert sha256(target) == digest, f"{target} changed"
+    # the grants still hold in the filesystem, for the users' accounts
+    frank = daemon.unix_name("frank")
+    first = next(iter(world["sums"]))
+    assert as_user(frank, "sh", "-c", f"cat {first} > /dev/null").returncode == 0
+    assert as_user(frank, "sh", "-c", f"echo x > {world['share_path']}/frank.txt").returncode != 0
+    return pool
