@@ -42,8 +42,8 @@ def build_world(daemon: Daemon, disks: tuple[str, ...] = ("d1", "d2")) -> dict[s
     erin = daemon.unix_name("erin")
     for i, size in enumerate((4096, 1024 * 1024, 5 * 1024 * 1024)):
         target = f"{path}/file{i}.bin"
-        r = as_user(erin, "sh", "-c", f"head -c {size} /dev/urandom > {target}")
-        assert r.returncode == 0, r.stderr
+        wrote = as_user(erin, "sh", "-c", f"head -c {size} /dev/urandom > {target}")
+        assert wrote.returncode == 0, wrote.stderr
         sums[target] = sha256(target)
     os.sync()
     return {"share_path": path, "sums": sums}
@@ -56,7 +56,7 @@ def sha256(path: str) -> str:
 def check_world(daemon: Daemon, world: dict[str, Any], health: str = "ok") -> dict[str, Any]:
     """Everything build_world made is back: pool, share settings, grants, accounts, files."""
     api = daemon.api
-    pool = api.get("/pools/tank").json()
+    pool: dict[str, Any] = api.get("/pools/tank").json()
     assert pool["state"] == "ready" and pool["health"] == health, pool
     assert os.path.ismount(pool["mountpoint"])
     share = api.get("/shares/projects").json()
