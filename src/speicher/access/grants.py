@@ -103,7 +103,8 @@ class GrantService:
         every file and folder inside for the entries that changed.
 
         POSIX lets a file's owner write it whatever the ACL says, so when a user's (or a
-        group's) access becomes read-only, the owner write bit of their files is cleared too.
+        group's) access becomes read-only, the owner write bit of their files is cleared too,
+        and set again when it becomes read-write.
         Revoked users cannot reach the share at all: its top folder no longer lets them in."""
         path = self.shares.path(share)
         with self.db.session() as s:
@@ -121,12 +122,10 @@ class GrantService:
                 changed = [e for e in wanted if e not in current]
                 if removed or changed:
                     acl.modify_tree(path, changed, removed)
-                narrowed = [e for e in changed if e.perms == PERMS["ro"]]
-                uids = [e.qualifier for e in narrowed if e.kind == "user"]
-                for e in narrowed:
-                    if e.kind == "group":
-                        uids += members.get(e.qualifier, [])
-                acl.drop_owner_write(path, uids)
+                affected = set(_owners(changed, members))
+                writers = set(_owners([e for e in wanted if e.perms == PERMS["rw"]], members))
+                acl.set_owner_write(path, sorted(affected - writers), writable=False)
+                acl.set_owner_write(path, sorted(affected & writers), writable=True)
 
     def apply_all(self, share_names: list[str] | None = None) -> None:
         """Re-apply ACLs of the given shares (all when None): after users or groups went."""
@@ -144,3 +143,12 @@ class GrantService:
             if group_id is not None:
                 query = query.where(Grant.group_id == group_id)
             return list(s.scalars(query))
+
+
+def _owners(entries: list[acl.Entry], members: dict[int, list[int]]) -> list[int]:
+    """The uids whose own files follow ``entries``: named users and the groups' members.
+    A user's owner bits follow their widest access, direct or through any group."""
+    uids = []
+    for e in entries:
+        uids += [e.qualifier] if e.kind == "user" else members.get(e.qualifier, [])
+    return uids

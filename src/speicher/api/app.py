@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from speicher import __version__
 from speicher.api import problems
@@ -14,7 +15,8 @@ PREFIX = "/api/v1"
 
 
 def create_app(services: Services) -> FastAPI:
-    app = FastAPI(
+    # the docs page's scripts are served by us: a NAS is often on a network without internet
+    app = FastAPIOffline(
         title="Speicher",
         version=__version__,
         description="Speicher's REST API. Authenticate with an admin token "
@@ -23,6 +25,7 @@ def create_app(services: Services) -> FastAPI:
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
+        static_url="/api/static",
     )
     app.state.services = services
     problems.install(app)

@@ -62,15 +62,16 @@ def modify_tree(path: Path, entries: list[Entry], removed: list[Entry]) -> None:
         run(["setfacl", "-R", "-m", ",".join(specs), str(path)], timeout=3600)
 
 
-def drop_owner_write(path: Path, uids: list[int]) -> None:
-    """Take write permission from the owner bits of every file below ``path`` owned by one of
-    ``uids`` (their access to the share was narrowed; owners keep rights a grant cannot)."""
+def set_owner_write(path: Path, uids: list[int], writable: bool) -> None:
+    """Give or take write permission in the owner bits of every file below ``path`` owned by
+    one of ``uids`` (POSIX owners are not bound by the ACL's named entries)."""
     if not uids:
         return
     owners: list[str] = []
     for uid in uids:
         owners += ["-o", "-uid", str(uid)] if owners else ["-uid", str(uid)]
+    mode = "u+w" if writable else "u-w"
     run(
-        ["find", str(path), "-xdev", "(", *owners, ")", "-exec", "chmod", "u-w", "{}", "+"],
+        ["find", str(path), "-xdev", "(", *owners, ")", "-exec", "chmod", mode, "{}", "+"],
         timeout=3600,
     )
