@@ -66,10 +66,10 @@ class Daemon:
 
     # -- process -------------------------------------------------------------------------------
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, *serve_args: str, timeout: float = 60) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [speicher_executable(), "serve"],
+            [speicher_executable(), "serve", *serve_args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

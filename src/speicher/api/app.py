@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from speicher import __version__
 from speicher.api import problems
-from speicher.api.auth import principal
+from speicher.api.auth import AuthMiddleware, principal
 from speicher.api.routes import access, storage, system
 from speicher.services import Services
 
@@ -28,10 +30,19 @@ def create_app(services: Services) -> FastAPI:
         static_url="/api/static",
     )
     app.state.services = services
+    app.add_middleware(AuthMiddleware, services=services)
     problems.install(app)
     auth = [Depends(principal)]
     for router in (storage.router, access.router, system.router):
         app.include_router(
             router, prefix=PREFIX, dependencies=auth, responses=problems.PROBLEM_RESPONSES
         )
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.document_problem_media_type(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -33,9 +33,20 @@ class ProblemDocument(BaseModel):
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ProblemDocument, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 403, 404, 409, 422, 500)
+    code: {"model": ProblemDocument} for code in (401, 403, 404, 409, 422, 500)
 }
+
+
+def document_problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI documents response models as ``application/json``; errors are sent as
+    ``application/problem+json``, so say that in the OpenAPI document."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for code, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if code.isdigit() and int(code) >= 400 and "application/json" in content:
+                    content["application/problem+json"] = content.pop("application/json")
+    return schema
 
 
 def problem(
@@ -54,24 +65,28 @@ def problem(
     )
 
 
+def error_response(exc: SpeicherError) -> JSONResponse:
+    if isinstance(exc, OperationFailed):
+        log.error("%s (%s)", exc.message, exc.detail)
+    errors = [FieldProblem(field=p.field, reason=p.reason) for p in exc.problems]
+    headers = {"WWW-Authenticate": 'Basic realm="Speicher"'} if exc.status == 401 else None
+    return problem(exc.status, exc.title, exc.message, errors, headers)
+
+
+def _field(error: dict[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        return ""  # its location is a character offset, not a field
+    return ".".join(str(p) for p in error["loc"] if p not in ("body", "query", "path"))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SpeicherError)
     async def speicher_error(_request: Request, exc: SpeicherError) -> JSONResponse:
-        if isinstance(exc, OperationFailed):
-            log.error("%s (%s)", exc.message, exc.detail)
-        errors = [FieldProblem(field=p.field, reason=p.reason) for p in exc.problems]
-        headers = {"WWW-Authenticate": 'Basic realm="Speicher"'} if exc.status == 401 else None
-        return problem(exc.status, exc.title, exc.message, errors, headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            FieldProblem(
-                field=".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")),
-                reason=e["msg"],
-            )
-            for e in exc.errors()
-        ]
+        errors = [FieldProblem(field=_field(e), reason=e["msg"]) for e in exc.errors()]
         detail = "; ".join(f"{e.field}: {e.reason}" if e.field else e.reason for e in errors)
         return problem(422, "Invalid input", detail, errors)
 
