@@ -33,6 +33,8 @@ unit: deps-test
 
 deps-run: $(VENV)/.run-installed
 	@scripts/apt-install $(APT_RUN)
+	@# the 'speicher' command for root's shell, pointing into this checkout's venv
+	@if [ "$$(id -u)" -eq 0 ]; then ln -sfn "$(CURDIR)/$(BIN)/speicher" /usr/local/bin/speicher; fi
 
 deps-test: $(VENV)/.test-installed
 	@scripts/apt-install $(APT_TEST)
