@@ -19,7 +19,8 @@ run: deps-run
 	$(BIN)/speicher serve
 
 test: deps-test lint typecheck
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -W error
+	@# one test module per worker: the steps of a scenario module share one daemon, in order
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -W error
 
 lint:
 	$(BIN)/ruff check src tests

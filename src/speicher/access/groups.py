@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from speicher import names
 from speicher.access.grants import GrantService
-from speicher.access.ids import allocate
+from speicher.access.ids import create_with_free_id, undone_on_failure
 from speicher.access.models import GroupCreate, GroupInfo
 from speicher.config import Settings
 from speicher.db import Database, Group, User
 from speicher.errors import Conflict, InvalidInput, NotFound, Validator, translated
 from speicher.events import EventService
 from speicher.system import accounts
-from speicher.system.run import CommandError
 
 
 class GroupService:
@@ -68,29 +64,25 @@ class GroupService:
         if not v.problems and accounts.group_exists(unix):
             v.add("name", f"the system already has a group named '{unix}'")
         v.check()
-        for _attempt in range(5):
+
+        def used() -> list[int]:
             with self.db.session() as s:
-                gid = allocate(
-                    self.settings.uid_base, s.scalars(select(Group.gid)), accounts.gid_taken
-                )
-            try:
-                accounts.groupadd(unix, gid)
-                break
-            except CommandError as exc:
-                if accounts.gid_taken(gid) and not accounts.group_exists(unix):
-                    continue
-                raise Conflict(f"could not create the Unix group: {exc.output}") from None
-        else:
-            raise Conflict("could not find a free gid; try again")
-        try:
-            with self.db.session() as s:
-                s.add(Group(name=req.name, gid=gid, description=req.description))
-        except BaseException as exc:
-            with contextlib.suppress(CommandError):
-                accounts.groupdel(unix)
-            if isinstance(exc, IntegrityError):
-                raise Conflict(f"group '{req.name}' already exists") from None
-            raise
+                return list(s.scalars(select(Group.gid)))
+
+        gid = create_with_free_id(
+            self.settings.uid_base,
+            used,
+            accounts.gid_taken,
+            lambda gid: accounts.groupadd(unix, gid),
+            "group",
+        )
+        with (
+            undone_on_failure(
+                lambda: accounts.groupdel(unix), f"group '{req.name}' already exists"
+            ),
+            self.db.session() as s,
+        ):
+            s.add(Group(name=req.name, gid=gid, description=req.description))
         self.events.record("info", "group.created", req.name, f"group {req.name} created")
         return self.get(req.name)
 

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from speicher import names
 from speicher.access import passwords
 from speicher.access.grants import GrantService
-from speicher.access.ids import allocate
+from speicher.access.ids import allocate, create_with_free_id, undone_on_failure
 from speicher.access.models import UserCreate, UserInfo, UserUpdate
 from speicher.config import Settings
 from speicher.db import Database, Group, User
-from speicher.errors import Conflict, Forbidden, NotFound, Validator, translated
+from speicher.errors import Forbidden, NotFound, Validator, translated
 from speicher.events import EventService
 from speicher.system import accounts
-from speicher.system.run import CommandError
 
 log = logging.getLogger(__name__)
 
@@ -81,38 +78,33 @@ class UserService:
             v.add("name", f"the system already has an account named '{unix}'")
         v.check()
         password_hash = passwords.hash_password(req.password)
-        for _attempt in range(5):  # another process may take the same uid at the same moment
+        unix_group = self.settings.primary_group
+
+        def used() -> list[int]:
             with self.db.session() as s:
-                uid = allocate(
-                    self.settings.uid_base, s.scalars(select(User.uid)), accounts.uid_taken
+                return list(s.scalars(select(User.uid)))
+
+        uid = create_with_free_id(
+            self.settings.uid_base,
+            used,
+            accounts.uid_taken,
+            lambda uid: accounts.useradd(unix, uid, unix_group, req.full_name),
+            "account",
+        )
+        with (
+            undone_on_failure(lambda: accounts.userdel(unix), f"user '{req.name}' already exists"),
+            self.db.session() as s,
+        ):
+            s.add(
+                User(
+                    name=req.name,
+                    uid=uid,
+                    full_name=req.full_name,
+                    email=req.email,
+                    password_hash=password_hash,
+                    is_admin=req.admin,
                 )
-            try:
-                accounts.useradd(unix, uid, self.settings.primary_group, req.full_name)
-                break
-            except CommandError as exc:
-                if accounts.uid_taken(uid) and not accounts.user_exists(unix):
-                    continue
-                raise Conflict(f"could not create the Unix account: {exc.output}") from None
-        else:
-            raise Conflict("could not find a free uid; try again")
-        try:
-            with self.db.session() as s:
-                s.add(
-                    User(
-                        name=req.name,
-                        uid=uid,
-                        full_name=req.full_name,
-                        email=req.email,
-                        password_hash=password_hash,
-                        is_admin=req.admin,
-                    )
-                )
-        except BaseException as exc:
-            with contextlib.suppress(CommandError):
-                accounts.userdel(unix)
-            if isinstance(exc, IntegrityError):
-                raise Conflict(f"user '{req.name}' already exists") from None
-            raise
+            )
         self.events.record("info", "user.created", req.name, f"user {req.name} created")
         return self.get(req.name)
 
