@@ -257,14 +257,15 @@ class PoolService:
             if s.scalars(select(Pool).where(Pool.name == req.name)).first():
                 v.add("name", f"pool '{req.name}' already exists")
         v.check()
+        self._claim(req.name)
         try:
             with self.db.session() as s:
                 pool = Pool(name=req.name, profile=req.profile, state="creating")
                 pool.disks = [PoolDisk(disk=d) for d in req.disks]
                 s.add(pool)
         except IntegrityError:
+            self._release(req.name)
             raise Conflict(f"pool '{req.name}' or one of its disks was just taken") from None
-        self._claim(req.name)
         devs = [d for d in devices if d]
 
         def work(progress: Progress) -> str:
