@@ -7,9 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 # Debian packages the daemon runs
-APT_RUN := btrfs-progs mdadm acl util-linux passwd python3-venv
+APT_RUN := btrfs-progs mdadm acl util-linux passwd python3-venv samba samba-vfs-modules
 # ...and what the tests need on top
-APT_TEST := $(APT_RUN) procps
+APT_TEST := $(APT_RUN) procps smbclient samba-testsuite e2fsprogs
 
 PYTEST_WORKERS ?= 2
 
@@ -36,6 +36,9 @@ deps-run: $(VENV)/.run-installed
 	@scripts/apt-install $(APT_RUN)
 	@# the 'speicher' command for root's shell, pointing into this checkout's venv
 	@if [ "$$(id -u)" -eq 0 ]; then ln -sfn "$(CURDIR)/$(BIN)/speicher" /usr/local/bin/speicher; fi
+	@# Speicher runs its own smbd: the distribution's Samba services must not hold port 445
+	@if [ -d /run/systemd/system ]; then \
+		systemctl disable --now smbd nmbd samba-ad-dc >/dev/null 2>&1 || true; fi
 
 deps-test: $(VENV)/.test-installed
 	@scripts/apt-install $(APT_TEST)

@@ -44,6 +44,7 @@ class Daemon:
         self.state_dir = base / "state"
         self.mount_root = base / "mnt"
         self.port = free_port()
+        self.smb_port = free_port()
         self.prefix = f"t{secrets.token_hex(2)}-"
         self.log_path = base / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -56,6 +57,7 @@ class Daemon:
             "SPEICHER_ACCOUNT_PREFIX": self.prefix,
             "SPEICHER_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "SPEICHER_MONITOR_INTERVAL": "2",
+            "SPEICHER_SMB_PORT": str(self.smb_port),
         }
         for name in ("SPEICHER_URL", "SPEICHER_TOKEN", "SPEICHER_USER", "SPEICHER_CONFIG"):
             self.env.pop(name, None)

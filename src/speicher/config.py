@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     )
     api_host: str = Field("0.0.0.0", description="Address the REST API listens on.")  # noqa: S104
     api_port: int = Field(8080, ge=0, le=65535, description="TCP port of the REST API.")
+    smb_port: int = Field(
+        445, ge=1, le=65535, description="Default TCP port of smbd (the API can change it)."
+    )
     database_url: str = Field(
         "", description="SQLAlchemy URL; empty means SQLite in the state directory."
     )
@@ -64,6 +67,11 @@ class Settings(BaseSettings):
     def socket_path(self) -> Path:
         """The daemon's local Unix socket; only root may connect."""
         return self.state_dir / "speicher.sock"
+
+    @property
+    def public_dir(self) -> Path:
+        """Files ordinary users' processes must read (Samba's dfree command runs as them)."""
+        return self.state_dir / "public"
 
     @property
     def disks_dir(self) -> Path:

@@ -25,10 +25,15 @@ log = logging.getLogger("speicher.daemon")
 
 def prepare(settings: Settings) -> Services:
     """Create directories, migrate the database and build the services."""
-    for path, mode in ((settings.state_dir, 0o700), (settings.disks_dir, 0o700)):
+    # 0711: users' processes (Samba's dfree helper) may reach state_dir/public, nothing else
+    for path, mode in ((settings.state_dir, 0o711), (settings.disks_dir, 0o700)):
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, mode)
     settings.mount_root.mkdir(parents=True, exist_ok=True)
+    if settings.db_url.startswith("sqlite:///"):
+        db_file = Path(settings.db_url.removeprefix("sqlite:///"))
+        os.close(os.open(db_file, os.O_CREAT | os.O_WRONLY, 0o600))  # WAL files copy its mode
+        os.chmod(db_file, 0o600)
     services = Services.build(settings)
     services.db.migrate()
     return services
@@ -45,6 +50,7 @@ def reconcile(services: Services) -> None:
     services.disks.attach_all()
     services.pools.mount_all()
     services.shares.check_all()
+    services.smb.prepare()
 
 
 class Monitor(threading.Thread):
@@ -56,11 +62,17 @@ class Monitor(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        chores = (
+            self.services.pools.check_all,
+            self.services.smb.update_dfree,
+            self.services.smb.purge_recycle,
+        )
         while not self.stopping.wait(self.services.settings.monitor_interval):
-            try:
-                self.services.pools.check_all()
-            except Exception:
-                log.exception("health check failed")
+            for chore in chores:
+                try:
+                    chore()
+                except Exception:
+                    log.exception("%s failed", chore.__qualname__)
 
 
 def _unix_socket(path: Path) -> socket.socket:
@@ -119,6 +131,7 @@ def serve(settings: Settings) -> None:
         ]
     print("\n".join(banner), flush=True)
     unix = _unix_socket(settings.socket_path)
+    services.smb.start()
     monitor = Monitor(services)
     monitor.start()
     app = create_app(services)
@@ -130,6 +143,7 @@ def serve(settings: Settings) -> None:
         asyncio.run(server.serve(sockets=[tcp, unix]))
     finally:
         monitor.stopping.set()
+        services.smb.stop()
         services.events.record("info", "daemon.stop", "speicher", "Speicher stopped")
         with contextlib.suppress(FileNotFoundError):
             settings.socket_path.unlink()

@@ -8,7 +8,10 @@ from speicher.access import GrantService, GroupService, TokenService, UserServic
 from speicher.config import Settings
 from speicher.db import Database
 from speicher.events import EventService
+from speicher.hooks import Hooks
 from speicher.jobs import JobService
+from speicher.protection import SnapshotService
+from speicher.protocols.smb import SmbService
 from speicher.storage import DiskService, PoolService, ShareService
 
 
@@ -25,16 +28,22 @@ class Services:
     users: UserService
     groups: GroupService
     tokens: TokenService
+    snapshots: SnapshotService
+    smb: SmbService
+    hooks: Hooks
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         db = Database(settings.db_url)
+        hooks = Hooks()
         events = EventService(db)
         jobs = JobService(db)
         disks = DiskService(settings, db, events)
         pools = PoolService(settings, db, events, jobs, disks)
-        shares = ShareService(settings, db, events, pools)
-        grants = GrantService(db, events, shares)
+        shares = ShareService(settings, db, events, pools, hooks)
+        grants = GrantService(db, events, shares, hooks)
+        users = UserService(settings, db, events, grants, hooks)
+        snapshots = SnapshotService(settings, db, events, shares)
         return cls(
             settings=settings,
             db=db,
@@ -44,7 +53,10 @@ class Services:
             pools=pools,
             shares=shares,
             grants=grants,
-            users=UserService(settings, db, events, grants),
+            users=users,
+            snapshots=snapshots,
+            smb=SmbService(settings, db, events, hooks, users),
+            hooks=hooks,
             groups=GroupService(settings, db, events, grants),
             tokens=TokenService(db, events),
         )

@@ -12,19 +12,23 @@ from speicher.access.models import GrantRequest
 from speicher.db import Database, Grant, Group, Share, User
 from speicher.errors import InvalidInput, NotFound, Validator, translated
 from speicher.events import EventService
+from speicher.hooks import SHARES_CHANGED, Hooks
 from speicher.storage import ShareService
 from speicher.storage.models import ShareInfo
-from speicher.system import acl
+from speicher.system import accounts, acl
 
 log = logging.getLogger(__name__)
 
 PERMS = {"rw": "rwx", "ro": "r-x"}
+GUEST_ACCOUNT = "nobody"  # Samba's guest account; reads a share when guest access is on
 
 
-def desired_entries(grants: list[Grant]) -> list[acl.Entry]:
-    """The named ACL entries a share's grants call for."""
+def desired_entries(share: Share) -> list[acl.Entry]:
+    """The named ACL entries a share's grants (and guest access) call for."""
     entries = []
-    for g in grants:
+    if share.smb_guest:
+        entries.append(acl.Entry("user", accounts.uid_of(GUEST_ACCOUNT), PERMS["ro"]))
+    for g in share.grants:
         if g.user is not None:
             entries.append(acl.Entry("user", g.user.uid, PERMS[g.access]))
         elif g.group is not None:
@@ -33,10 +37,19 @@ def desired_entries(grants: list[Grant]) -> list[acl.Entry]:
 
 
 class GrantService:
-    def __init__(self, db: Database, events: EventService, shares: ShareService) -> None:
+    def __init__(
+        self, db: Database, events: EventService, shares: ShareService, hooks: Hooks
+    ) -> None:
         self.db = db
         self.events = events
         self.shares = shares
+        self.hooks = hooks
+        hooks.subscribe(SHARES_CHANGED, self._share_changed)
+
+    def _share_changed(self, share: str | None = None, **_: object) -> None:
+        """Guest access is part of the ACL: follow a share's settings."""
+        if share is not None:
+            self.apply(share, recursive=False)
 
     def grant(self, share: str, req: GrantRequest) -> ShareInfo:
         """Give a user or a group ``rw`` or ``ro`` access; replaces an earlier grant."""
@@ -65,6 +78,7 @@ class GrantService:
             grant.access = req.access
             s.add(grant)
         self.apply(share)
+        self.hooks.emit(SHARES_CHANGED)
         self.events.record("info", "share.granted", share, f"{who} may {req.access} {share}")
         return self.shares.get(share)
 
@@ -83,6 +97,7 @@ class GrantService:
                 who = f"user '{user}'" if user else f"group '{group}'"
                 raise NotFound(f"{who} has no grant on share '{share}'")
         self.apply(share)
+        self.hooks.emit(SHARES_CHANGED)
         self.events.record(
             "info",
             "share.revoked",
@@ -108,8 +123,9 @@ class GrantService:
         Revoked users cannot reach the share at all: its top folder no longer lets them in."""
         path = self.shares.path(share)
         with self.db.session() as s:
-            grants = self._share(s, share).grants
-            wanted = desired_entries(grants)
+            share_row = self._share(s, share)
+            grants = share_row.grants
+            wanted = desired_entries(share_row)
             members = {g.group.gid: [u.uid for u in g.group.members] for g in grants if g.group}
         if not path.is_dir():
             return
@@ -133,6 +149,7 @@ class GrantService:
             names = share_names or list(s.scalars(select(Share.name)))
         for name in names:
             self.apply(name)
+        self.hooks.emit(SHARES_CHANGED)
 
     def shares_of(self, user_id: int | None = None, group_id: int | None = None) -> list[str]:
         """Shares on which a user or group has a grant."""

@@ -17,6 +17,7 @@ from speicher.config import Settings
 from speicher.db import Database, Group, User
 from speicher.errors import Forbidden, NotFound, Validator, translated
 from speicher.events import EventService
+from speicher.hooks import USER_DELETED, USER_PASSWORD, USER_STATE, Hooks
 from speicher.system import accounts
 
 log = logging.getLogger(__name__)
@@ -24,12 +25,18 @@ log = logging.getLogger(__name__)
 
 class UserService:
     def __init__(
-        self, settings: Settings, db: Database, events: EventService, grants: GrantService
+        self,
+        settings: Settings,
+        db: Database,
+        events: EventService,
+        grants: GrantService,
+        hooks: Hooks,
     ) -> None:
         self.settings = settings
         self.db = db
         self.events = events
         self.grants = grants
+        self.hooks = hooks
 
     def unix_name(self, name: str) -> str:
         return f"{self.settings.account_prefix}{name}"
@@ -105,6 +112,7 @@ class UserService:
                     is_admin=req.admin,
                 )
             )
+            self.hooks.emit(USER_PASSWORD, name=req.name, unix_name=unix, password=req.password)
         self.events.record("info", "user.created", req.name, f"user {req.name} created")
         return self.get(req.name)
 
@@ -121,8 +129,11 @@ class UserService:
                 user.email = req.email
             if req.admin is not None:
                 user.is_admin = req.admin
-            if req.enabled is not None:
+            if req.enabled is not None and req.enabled != user.enabled:
                 user.enabled = req.enabled
+                self.hooks.emit(
+                    USER_STATE, name=name, unix_name=self.unix_name(name), enabled=req.enabled
+                )
         self.events.record("info", "user.updated", name, f"user {name} changed")
         return self.get(name)
 
@@ -143,6 +154,9 @@ class UserService:
         v.check()
         with self.db.session() as s:
             self._row(s, name).password_hash = passwords.hash_password(password)
+            self.hooks.emit(
+                USER_PASSWORD, name=name, unix_name=self.unix_name(name), password=password
+            )
         self.events.record("info", "user.password", name, f"password of {name} changed")
 
     def delete(self, name: str) -> None:
@@ -153,6 +167,7 @@ class UserService:
             user_id = user.id
         affected = self.grants.shares_of(user_id=user_id)
         unix = self.unix_name(name)
+        self.hooks.emit(USER_DELETED, name=name, unix_name=unix)
         if accounts.user_exists(unix):
             with translated("deleting the Unix account"):
                 accounts.userdel(unix)

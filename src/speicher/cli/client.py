@@ -73,6 +73,8 @@ class Client:
             raise CliError(_problem_text(response), 2 if response.status_code < 500 else 1)
         if response.status_code == 204 or not response.content:
             return None
+        if response.headers.get("content-type", "").startswith("text/plain"):
+            return response.text
         return response.json()
 
     def get(self, path: str, **kwargs: Any) -> Any:

@@ -13,6 +13,7 @@ from speicher import __version__
 from speicher.cli.access import group_app, token_app, user_app
 from speicher.cli.client import CliError
 from speicher.cli.context import State
+from speicher.cli.smb import smb_app, snapshot_app
 from speicher.cli.storage import disk_app, pool_app, share_app
 from speicher.cli.system import event_app, job_app
 from speicher.errors import SpeicherError
@@ -33,6 +34,8 @@ for sub, name in (
     (token_app, "token"),
     (job_app, "job"),
     (event_app, "event"),
+    (smb_app, "smb"),
+    (snapshot_app, "snapshot"),
 ):
     app.add_typer(sub, name=name)
 

@@ -206,6 +206,60 @@ def pool_destroy(ctx: typer.Context, name: str, yes: YesOpt = False) -> None:
 # -- shares -----------------------------------------------------------------------------------
 
 
+OnOff = Annotated[str | None, typer.Option("--smb", help="Offer over SMB: on or off.")]
+Flag = bool | None
+
+
+def smb_changes(
+    smb: str | None,
+    browseable: Flag,
+    abe: Flag,
+    recycle: Flag,
+    recycle_days: int | None,
+    mac: Flag,
+    time_machine: Flag,
+    time_machine_size: str | None,
+    encrypt: Flag,
+    guest: Flag,
+) -> dict[str, Any] | None:
+    """The SMB options given on the command line, for the API; None when none was."""
+    if smb is not None and smb not in ("on", "off"):
+        raise CliError("--smb: must be 'on' or 'off'", 2)
+    changes = {
+        "enabled": None if smb is None else smb == "on",
+        "browseable": browseable,
+        "access_based_enumeration": abe,
+        "recycle": recycle,
+        "recycle_days": recycle_days,
+        "mac": mac,
+        "time_machine": time_machine,
+        "time_machine_size": time_machine_size,
+        "encrypt": encrypt,
+        "guest": guest,
+    }
+    given = {k: v for k, v in changes.items() if v is not None}
+    return given or None
+
+
+BrowseOpt = Annotated[
+    Flag, typer.Option("--browseable/--hidden", help="SMB: listed when browsing.")
+]
+AbeOpt = Annotated[
+    Flag, typer.Option("--abe/--no-abe", help="SMB: show users only what they may open.")
+]
+RecycleOpt = Annotated[Flag, typer.Option("--recycle/--no-recycle", help="SMB: recycle bin.")]
+RecycleDaysOpt = Annotated[int | None, typer.Option(help="SMB: days deleted files are kept.")]
+MacOpt = Annotated[Flag, typer.Option("--mac/--no-mac", help="SMB: macOS support (vfs_fruit).")]
+TmOpt = Annotated[
+    Flag, typer.Option("--time-machine/--no-time-machine", help="SMB: Time Machine target.")
+]
+TmSizeOpt = Annotated[str | None, typer.Option(help="SMB: Time Machine limit, e.g. 500G, or none.")]
+EncryptOpt = Annotated[
+    Flag, typer.Option("--encrypt/--no-encrypt", help="SMB: require SMB3 encryption.")
+]
+GuestOpt = Annotated[Flag, typer.Option("--guest/--no-guest", help="SMB: guests may read.")]
+
+
 def _grants(share: dict[str, Any]) -> str:
     return ", ".join(f"{g['principal']}:{g['name']}={g['access']}" for g in share["grants"]) or "-"
 
@@ -218,6 +272,16 @@ def share_create(
     quota: Annotated[str | None, typer.Option(help="Size limit, e.g. 50G.")] = None,
     compression: Annotated[str, typer.Option(help="zstd, lzo, zlib, or empty.")] = "",
     description: Annotated[str, typer.Option(help="Free text.")] = "",
+    smb: OnOff = None,
+    browseable: BrowseOpt = None,
+    abe: AbeOpt = None,
+    recycle: RecycleOpt = None,
+    recycle_days: RecycleDaysOpt = None,
+    mac: MacOpt = None,
+    time_machine: TmOpt = None,
+    time_machine_size: TmSizeOpt = None,
+    encrypt: EncryptOpt = None,
+    guest: GuestOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a share."""
@@ -229,6 +293,18 @@ def share_create(
             "quota": quota,
             "compression": compression,
             "description": description,
+            "smb": smb_changes(
+                smb,
+                browseable,
+                abe,
+                recycle,
+                recycle_days,
+                mac,
+                time_machine,
+                time_machine_size,
+                encrypt,
+                guest,
+            ),
         },
     )
     if as_json:
@@ -283,6 +359,7 @@ def share_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
             ("used", use),
             ("compression", share["compression"] or "none"),
             ("description", share["description"] or "-"),
+            ("smb", _smb_summary(share["smb"])),
         ]
     )
     console.print()
@@ -354,3 +431,22 @@ def share_revoke(
     kind, who = _principal(user, group)
     client(ctx).delete(f"/shares/{share}/grants/{kind}/{who}")
     console.print(f"{kind} {who} no longer has access to {share}")
+
+
+def _smb_summary(smb: dict[str, Any]) -> str:
+    if not smb["enabled"]:
+        return "off"
+    parts = ["on"]
+    labels = {
+        "access_based_enumeration": "abe",
+        "mac": "mac",
+        "time_machine": "time machine",
+        "encrypt": "encryption required",
+        "guest": "guest",
+    }
+    parts += [label for key, label in labels.items() if smb[key]]
+    if not smb["browseable"]:
+        parts.append("hidden")
+    if smb["recycle"]:
+        parts.append(f"recycle bin ({smb['recycle_days']} days)")
+    return ", ".join(parts)

@@ -102,6 +102,17 @@ class Share(Base):
     quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     compression: Mapped[str] = mapped_column(String(8), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # SMB (Samba) options of the share
+    smb_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    smb_browseable: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    smb_abe: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    smb_recycle: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    smb_recycle_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    smb_fruit: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    smb_time_machine: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    smb_time_machine_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    smb_encrypt: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    smb_guest: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     pool: Mapped[Pool] = relationship(back_populates="shares")
     grants: Mapped[list[Grant]] = relationship(
@@ -219,3 +230,15 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(256), default="")
     message: Mapped[str] = mapped_column(Text)
+
+
+class SmbSettings(Base):
+    """Global SMB settings: one row."""
+
+    __tablename__ = "smb_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workgroup: Mapped[str] = mapped_column(String(15), default="WORKGROUP")
+    server_name: Mapped[str] = mapped_column(String(15), default="")
+    port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    interfaces: Mapped[str] = mapped_column(String(1024), default="")

@@ -97,6 +97,44 @@ class GrantInfo(BaseModel):
     access: Literal["rw", "ro"] = Field(description="`rw` (read and write) or `ro` (read only).")
 
 
+class SmbOptions(BaseModel):
+    """How a share is offered over SMB (Windows and Mac file sharing)."""
+
+    enabled: bool = Field(description="Offered over SMB.")
+    browseable: bool = Field(description="Listed when clients browse the server.")
+    access_based_enumeration: bool = Field(
+        description="Users see only the shares, files and folders they may open."
+    )
+    recycle: bool = Field(description="Deleted files go to the share's `#recycle` folder.")
+    recycle_days: int = Field(description="Files in `#recycle` are purged after this many days.")
+    mac: bool = Field(description="macOS support (vfs_fruit: Finder metadata, resource forks).")
+    time_machine: bool = Field(description="Offered to Macs as a Time Machine target.")
+    time_machine_size: int | None = Field(
+        description="Largest size Time Machine may use, in bytes; null for no limit."
+    )
+    encrypt: bool = Field(description="Clients must use SMB3 encryption.")
+    guest: bool = Field(description="Anyone may read without a password (guest access).")
+
+
+class SmbOptionsUpdate(BaseModel):
+    """SMB options to change; fields left out (null) stay as they are."""
+
+    enabled: bool | None = Field(None, description="Offer the share over SMB.")
+    browseable: bool | None = Field(None, description="List it when clients browse.")
+    access_based_enumeration: bool | None = Field(
+        None, description="Show users only what they may open."
+    )
+    recycle: bool | None = Field(None, description="Keep deleted files in `#recycle`.")
+    recycle_days: int | None = Field(None, ge=1, le=3650, description="Days before purging.")
+    mac: bool | None = Field(None, description="macOS support (vfs_fruit).")
+    time_machine: bool | None = Field(None, description="Offer as a Time Machine target.")
+    time_machine_size: str | None = Field(
+        None, description="Time Machine size limit such as `500G`, or `none`."
+    )
+    encrypt: bool | None = Field(None, description="Require SMB3 encryption.")
+    guest: bool | None = Field(None, description="Allow guests to read without a password.")
+
+
 class ShareCreate(BaseModel):
     name: str = Field(
         description="Share name, valid for SMB and as an S3 bucket: 3-63 "
@@ -106,6 +144,7 @@ class ShareCreate(BaseModel):
     quota: str | None = Field(None, description="Size limit such as `50G`; null for none.")
     compression: Compression = Field("", description="`zstd`, `lzo`, `zlib`, or empty for none.")
     description: str = Field("", max_length=256, description="Free text for people.")
+    smb: SmbOptionsUpdate | None = Field(None, description="SMB options; SMB is off if left out.")
 
 
 class ShareUpdate(BaseModel):
@@ -115,6 +154,7 @@ class ShareUpdate(BaseModel):
     )
     compression: Compression | None = Field(None, description="New compression; null leaves it.")
     description: str | None = Field(None, max_length=256, description="New description.")
+    smb: SmbOptionsUpdate | None = Field(None, description="SMB options to change.")
 
 
 class ShareInfo(BaseModel):
@@ -128,4 +168,6 @@ class ShareInfo(BaseModel):
     compression: str = Field(description="Compression of new writes; empty for none.")
     description: str = Field(description="Free text.")
     grants: list[GrantInfo] = Field(description="Who may read or write.")
+    smb: SmbOptions = Field(description="How it is offered over SMB.")
+    snapshots_dir: str = Field(description="Where its snapshots live on the server.")
     created_at: dt.datetime = Field(description="When it was created (UTC).")

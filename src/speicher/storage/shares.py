@@ -16,7 +16,15 @@ from speicher.config import Settings
 from speicher.db import Database, Pool, Share
 from speicher.errors import Conflict, InvalidInput, NotFound, Validator, translated
 from speicher.events import EventService
-from speicher.storage.models import GrantInfo, ShareCreate, ShareInfo, ShareUpdate
+from speicher.hooks import SHARES_CHANGED, Hooks
+from speicher.storage.models import (
+    GrantInfo,
+    ShareCreate,
+    ShareInfo,
+    ShareUpdate,
+    SmbOptions,
+    SmbOptionsUpdate,
+)
 from speicher.storage.pools import PoolService
 from speicher.system import acl, btrfs
 from speicher.system.run import CommandError
@@ -28,14 +36,76 @@ def share_path(settings: Settings, pool: str, share: str) -> Path:
     return settings.mount_root / pool / share
 
 
+def snapshots_dir(settings: Settings, pool: str, share: str) -> Path:
+    """Read-only snapshots of a share live here, named ``@GMT-YYYY.MM.DD-HH.MM.SS``."""
+    return settings.mount_root / pool / ".snapshots" / share
+
+
+def smb_options(share: Share) -> SmbOptions:
+    return SmbOptions(
+        enabled=share.smb_enabled,
+        browseable=share.smb_browseable,
+        access_based_enumeration=share.smb_abe,
+        recycle=share.smb_recycle,
+        recycle_days=share.smb_recycle_days,
+        mac=share.smb_fruit,
+        time_machine=share.smb_time_machine,
+        time_machine_size=share.smb_time_machine_size,
+        encrypt=share.smb_encrypt,
+        guest=share.smb_guest,
+    )
+
+
+def _check_smb(req: SmbOptionsUpdate | None, v: Validator) -> int | None:
+    """Validate SMB options; return the Time Machine size limit in bytes (None: unchanged or
+    none)."""
+    if req is None or req.time_machine_size is None:
+        return None
+    if req.time_machine_size.strip().lower() == "none":
+        return None
+    try:
+        return names.parse_size(req.time_machine_size)
+    except ValueError as exc:
+        v.add("smb.time_machine_size", str(exc))
+        return None
+
+
+def _apply_smb(share: Share, req: SmbOptionsUpdate, tm_size: int | None) -> None:
+    fields = {
+        "enabled": "smb_enabled",
+        "browseable": "smb_browseable",
+        "access_based_enumeration": "smb_abe",
+        "recycle": "smb_recycle",
+        "recycle_days": "smb_recycle_days",
+        "mac": "smb_fruit",
+        "time_machine": "smb_time_machine",
+        "encrypt": "smb_encrypt",
+        "guest": "smb_guest",
+    }
+    for field, column in fields.items():
+        value = getattr(req, field)
+        if value is not None:
+            setattr(share, column, value)
+    if req.time_machine_size is not None:
+        share.smb_time_machine_size = tm_size
+    if share.smb_time_machine:
+        share.smb_fruit = True  # Time Machine is a macOS feature: it needs vfs_fruit
+
+
 class ShareService:
     def __init__(
-        self, settings: Settings, db: Database, events: EventService, pools: PoolService
+        self,
+        settings: Settings,
+        db: Database,
+        events: EventService,
+        pools: PoolService,
+        hooks: Hooks,
     ) -> None:
         self.settings = settings
         self.db = db
         self.events = events
         self.pools = pools
+        self.hooks = hooks
 
     @staticmethod
     def _row(s: Session, name: str) -> Share:
@@ -85,6 +155,8 @@ class ShareService:
             compression=share.compression,
             description=share.description,
             grants=grants,
+            smb=smb_options(share),
+            snapshots_dir=str(snapshots_dir(self.settings, share.pool.name, share.name)),
             created_at=share.created_at,
         )
 
@@ -96,6 +168,7 @@ class ShareService:
         if reason := names.share_name(req.name):
             v.add("name", reason)
         quota = _quota(req.quota, v)
+        tm_size = _check_smb(req.smb, v)
         with self.db.session() as s:
             if s.scalars(select(Share).where(Share.name == req.name)).first():
                 v.add("name", f"share '{req.name}' already exists")
@@ -117,21 +190,23 @@ class ShareService:
                     btrfs.qgroup_limit(path, quota)
                 acl.set_root(path, [])
             with self.db.session() as s:
-                s.add(
-                    Share(
-                        name=req.name,
-                        pool_id=pool.id,
-                        quota=quota,
-                        compression=req.compression,
-                        description=req.description,
-                    )
+                share = Share(
+                    name=req.name,
+                    pool_id=pool.id,
+                    quota=quota,
+                    compression=req.compression,
+                    description=req.description,
                 )
+                if req.smb is not None:
+                    _apply_smb(share, req.smb, tm_size)
+                s.add(share)
         except IntegrityError:
             _remove_subvolume(path)
             raise Conflict(f"share '{req.name}' already exists") from None
         except BaseException:
             _remove_subvolume(path)
             raise
+        self.hooks.emit(SHARES_CHANGED, share=req.name)
         self.events.record(
             "info", "share.created", req.name, f"share {req.name} created on pool {req.pool}"
         )
@@ -141,6 +216,7 @@ class ShareService:
         v = Validator()
         clear_quota = req.quota is not None and req.quota.strip().lower() == "none"
         quota = None if clear_quota else _quota(req.quota, v)
+        tm_size = _check_smb(req.smb, v)
         v.check()
         path = self.path(name)
         if quota is not None:
@@ -166,16 +242,27 @@ class ShareService:
                 share.compression = req.compression
             if req.description is not None:
                 share.description = req.description
+            if req.smb is not None:
+                _apply_smb(share, req.smb, tm_size)
+        self.hooks.emit(SHARES_CHANGED, share=name)
         return self.get(name)
 
     def delete(self, name: str) -> None:
-        """Delete a share and every file in it."""
+        """Delete a share, its snapshots and every file in it."""
         path = self.path(name)
+        info = self.get(name)
+        snaps = snapshots_dir(self.settings, info.pool, name)
+        if snaps.is_dir():
+            with translated("deleting the share's snapshots"):
+                for snap in sorted(snaps.iterdir()):
+                    btrfs.subvolume_delete(snap)
+            snaps.rmdir()
         if path.exists():
             with translated("deleting the subvolume"):
                 btrfs.subvolume_delete(path)
         with self.db.session() as s:
             s.delete(self._row(s, name))
+        self.hooks.emit(SHARES_CHANGED)
         self.events.record("info", "share.deleted", name, f"share {name} deleted")
 
     def check_all(self) -> builtins.list[str]:

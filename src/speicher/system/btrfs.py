@@ -267,3 +267,8 @@ def balance_status(mountpoint: Path) -> float | None:
 def resize_max(mountpoint: Path) -> None:
     """Grow the filesystem to fill its (grown) device."""
     run(["btrfs", "filesystem", "resize", "max", str(mountpoint)])
+
+
+def snapshot(source: Path, target: Path) -> None:
+    """Make a read-only snapshot of subvolume ``source`` at ``target``."""
+    run(["btrfs", "subvolume", "snapshot", "-r", str(source), str(target)])

@@ -1,0 +1,1 @@
+"""Protocol adapters. SMB is Samba, managed; S3, WebDAV and SFTP come later over ShareFS."""

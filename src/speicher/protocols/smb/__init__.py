@@ -1,0 +1,5 @@
+"""SMB: Speicher manages Samba's smbd."""
+
+from speicher.protocols.smb.service import SmbService
+
+__all__ = ["SmbService"]

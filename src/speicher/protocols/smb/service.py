@@ -1,0 +1,361 @@
+"""SMB through a managed Samba: render smb.conf from the model, keep Samba's passdb in step
+with Speicher's users, supervise smbd, reload it on every change."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import signal
+from pathlib import Path
+
+from sqlalchemy import select
+
+from speicher.access import UserService
+from speicher.config import Settings
+from speicher.db import Database, Share, SmbSettings
+from speicher.errors import Validator, translated
+from speicher.events import EventService
+from speicher.hooks import SHARES_CHANGED, USER_DELETED, USER_PASSWORD, USER_STATE, Hooks
+from speicher.protocols.smb import render
+from speicher.protocols.smb.models import (
+    SmbOpenFileInfo,
+    SmbSessionInfo,
+    SmbSettingsInfo,
+    SmbSettingsUpdate,
+    SmbStatusInfo,
+)
+from speicher.protocols.smb.supervisor import Supervisor
+from speicher.storage.shares import share_path, snapshots_dir
+from speicher.system import btrfs, files, samba
+from speicher.system.run import CommandError
+
+log = logging.getLogger(__name__)
+
+_NETBIOS = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,14}")
+_INTERFACE = re.compile(r"[A-Za-z0-9.:/_-]{1,64}")
+
+# Samba runs a share's dfree command as the connected user, with no arguments of ours (it
+# takes the whole parameter as the program), so each share gets its own tiny script.
+DFREE_SCRIPT = """#!/bin/sh
+# Written by Speicher: the size and free space (1K blocks) of share {share} as its quota
+# leaves them. The daemon keeps the figures up to date.
+exec cat "{figures}"
+"""
+
+
+def write_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
+    """Write atomically (temp file, fsync, rename); return whether the content changed."""
+    with contextlib.suppress(FileNotFoundError):
+        if path.read_text() == text:
+            return False
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return True
+
+
+class SmbService:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        events: EventService,
+        hooks: Hooks,
+        users: UserService,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.events = events
+        self.users = users
+        self.dir = settings.state_dir / "samba"
+        self.conf = self.dir / "smb.conf"
+        self.usermap = self.dir / "usermap"
+        self.dfree_dir = settings.public_dir / "dfree"
+        self._listening: tuple[int, tuple[str, ...]] | None = None
+        self.supervisor = Supervisor(
+            "smbd",
+            lambda: samba.smbd_argv(self.conf),
+            self.dir / "smbd.log",
+            lambda: self._global()[1],
+            self._restarted,
+            lambda: samba.helper_pids(self.conf),
+        )
+        hooks.subscribe(SHARES_CHANGED, lambda **_: self.apply())
+        hooks.subscribe(USER_PASSWORD, self._password)
+        hooks.subscribe(USER_STATE, self._state)
+        hooks.subscribe(USER_DELETED, self._deleted)
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def _dirs(self) -> render.SambaDirs:
+        d = self.dir
+        return render.SambaDirs(
+            private=str(d / "private"),
+            lock=str(d / "lock"),
+            state=str(d / "state"),
+            cache=str(d / "cache"),
+            pid=str(d / "pid"),
+            ncalrpc=str(d / "ncalrpc"),
+        )
+
+    def prepare(self) -> None:
+        """Create Samba's directories and the dfree helper, and write smb.conf."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc"):
+            (self.dir / sub).mkdir(exist_ok=True)
+        os.chmod(self.dir / "private", 0o700)
+        self.settings.public_dir.mkdir(exist_ok=True)
+        os.chmod(self.settings.public_dir, 0o755)  # noqa: S103 - read by users' processes
+        self.dfree_dir.mkdir(exist_ok=True)
+        os.chmod(self.dfree_dir, 0o755)  # noqa: S103 - read by users' processes
+        self.write_usermap()
+        self.apply()
+
+    def _settings_row(self) -> SmbSettings:
+        with self.db.session() as s:
+            row = s.get(SmbSettings, 1)
+            if row is None:
+                row = SmbSettings(id=1, workgroup="WORKGROUP", server_name="", interfaces="")
+                s.add(row)
+                s.flush()
+            s.expunge(row)
+            return row
+
+    def _global(self) -> tuple[SmbSettings, int, list[str]]:
+        row = self._settings_row()
+        port = row.port or self.settings.smb_port
+        interfaces = row.interfaces.split() if row.interfaces else []
+        return row, port, interfaces
+
+    def _shares(self) -> list[render.ShareOptions]:
+        prefix = self.settings.account_prefix
+        out = []
+        with self.db.session() as s:
+            for share in s.scalars(select(Share).where(Share.smb_enabled.is_(True))):
+                readers: list[str] = []
+                writers: list[str] = []
+                for g in share.grants:
+                    who = f"{prefix}{g.user.name}" if g.user else f"+{prefix}{g.group.name}"  # type: ignore[union-attr]
+                    (writers if g.access == "rw" else readers).append(who)
+                if not readers and not writers and not share.smb_guest:
+                    continue  # nobody may use it: do not offer it at all
+                pool = share.pool.name
+                out.append(
+                    render.ShareOptions(
+                        name=share.name,
+                        path=str(share_path(self.settings, pool, share.name)),
+                        snapshots=str(snapshots_dir(self.settings, pool, share.name)),
+                        comment=share.description,
+                        readers=readers,
+                        writers=writers,
+                        browseable=share.smb_browseable,
+                        abe=share.smb_abe,
+                        recycle=share.smb_recycle,
+                        mac=share.smb_fruit,
+                        time_machine=share.smb_time_machine,
+                        time_machine_size=share.smb_time_machine_size,
+                        encrypt=share.smb_encrypt,
+                        guest=share.smb_guest,
+                        dfree_command=str(self.dfree_dir / f"{share.name}.sh"),
+                    )
+                )
+        return out
+
+    def render_text(self) -> str:
+        row, port, interfaces = self._global()
+        glob = render.GlobalOptions(
+            workgroup=row.workgroup,
+            server_name=row.server_name,
+            port=port,
+            interfaces=interfaces,
+            dirs=self._dirs(),
+            username_map=str(self.usermap) if self.settings.account_prefix else None,
+        )
+        return render.to_text(render.smb_conf(glob, self._shares()))
+
+    def apply(self) -> None:
+        """Write smb.conf if it changed and make smbd use it: a reload, which keeps every
+        connection; only a new port or address list needs a restart."""
+        changed = write_if_changed(self.conf, self.render_text(), 0o644)
+        self.update_dfree()
+        if not self.supervisor.running:
+            return
+        _, port, interfaces = self._global()
+        if self._listening != (port, tuple(interfaces)):
+            self._listening = (port, tuple(interfaces))
+            self.supervisor.restart()
+        elif changed:
+            with translated("reloading Samba"):
+                samba.reload_config(self.conf)
+
+    # -- users -----------------------------------------------------------------------------------
+
+    def write_usermap(self) -> None:
+        """Clients log in as ``alice``; with an account prefix the Unix account is
+        ``<prefix>alice``: Samba's username map connects the two."""
+        prefix = self.settings.account_prefix
+        if not prefix:
+            return
+        lines = [
+            f"{unix} = {unix[len(prefix) :]}"
+            for unix in samba.users(self.conf)
+            if unix.startswith(prefix)
+        ]
+        write_if_changed(self.usermap, "\n".join(lines) + "\n", 0o644)
+
+    def _password(self, name: str, unix_name: str, password: str) -> None:
+        with translated("setting the SMB password"):
+            samba.set_password(self.conf, unix_name, password)
+        self.write_usermap()
+
+    def _state(self, name: str, unix_name: str, enabled: bool) -> None:
+        with translated("changing the SMB account"):
+            samba.set_enabled(self.conf, unix_name, enabled)
+        if not enabled:
+            self.disconnect(unix_name)
+
+    def _deleted(self, name: str, unix_name: str) -> None:
+        self.disconnect(unix_name)
+        with translated("removing the SMB account"):
+            samba.delete_user(self.conf, unix_name)
+        self.write_usermap()
+
+    def disconnect(self, unix_name: str) -> int:
+        """End every SMB session of a user at once; return how many."""
+        ended = 0
+        for session in samba.status(self.conf).sessions:
+            if session.username == unix_name and session.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(session.pid, signal.SIGTERM)
+                    ended += 1
+        return ended
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        _, port, interfaces = self._global()
+        self._listening = (port, tuple(interfaces))
+        self.supervisor.start()
+        if not self.supervisor.running:
+            self.events.record("error", "smb.failed", "smbd", "smbd did not start; see smbd.log")
+
+    def stop(self) -> None:
+        self.supervisor.stop()
+
+    def _restarted(self, code: int | None) -> None:
+        self.events.record(
+            "warning", "smb.restarted", "smbd", f"smbd exited (code {code}) and was restarted"
+        )
+
+    # -- settings and status ---------------------------------------------------------------------
+
+    def get_settings(self) -> SmbSettingsInfo:
+        row, port, interfaces = self._global()
+        return SmbSettingsInfo(
+            workgroup=row.workgroup,
+            server_name=row.server_name,
+            port=port,
+            interfaces=interfaces,
+            running=self.supervisor.running,
+            min_protocol="SMB2_02",
+        )
+
+    def update_settings(self, req: SmbSettingsUpdate) -> SmbSettingsInfo:
+        v = Validator()
+        if req.workgroup is not None and not _NETBIOS.fullmatch(req.workgroup):
+            v.add("workgroup", "must be 1-15 letters, digits and '-'")
+        if req.server_name and not _NETBIOS.fullmatch(req.server_name):
+            v.add("server_name", "must be 1-15 letters, digits and '-'")
+        for i, interface in enumerate(req.interfaces or []):
+            if not _INTERFACE.fullmatch(interface):
+                v.add(f"interfaces.{i}", f"'{interface}' is not an interface name or address")
+        v.check()
+        with self.db.session() as s:
+            row = s.get(SmbSettings, 1) or SmbSettings(id=1, workgroup="WORKGROUP")
+            if req.workgroup is not None:
+                row.workgroup = req.workgroup.upper()
+            if req.server_name is not None:
+                row.server_name = req.server_name.upper()
+            if req.port is not None:
+                row.port = req.port
+            if req.interfaces is not None:
+                row.interfaces = " ".join(req.interfaces)
+            s.add(row)
+        self.apply()
+        self.events.record("info", "smb.settings", "smbd", "SMB settings changed")
+        return self.get_settings()
+
+    def status(self) -> SmbStatusInfo:
+        prefix = self.settings.account_prefix
+        st = samba.status(self.conf)
+
+        def speicher_name(unix: str) -> str:
+            return unix[len(prefix) :] if prefix and unix.startswith(prefix) else unix
+
+        return SmbStatusInfo(
+            running=self.supervisor.running,
+            sessions=[
+                SmbSessionInfo(
+                    user=speicher_name(x.username),
+                    remote=x.remote,
+                    protocol=x.protocol,
+                    encryption=x.encryption,
+                    pid=x.pid,
+                )
+                for x in st.sessions
+            ],
+            open_files=[
+                SmbOpenFileInfo(
+                    user=speicher_name(f.username), share_path=f.share_path, name=f.name
+                )
+                for f in st.open_files
+            ],
+        )
+
+    # -- housekeeping (called by the daemon's monitor) -----------------------------------------
+
+    def update_dfree(self) -> None:
+        """Write each SMB share's size and free space as its quota leaves them, so clients see
+        the quota (not the pool) as the disk's size."""
+        for opts in self._shares():
+            path = Path(opts.path)
+            with self.db.session() as s:
+                share = s.scalars(select(Share).where(Share.name == opts.name)).one()
+                quota = share.quota
+            try:
+                st = os.statvfs(path)
+            except OSError:
+                continue
+            total = st.f_blocks * st.f_frsize
+            free = st.f_bavail * st.f_frsize
+            if quota is not None:
+                with contextlib.suppress(CommandError, ValueError):
+                    used = btrfs.qgroup_show(path).referenced
+                    total = min(total, quota)
+                    free = max(0, min(free, quota - used))
+            figures = self.dfree_dir / opts.name
+            write_if_changed(figures, f"{total // 1024} {free // 1024}\n")
+            script = DFREE_SCRIPT.format(share=opts.name, figures=figures)
+            write_if_changed(self.dfree_dir / f"{opts.name}.sh", script, 0o755)
+
+    def purge_recycle(self) -> None:
+        """Delete what lay in a share's recycle folder longer than the share keeps it."""
+        with self.db.session() as s:
+            shares = [
+                (sh.pool.name, sh.name, sh.smb_recycle_days)
+                for sh in s.scalars(select(Share).where(Share.smb_recycle.is_(True)))
+            ]
+        for pool, name, days in shares:
+            folder = share_path(self.settings, pool, name) / render.RECYCLE_DIR
+            if not folder.is_dir():
+                continue
+            files.delete_older_than(folder, days)

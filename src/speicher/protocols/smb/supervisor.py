@@ -1,0 +1,119 @@
+"""Keeping one child process (smbd) running: start it, restart it when it dies, stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        name: str,
+        argv: Callable[[], list[str]],
+        log_path: Path,
+        port: Callable[[], int],
+        on_restart: Callable[[int | None], None],
+        leftovers: Callable[[], list[int]],
+    ) -> None:
+        self.name = name
+        self._argv = argv
+        self._log_path = log_path
+        self._port = port
+        self._on_restart = on_restart
+        self._leftovers = leftovers
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self.running and self._proc else None
+
+    def start(self, wait: float = 15) -> None:
+        """Start the process and a thread that restarts it; wait until its port answers."""
+        self._stopping.clear()
+        self._spawn()
+        self._thread = threading.Thread(target=self._watch, name=f"{self.name}-watch", daemon=True)
+        self._thread.start()
+        self.wait_ready(wait)
+
+    def _spawn(self) -> None:
+        with self._lock:
+            log_file = self._log_path.open("ab")
+            self._proc = subprocess.Popen(
+                self._argv(), stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+            log_file.close()
+            log.info("started %s (pid %d)", self.name, self._proc.pid)
+
+    def wait_ready(self, wait: float) -> bool:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not self.running:
+                time.sleep(0.1)
+                continue
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self._port()), timeout=1),
+            ):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def _watch(self) -> None:
+        delay = 1.0
+        while not self._stopping.is_set():
+            proc = self._proc
+            if proc is None:
+                return
+            code = proc.wait()
+            if self._stopping.is_set():
+                return
+            log.warning("%s exited with %s; restarting in %.0f s", self.name, code, delay)
+            self._kill_leftovers()
+            if self._stopping.wait(delay):
+                return
+            self._spawn()
+            self._on_restart(code)
+            delay = min(delay * 2, 30.0)
+
+    def restart(self) -> None:
+        """Stop and start again (drops connected clients; only for port or address changes)."""
+        self.stop()
+        self.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stopping.set()
+        with self._lock:
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._kill_leftovers()
+
+    def _kill_leftovers(self) -> None:
+        for pid in self._leftovers():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)

@@ -1,0 +1,21 @@
+"""Whole-tree file chores with ``find``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from speicher.system.run import run
+
+
+def delete_older_than(folder: Path, days: int) -> None:
+    """Delete files in ``folder`` last modified ``days`` or more days ago, then empty folders."""
+    run(
+        ["find", str(folder), "-xdev", "-type", "f", "-mtime", f"+{days - 1}", "-delete"],
+        check=False,
+        timeout=3600,
+    )
+    run(
+        ["find", str(folder), "-xdev", "-mindepth", "1", "-type", "d", "-empty", "-delete"],
+        check=False,
+        timeout=3600,
+    )

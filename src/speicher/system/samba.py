@@ -1,0 +1,136 @@
+"""Samba: ``smbd``, ``smbcontrol``, ``smbpasswd``, ``pdbedit``, ``smbstatus``.
+
+Every command gets our own ``smb.conf`` (``--configfile``), so Speicher's Samba never touches
+a system Samba's files and several instances can run side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from speicher.system.run import CommandError, run
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: str
+    pid: int
+    username: str
+    remote: str
+    protocol: str
+    encryption: str
+
+
+@dataclass(frozen=True)
+class OpenFile:
+    pid: int
+    username: str
+    share_path: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Status:
+    sessions: list[Session] = field(default_factory=list)
+    open_files: list[OpenFile] = field(default_factory=list)
+    shares: dict[str, list[int]] = field(default_factory=dict)  # share -> pids connected
+
+
+def smbd_argv(conf: Path) -> list[str]:
+    """Run smbd in the foreground as our child, logging to stdout."""
+    return ["smbd", "--foreground", "--no-process-group", f"--configfile={conf}", "--debug-stdout"]
+
+
+def reload_config(conf: Path) -> None:
+    """Tell the running smbd (and its children) to re-read smb.conf; connections stay."""
+    run(["smbcontrol", f"--configfile={conf}", "smbd", "reload-config"], timeout=30)
+
+
+def set_password(conf: Path, unix_name: str, password: str) -> None:
+    """Add the user to Samba's passdb, or change their password."""
+    run(
+        ["smbpasswd", "-c", str(conf), "-s", "-a", unix_name],
+        input=f"{password}\n{password}\n",
+        timeout=30,
+    )
+
+
+def set_enabled(conf: Path, unix_name: str, enabled: bool) -> None:
+    run(["smbpasswd", "-c", str(conf), "-e" if enabled else "-d", unix_name], timeout=30)
+
+
+def delete_user(conf: Path, unix_name: str) -> None:
+    result = run(
+        ["pdbedit", f"--configfile={conf}", "-x", "-u", unix_name], check=False, timeout=30
+    )
+    if result.returncode != 0 and unix_name in users(conf):
+        raise CommandError(result.argv, result.returncode, result.stdout, result.stderr)
+
+
+def users(conf: Path) -> list[str]:
+    """Unix names of the users in Samba's passdb."""
+    result = run(["pdbedit", f"--configfile={conf}", "-L"], check=False, timeout=30)
+    return [line.split(":", 1)[0] for line in result.stdout.splitlines() if ":" in line]
+
+
+def parse_status(output: str) -> Status:
+    """Parse ``smbstatus --json``."""
+    data: dict[str, Any] = json.loads(output) if output.strip() else {}
+    sessions = []
+    for s in (data.get("sessions") or {}).values():
+        server = s.get("server_id") or {}
+        sessions.append(
+            Session(
+                session_id=str(s.get("session_id", "")),
+                pid=int(server.get("pid", 0)),
+                username=str(s.get("username", "")),
+                remote=str(s.get("remote_machine") or s.get("hostname") or ""),
+                protocol=str(s.get("session_dialect", "")),
+                encryption=str((s.get("encryption") or {}).get("cipher", "")),
+            )
+        )
+    users_by_pid = {s.pid: s.username for s in sessions}
+    shares: dict[str, list[int]] = {}
+    for t in (data.get("tcons") or {}).values():
+        pid = int((t.get("server_id") or {}).get("pid", 0))
+        shares.setdefault(str(t.get("service", "")), []).append(pid)
+    files = []
+    for f in (data.get("open_files") or {}).values():
+        for opened in (f.get("opens") or {}).values():
+            pid = int((opened.get("server_id") or {}).get("pid", 0))
+            files.append(
+                OpenFile(
+                    pid=pid,
+                    username=users_by_pid.get(pid, str(opened.get("uid", ""))),
+                    share_path=str(f.get("service_path", "")),
+                    name=str(f.get("filename", "")),
+                )
+            )
+    return Status(sessions=sessions, open_files=files, shares=shares)
+
+
+def status(conf: Path) -> Status:
+    result = run(["smbstatus", f"--configfile={conf}", "--json"], check=False, timeout=30)
+    if result.returncode != 0:
+        return Status()
+    return parse_status(result.stdout)
+
+
+def helper_pids(conf: Path) -> list[int]:
+    """Samba processes started for our smb.conf (samba-dcerpcd, rpcd_*) that outlive smbd."""
+    needle = f"--configfile={conf}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline and int(entry.name) != os.getpid():
+            pids.append(int(entry.name))
+    return pids
