@@ -39,7 +39,7 @@ class Services:
         events = EventService(db)
         jobs = JobService(db)
         disks = DiskService(settings, db, events)
-        pools = PoolService(settings, db, events, jobs, disks)
+        pools = PoolService(settings, db, events, jobs, disks, hooks)
         shares = ShareService(settings, db, events, pools, hooks)
         grants = GrantService(db, events, shares, hooks)
         users = UserService(settings, db, events, grants, hooks)

@@ -20,6 +20,7 @@ from speicher.config import Settings
 from speicher.db import Database, Pool, PoolDisk
 from speicher.errors import Conflict, InvalidInput, NotFound, OperationFailed, Validator, translated
 from speicher.events import EventService
+from speicher.hooks import SHARES_CHANGED, Hooks
 from speicher.jobs import JobInfo, JobService, Progress
 from speicher.storage.disks import DiskService
 from speicher.storage.models import PoolCreate, PoolDiskInfo, PoolInfo, PoolReplace
@@ -77,8 +78,10 @@ class PoolService:
         events: EventService,
         jobs: JobService,
         disks: DiskService,
+        hooks: Hooks,
     ) -> None:
         self.settings = settings
+        self.hooks = hooks
         self.db = db
         self.events = events
         self.jobs = jobs
@@ -700,6 +703,7 @@ class PoolService:
             for share in list(pool.shares):
                 s.delete(share)
             s.delete(pool)
+        self.hooks.emit(SHARES_CHANGED)
         self._health.pop(name, None)
         self.events.record("info", "pool.destroyed", name, f"pool {name} destroyed")
 

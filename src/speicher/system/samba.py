@@ -90,7 +90,7 @@ def parse_status(output: str) -> Status:
                 username=str(s.get("username", "")),
                 remote=str(s.get("remote_machine") or s.get("hostname") or ""),
                 protocol=str(s.get("session_dialect", "")),
-                encryption=str((s.get("encryption") or {}).get("cipher", "")),
+                encryption=str((s.get("encryption") or {}).get("cipher", "")).strip("-"),
             )
         )
     users_by_pid = {s.pid: s.username for s in sessions}

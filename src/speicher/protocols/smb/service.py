@@ -119,6 +119,20 @@ class SmbService:
         os.chmod(self.dfree_dir, 0o755)  # noqa: S103 - read by users' processes
         self.write_usermap()
         self.apply()
+        self._check_users()
+
+    def _check_users(self) -> None:
+        """Samba keeps its own password hashes; a user missing there (a restored database,
+        say) cannot log in over SMB until their password is set again."""
+        present = set(samba.users(self.conf))
+        for user in self.users.list():
+            if user.unix_name not in present:
+                self.events.record(
+                    "warning",
+                    "smb.no-password",
+                    user.name,
+                    f"user {user.name} has no SMB password; set one with 'speicher user passwd'",
+                )
 
     def _settings_row(self) -> SmbSettings:
         with self.db.session() as s:
