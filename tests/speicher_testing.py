@@ -158,6 +158,7 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
 
 def remove_traces(base: Path, prefix: str) -> None:
     """Unmount, detach, and delete accounts of one test instance, whatever state it is in."""
+    _kill_processes_of(base)
     targets = [
         line
         for line in _run("findmnt", "--list", "--noheadings", "--output", "TARGET").stdout.split(
@@ -184,3 +185,17 @@ def remove_traces(base: Path, prefix: str) -> None:
 def _accounts(path: str, prefix: str) -> list[str]:
     with open(path) as fh:
         return [line.split(":", 1)[0] for line in fh if line.startswith(prefix)]
+
+
+def _kill_processes_of(base: Path) -> None:
+    """Processes whose command line names the instance's directory (an smbd a killed daemon
+    left behind, its RPC helpers)."""
+    needle = str(base).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes():
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue

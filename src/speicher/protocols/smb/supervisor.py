@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -14,6 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the daemon dies, even by kill -9."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 class Supervisor:
@@ -46,8 +55,10 @@ class Supervisor:
         return self._proc.pid if self.running and self._proc else None
 
     def start(self, wait: float = 15) -> None:
-        """Start the process and a thread that restarts it; wait until its port answers."""
+        """Start the process and a thread that restarts it; wait until its port answers.
+        Leftovers of an earlier daemon (its smbd, RPC helpers) are ended first."""
         self._stopping.clear()
+        self._kill_leftovers()
         self._spawn()
         self._thread = threading.Thread(target=self._watch, name=f"{self.name}-watch", daemon=True)
         self._thread.start()
@@ -57,7 +68,11 @@ class Supervisor:
         with self._lock:
             log_file = self._log_path.open("ab")
             self._proc = subprocess.Popen(
-                self._argv(), stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                self._argv(),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before exec
             )
             log_file.close()
             log.info("started %s (pid %d)", self.name, self._proc.pid)
@@ -113,7 +128,22 @@ class Supervisor:
             self._thread.join(timeout)
         self._kill_leftovers()
 
-    def _kill_leftovers(self) -> None:
-        for pid in self._leftovers():
+    def _kill_leftovers(self, timeout: float = 5) -> None:
+        pids = self._leftovers()
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+            time.sleep(0.1)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
