@@ -59,9 +59,12 @@ class Supervisor:
         Leftovers of an earlier daemon (its smbd, RPC helpers) are ended first."""
         self._stopping.clear()
         self._kill_leftovers()
-        self._spawn()
-        self._thread = threading.Thread(target=self._watch, name=f"{self.name}-watch", daemon=True)
+        spawned = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(spawned,), name=f"{self.name}-supervisor", daemon=True
+        )
         self._thread.start()
+        spawned.wait(10)
         self.wait_ready(wait)
 
     def _spawn(self) -> None:
@@ -91,12 +94,15 @@ class Supervisor:
             time.sleep(0.1)
         return False
 
-    def _watch(self) -> None:
+    def _run(self, spawned: threading.Event) -> None:
+        """Spawn and watch the process. The child's death signal is tied to the thread that
+        forked it, so this one thread, living as long as the supervision, does every spawn."""
+        self._spawn()
+        spawned.set()
         delay = 1.0
-        while not self._stopping.is_set():
+        while True:
             proc = self._proc
-            if proc is None:
-                return
+            assert proc is not None
             code = proc.wait()
             if self._stopping.is_set():
                 return
