@@ -108,11 +108,15 @@ class SmbService:
 
     def prepare(self) -> None:
         """Create Samba's directories and the dfree helper, and write smb.conf."""
+        # smbd, acting as the connected user, checks that other smbd processes holding share
+        # modes are alive through files in the lock directory: users must be able to reach
+        # it, or sharing violations go unenforced and smbd crashes. Passwords stay private.
         self.dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o700)
+        os.chmod(self.dir, 0o711)  # noqa: S103 - traversable, not listable
         for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc"):
             (self.dir / sub).mkdir(exist_ok=True)
         os.chmod(self.dir / "private", 0o700)
+        os.chmod(self.dir / "lock", 0o755)  # noqa: S103 - see above
         self.settings.public_dir.mkdir(exist_ok=True)
         os.chmod(self.settings.public_dir, 0o755)  # noqa: S103 - read by users' processes
         self.dfree_dir.mkdir(exist_ok=True)

@@ -69,7 +69,8 @@ class Supervisor:
 
     def _spawn(self) -> None:
         with self._lock:
-            log_file = self._log_path.open("ab")
+            fd = os.open(self._log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            log_file = os.fdopen(fd, "ab")
             self._proc = subprocess.Popen(
                 self._argv(),
                 stdout=log_file,
