@@ -23,8 +23,8 @@ test: deps-test lint typecheck
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -W error
 
 lint:
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck:
 	$(BIN)/mypy

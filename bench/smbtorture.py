@@ -37,15 +37,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS_DIR))
 
-if TYPE_CHECKING:
-    from tests.speicher_testing import Daemon, free_port
-else:
-    from speicher_testing import Daemon, free_port
+from speicher_testing import Daemon, free_port  # noqa: E402 - found through TESTS_DIR
 
 DEFAULT_SUITES = [
     "smb2.connect",
