@@ -3,23 +3,28 @@ operating system enforces what the API says for every protocol."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from speicher.access.models import GrantRequest
 from speicher.db import Database, Grant, Group, Share, User
-from speicher.errors import InvalidInput, NotFound, Validator, translated
+from speicher.errors import InvalidInput, NotFound, SpeicherError, Validator, translated
 from speicher.events import EventService
 from speicher.hooks import SHARES_CHANGED, Hooks
 from speicher.storage import ShareService
 from speicher.storage.models import ShareInfo
-from speicher.system import accounts, acl
+from speicher.system import accounts, acl, btrfs
+from speicher.system.run import CommandError
 
 log = logging.getLogger(__name__)
 
 PERMS = {"rw": "rwx", "ro": "r-x"}
+SavedGrant = tuple[int | None, int | None, str]  # user id, group id, access
 GUEST_ACCOUNT = "nobody"  # Samba's guest account; reads a share when guest access is on
 
 
@@ -49,7 +54,7 @@ class GrantService:
     def _share_changed(self, share: str | None = None, **_: object) -> None:
         """Guest access is part of the ACL: follow a share's settings."""
         if share is not None:
-            self.apply(share, recursive=False)
+            self.apply(share)
 
     def grant(self, share: str, req: GrantRequest) -> ShareInfo:
         """Give a user or a group ``rw`` or ``ro`` access; replaces an earlier grant."""
@@ -75,9 +80,10 @@ class GrantService:
                     select(Grant).where(Grant.share_id == share_row.id, Grant.group_id == group.id)
                 ).first() or Grant(share_id=share_row.id, group_id=group.id)
                 who = f"group {req.group}"
+            saved = _saved(share_row)
             grant.access = req.access
             s.add(grant)
-        self.apply(share)
+        self._apply_or_restore(share, saved)
         self.hooks.emit(SHARES_CHANGED)
         self.events.record("info", "share.granted", share, f"{who} may {req.access} {share}")
         return self.shares.get(share)
@@ -87,6 +93,7 @@ class GrantService:
             raise InvalidInput(field="user", reason="name exactly one user or one group")
         with self.db.session() as s:
             share_row = self._share(s, share)
+            saved = _saved(share_row)
             for grant in share_row.grants:
                 if (user and grant.user and grant.user.name == user) or (
                     group and grant.group and grant.group.name == group
@@ -96,7 +103,7 @@ class GrantService:
             else:
                 who = f"user '{user}'" if user else f"group '{group}'"
                 raise NotFound(f"{who} has no grant on share '{share}'")
-        self.apply(share)
+        self._apply_or_restore(share, saved)
         self.hooks.emit(SHARES_CHANGED)
         self.events.record(
             "info",
@@ -105,6 +112,23 @@ class GrantService:
             f"{'user ' + user if user else 'group ' + str(group)} lost access to {share}",
         )
         return self.shares.get(share)
+
+    def _apply_or_restore(self, share: str, saved: list[SavedGrant]) -> None:
+        """Apply the new grants to the filesystem; if that fails, put the old grants back in
+        the model too, so the model never says what the filesystem does not do."""
+        try:
+            self.apply(share)
+        except BaseException:
+            with self.db.session() as s:
+                share_row = self._share(s, share)
+                share_row.grants.clear()
+                s.flush()
+                for user_id, group_id, access in saved:
+                    grant = Grant(user_id=user_id, group_id=group_id, access=access)
+                    share_row.grants.append(grant)
+            with contextlib.suppress(SpeicherError):
+                self.apply(share)
+            raise
 
     @staticmethod
     def _share(s: Session, name: str) -> Share:
@@ -127,21 +151,28 @@ class GrantService:
             grants = share_row.grants
             wanted = desired_entries(share_row)
             members = {g.group.gid: [u.uid for u in g.group.members] for g in grants if g.group}
+            quota = share_row.quota
         if not path.is_dir():
             return
-        with translated(f"setting the permissions of share {share}"):
+
+        def write() -> None:
             current = acl.named_entries(path)
-            acl.set_root(path, wanted)
-            if recursive:
-                wanted_keys = {(e.kind, e.qualifier) for e in wanted}
-                removed = [e for e in current if (e.kind, e.qualifier) not in wanted_keys]
-                changed = [e for e in wanted if e not in current]
-                if removed or changed:
-                    acl.modify_tree(path, changed, removed)
-                affected = set(_owners(changed, members))
-                writers = set(_owners([e for e in wanted if e.perms == PERMS["rw"]], members))
-                acl.set_owner_write(path, sorted(affected - writers), writable=False)
-                acl.set_owner_write(path, sorted(affected & writers), writable=True)
+            if sorted(current, key=_key) != sorted(wanted, key=_key):
+                acl.set_root(path, wanted)
+            if not recursive:
+                return
+            wanted_keys = {(e.kind, e.qualifier) for e in wanted}
+            removed = [e for e in current if (e.kind, e.qualifier) not in wanted_keys]
+            changed = [e for e in wanted if e not in current]
+            if removed or changed:
+                acl.modify_tree(path, changed, removed)
+            affected = set(_owners(changed, members))
+            writers = set(_owners([e for e in wanted if e.perms == PERMS["rw"]], members))
+            acl.set_owner_write(path, sorted(affected - writers), writable=False)
+            acl.set_owner_write(path, sorted(affected & writers), writable=True)
+
+        with translated(f"setting the permissions of share {share}"):
+            _quota_lifted(path, quota, write)
 
     def apply_all(self, share_names: list[str] | None = None) -> None:
         """Re-apply ACLs of the given shares (all when None): after users or groups went."""
@@ -169,3 +200,28 @@ def _owners(entries: list[acl.Entry], members: dict[int, list[int]]) -> list[int
     for e in entries:
         uids += [e.qualifier] if e.kind == "user" else members.get(e.qualifier, [])
     return uids
+
+
+def _key(entry: acl.Entry) -> tuple[str, int, str]:
+    return (entry.kind, entry.qualifier, entry.perms)
+
+
+def _saved(share: Share) -> list[SavedGrant]:
+    return [(g.user_id, g.group_id, g.access) for g in share.grants]
+
+
+def _quota_lifted(path: Path, quota: int | None, write: Callable[[], None]) -> None:
+    """Run ``write``. ACLs are extended attributes: writing them on a share at its quota fails
+    with EDQUOT, even for root. Permissions are the admin's business, not the users' data, so
+    then the limit is lifted, ``write`` runs again, and the limit is put back at once."""
+    try:
+        write()
+        return
+    except CommandError as exc:
+        if quota is None or "quota" not in exc.output.lower():
+            raise
+    btrfs.qgroup_limit(path, None)
+    try:
+        write()
+    finally:
+        btrfs.qgroup_limit(path, quota)

@@ -377,11 +377,34 @@ def share_update(
     quota: Annotated[str | None, typer.Option(help="New limit, e.g. 80G, or 'none'.")] = None,
     compression: Annotated[str | None, typer.Option(help="zstd, lzo, zlib, or ''.")] = None,
     description: Annotated[str | None, typer.Option(help="New description.")] = None,
+    smb: OnOff = None,
+    browseable: BrowseOpt = None,
+    abe: AbeOpt = None,
+    recycle: RecycleOpt = None,
+    recycle_days: RecycleDaysOpt = None,
+    mac: MacOpt = None,
+    time_machine: TmOpt = None,
+    time_machine_size: TmSizeOpt = None,
+    encrypt: EncryptOpt = None,
+    guest: GuestOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Change a share's quota, compression or description."""
+    """Change a share's quota, compression, description or SMB options."""
+    changes = smb_changes(
+        smb,
+        browseable,
+        abe,
+        recycle,
+        recycle_days,
+        mac,
+        time_machine,
+        time_machine_size,
+        encrypt,
+        guest,
+    )
     share = client(ctx).patch(
-        f"/shares/{name}", {"quota": quota, "compression": compression, "description": description}
+        f"/shares/{name}",
+        {"quota": quota, "compression": compression, "description": description, "smb": changes},
     )
     if as_json:
         print_json(share)
