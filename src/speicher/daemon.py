@@ -64,8 +64,11 @@ class Monitor(threading.Thread):
     def run(self) -> None:
         chores = (
             self.services.pools.check_all,
+            self.services.health.collect,
             self.services.smb.update_dfree,
             self.services.smb.purge_recycle,
+            self.services.policies.run_due,
+            self.services.scrubs.run_due,
         )
         while not self.stopping.wait(self.services.settings.monitor_interval):
             for chore in chores:

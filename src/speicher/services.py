@@ -8,9 +8,10 @@ from speicher.access import GrantService, GroupService, TokenService, UserServic
 from speicher.config import Settings
 from speicher.db import Database
 from speicher.events import EventService
+from speicher.events.alerts import AlertService
 from speicher.hooks import Hooks
 from speicher.jobs import JobService
-from speicher.protection import SnapshotService
+from speicher.protection import DiskHealthService, PolicyService, ScrubService, SnapshotService
 from speicher.protocols.smb import SmbService
 from speicher.storage import DiskService, PoolService, ShareService
 
@@ -29,6 +30,10 @@ class Services:
     groups: GroupService
     tokens: TokenService
     snapshots: SnapshotService
+    policies: PolicyService
+    scrubs: ScrubService
+    health: DiskHealthService
+    alerts: AlertService
     smb: SmbService
     hooks: Hooks
 
@@ -43,7 +48,7 @@ class Services:
         shares = ShareService(settings, db, events, pools, hooks)
         grants = GrantService(db, events, shares, hooks)
         users = UserService(settings, db, events, grants, hooks)
-        snapshots = SnapshotService(settings, db, events, shares)
+        snapshots = SnapshotService(settings, db, events, shares, hooks)
         return cls(
             settings=settings,
             db=db,
@@ -55,6 +60,10 @@ class Services:
             grants=grants,
             users=users,
             snapshots=snapshots,
+            policies=PolicyService(settings, db, events, shares, snapshots),
+            scrubs=ScrubService(settings, db, events, jobs, pools),
+            health=DiskHealthService(settings, db, events, pools, disks),
+            alerts=AlertService(db, events),
             smb=SmbService(settings, db, events, hooks, users),
             hooks=hooks,
             groups=GroupService(settings, db, events, grants),

@@ -10,7 +10,7 @@ from fastapi_offline import FastAPIOffline
 from speicher import __version__
 from speicher.api import problems
 from speicher.api.auth import AuthMiddleware, principal
-from speicher.api.routes import access, protocols, storage, system
+from speicher.api.routes import access, alerts, health, protection, protocols, storage, system
 from speicher.services import Services
 
 PREFIX = "/api/v1"
@@ -33,7 +33,16 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(AuthMiddleware, services=services)
     problems.install(app)
     auth = [Depends(principal)]
-    for router in (storage.router, access.router, protocols.router, system.router):
+    routers = (
+        storage.router,
+        access.router,
+        protocols.router,
+        protection.router,
+        health.router,
+        alerts.router,
+        system.router,
+    )
+    for router in routers:
         app.include_router(
             router, prefix=PREFIX, dependencies=auth, responses=problems.PROBLEM_RESPONSES
         )

@@ -10,7 +10,9 @@ import typer
 from typer.exceptions import Abort, Exit, TyperException
 
 from speicher import __version__
+from speicher.cli import health as _health  # noqa: F401 - adds pool scrub, disk health
 from speicher.cli.access import group_app, token_app, user_app
+from speicher.cli.alerts import alert_app
 from speicher.cli.client import CliError
 from speicher.cli.context import State
 from speicher.cli.smb import smb_app, snapshot_app
@@ -36,6 +38,7 @@ for sub, name in (
     (event_app, "event"),
     (smb_app, "smb"),
     (snapshot_app, "snapshot"),
+    (alert_app, "alert"),
 ):
     app.add_typer(sub, name=name)
 

@@ -1,6 +1,8 @@
 """The configuration database: SQLAlchemy 2 models, sessions and Alembic migrations."""
 
 from speicher.db.models import (
+    AlertSettings,
+    AlertState,
     Base,
     Event,
     Grant,
@@ -8,8 +10,11 @@ from speicher.db.models import (
     Job,
     Pool,
     PoolDisk,
+    ScrubRun,
     Share,
     SmbSettings,
+    SnapshotMeta,
+    SnapshotPolicy,
     Token,
     User,
     VirtualDisk,
@@ -17,6 +22,8 @@ from speicher.db.models import (
 from speicher.db.session import Database
 
 __all__ = [
+    "AlertSettings",
+    "AlertState",
     "Base",
     "Database",
     "Event",
@@ -25,8 +32,11 @@ __all__ = [
     "Job",
     "Pool",
     "PoolDisk",
+    "ScrubRun",
     "Share",
     "SmbSettings",
+    "SnapshotMeta",
+    "SnapshotPolicy",
     "Token",
     "User",
     "VirtualDisk",

@@ -70,6 +70,10 @@ class Pool(Base):
     md_uuid: Mapped[str] = mapped_column(String(64), default="")
     # creating -> ready -> destroying; a row left in creating/destroying is finished at start
     state: Mapped[str] = mapped_column(String(16), default="creating")
+    scrub_schedule: Mapped[str] = mapped_column(
+        String(64), default="0 3 1 * *", server_default="0 3 1 * *"
+    )
+    last_scrub_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     disks: Mapped[list[PoolDisk]] = relationship(
@@ -242,3 +246,89 @@ class SmbSettings(Base):
     server_name: Mapped[str] = mapped_column(String(15), default="")
     port: Mapped[int | None] = mapped_column(Integer, nullable=True)
     interfaces: Mapped[str] = mapped_column(String(1024), default="")
+
+
+class SnapshotPolicy(Base):
+    """Snapshots of a share on a schedule, kept by grandfather-father-son rules."""
+
+    __tablename__ = "snapshot_policies"
+    __table_args__ = (UniqueConstraint("share_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    share_id: Mapped[int] = mapped_column(ForeignKey("shares.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    schedule: Mapped[str] = mapped_column(String(64))  # cron, in UTC
+    keep_last: Mapped[int] = mapped_column(Integer, default=0)
+    keep_hourly: Mapped[int] = mapped_column(Integer, default=0)
+    keep_daily: Mapped[int] = mapped_column(Integer, default=0)
+    keep_weekly: Mapped[int] = mapped_column(Integer, default=0)
+    keep_monthly: Mapped[int] = mapped_column(Integer, default=0)
+    lock_days: Mapped[int] = mapped_column(Integer, default=0)  # its snapshots are immutable
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    share: Mapped[Share] = relationship()
+
+
+class SnapshotMeta(Base):
+    """What Speicher knows about a snapshot beyond the filesystem: who made it, its lock."""
+
+    __tablename__ = "snapshot_meta"
+    __table_args__ = (UniqueConstraint("share_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    share_id: Mapped[int] = mapped_column(ForeignKey("shares.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    policy_id: Mapped[int | None] = mapped_column(
+        ForeignKey("snapshot_policies.id", ondelete="SET NULL"), nullable=True
+    )
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ScrubRun(Base):
+    """One scrub of a pool and what it found."""
+
+    __tablename__ = "scrub_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"))
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    bytes_checked: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors_found: Mapped[int] = mapped_column(Integer, default=0)
+    errors_corrected: Mapped[int] = mapped_column(Integer, default=0)
+    errors_uncorrectable: Mapped[int] = mapped_column(Integer, default=0)
+    uncorrectable_files: Mapped[str] = mapped_column(Text, default="")  # one path a line
+
+
+class AlertSettings(Base):
+    """Where alerts go: e-mail over SMTP and a webhook. One row."""
+
+    __tablename__ = "alert_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    smtp_host: Mapped[str] = mapped_column(String(255), default="")
+    smtp_port: Mapped[int] = mapped_column(Integer, default=587)
+    smtp_starttls: Mapped[bool] = mapped_column(Boolean, default=True)
+    smtp_username: Mapped[str] = mapped_column(String(255), default="")
+    # needed in clear to log in to the mail server; the database file is root-only (0600)
+    smtp_password: Mapped[str] = mapped_column(String(255), default="")
+    mail_from: Mapped[str] = mapped_column(String(255), default="")
+    mail_to: Mapped[str] = mapped_column(Text, default="")  # addresses, comma-separated
+    webhook_url: Mapped[str] = mapped_column(String(2048), default="")
+    min_level: Mapped[str] = mapped_column(String(8), default="warning")
+
+
+class AlertState(Base):
+    """A condition that raised an alert: not repeated while it lasts, cleared when it ends."""
+
+    __tablename__ = "alert_states"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(256), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    since: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import select
 
@@ -14,9 +15,17 @@ log = logging.getLogger("speicher.events")
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
+Listener = Callable[[EventInfo], None]
+
+
 class EventService:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._listeners: list[Listener] = []
+
+    def listen(self, listener: Listener) -> None:
+        """Call ``listener`` with every event recorded from now on (the alerts do)."""
+        self._listeners.append(listener)
 
     def record(self, level: str, kind: str, subject: str, message: str) -> EventInfo:
         """Store an event and write it to the daemon's log."""
@@ -25,7 +34,13 @@ class EventService:
             event = Event(level=level, kind=kind, subject=subject, message=message)
             s.add(event)
             s.flush()
-            return EventInfo.model_validate(event)
+            info = EventInfo.model_validate(event)
+        for listener in self._listeners:
+            try:
+                listener(info)
+            except Exception:
+                log.exception("event listener failed for %s", kind)
+        return info
 
     def list(self, limit: int = 100, kind: str | None = None) -> list[EventInfo]:
         """The newest ``limit`` events, newest first."""

@@ -20,7 +20,7 @@ from speicher.config import Settings
 from speicher.db import Database, Pool, PoolDisk
 from speicher.errors import Conflict, InvalidInput, NotFound, OperationFailed, Validator, translated
 from speicher.events import EventService
-from speicher.hooks import SHARES_CHANGED, Hooks
+from speicher.hooks import POOL_DESTROYING, SHARES_CHANGED, Hooks
 from speicher.jobs import JobInfo, JobService, Progress
 from speicher.storage.disks import DiskService
 from speicher.storage.models import PoolCreate, PoolDiskInfo, PoolInfo, PoolReplace
@@ -664,6 +664,9 @@ class PoolService:
     def destroy(self, name: str) -> None:
         """Unmount a pool, wipe its disks and forget it and its shares."""
         with self._exclusive(name):
+            with self.db.session() as s:
+                shares = [sh.name for sh in self._row(s, name).shares]
+            self.hooks.emit(POOL_DESTROYING, pool=name, shares=shares)
             with self.db.session() as s:
                 pool = self._row(s, name)
                 pool.state = "destroying"

@@ -16,7 +16,7 @@ from speicher.config import Settings
 from speicher.db import Database, Pool, Share
 from speicher.errors import Conflict, InvalidInput, NotFound, Validator, translated
 from speicher.events import EventService
-from speicher.hooks import SHARES_CHANGED, Hooks
+from speicher.hooks import SHARE_DELETING, SHARES_CHANGED, Hooks
 from speicher.storage.models import (
     GrantInfo,
     ShareCreate,
@@ -249,6 +249,7 @@ class ShareService:
 
     def delete(self, name: str) -> None:
         """Delete a share, its snapshots and every file in it."""
+        self.hooks.emit(SHARE_DELETING, share=name)
         path = self.path(name)
         info = self.get(name)
         snaps = snapshots_dir(self.settings, info.pool, name)

@@ -1,0 +1,7 @@
+"""Alert settings and test messages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

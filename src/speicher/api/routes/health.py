@@ -1,0 +1,7 @@
+"""Scrubs and disk health."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

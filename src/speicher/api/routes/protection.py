@@ -1,0 +1,7 @@
+"""Snapshot locks, restores, rollbacks, clones and snapshot policies."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
