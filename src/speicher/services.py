@@ -12,6 +12,7 @@ from speicher.events.alerts import AlertService
 from speicher.hooks import Hooks
 from speicher.jobs import JobService
 from speicher.protection import DiskHealthService, PolicyService, ScrubService, SnapshotService
+from speicher.protection.restore import RestoreService
 from speicher.protocols.smb import SmbService
 from speicher.storage import DiskService, PoolService, ShareService
 
@@ -31,6 +32,7 @@ class Services:
     tokens: TokenService
     snapshots: SnapshotService
     policies: PolicyService
+    restore: RestoreService
     scrubs: ScrubService
     health: DiskHealthService
     alerts: AlertService
@@ -61,6 +63,7 @@ class Services:
             users=users,
             snapshots=snapshots,
             policies=PolicyService(settings, db, events, shares, snapshots),
+            restore=RestoreService(settings, events, shares, snapshots, grants),
             scrubs=ScrubService(settings, db, events, jobs, pools),
             health=DiskHealthService(settings, db, events, pools, disks),
             alerts=AlertService(db, events),

@@ -15,7 +15,8 @@ from speicher.cli.access import group_app, token_app, user_app
 from speicher.cli.alerts import alert_app
 from speicher.cli.client import CliError
 from speicher.cli.context import State
-from speicher.cli.smb import smb_app, snapshot_app
+from speicher.cli.protection import policy_app, snapshot_app
+from speicher.cli.smb import smb_app
 from speicher.cli.storage import disk_app, pool_app, share_app
 from speicher.cli.system import event_app, job_app
 from speicher.errors import SpeicherError
@@ -38,6 +39,7 @@ for sub, name in (
     (event_app, "event"),
     (smb_app, "smb"),
     (snapshot_app, "snapshot"),
+    (policy_app, "policy"),
     (alert_app, "alert"),
 ):
     app.add_typer(sub, name=name)

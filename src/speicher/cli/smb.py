@@ -1,4 +1,4 @@
-"""``speicher smb`` and ``speicher snapshot``."""
+"""``speicher smb``."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import typer
 
 from speicher.cli.context import client
 from speicher.cli.output import console, details, print_json, table
-from speicher.cli.storage import JsonOpt, YesOpt, require_yes
+from speicher.cli.storage import JsonOpt
 
 smb_app = typer.Typer(
     help="Windows and Mac file sharing (SMB, served by Samba).", no_args_is_help=True
 )
-snapshot_app = typer.Typer(help="Read-only snapshots of shares.", no_args_is_help=True)
 
 
 def _show_settings(settings: dict[str, Any]) -> None:
@@ -102,53 +101,3 @@ def smb_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if status["open_files"]:
         console.print()
         table(status["open_files"], [("USER", "user"), ("SHARE", "share_path"), ("FILE", "name")])
-
-
-@snapshot_app.command("create")
-def snapshot_create(
-    ctx: typer.Context,
-    share: str,
-    name: Annotated[str | None, typer.Option(help="@GMT-YYYY.MM.DD-HH.MM.SS; default now.")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Take a read-only snapshot of a share."""
-    snap = client(ctx).post(f"/shares/{share}/snapshots", {"name": name})
-    if as_json:
-        print_json(snap)
-    else:
-        console.print(f"snapshot {snap['name']} of {share} taken")
-
-
-@snapshot_app.command("list")
-def snapshot_list(ctx: typer.Context, share: str, as_json: JsonOpt = False) -> None:
-    """List a share's snapshots, oldest first."""
-    snaps = client(ctx).get(f"/shares/{share}/snapshots")
-    if as_json:
-        print_json(snaps)
-        return
-    table(snaps, [("NAME", "name"), ("TIME", "time"), ("PATH", "path")], empty="no snapshots")
-
-
-@snapshot_app.command("show")
-def snapshot_show(ctx: typer.Context, share: str, name: str, as_json: JsonOpt = False) -> None:
-    """Show a snapshot."""
-    snap = client(ctx).get(f"/shares/{share}/snapshots/{name}")
-    if as_json:
-        print_json(snap)
-    else:
-        details(
-            [
-                ("share", snap["share"]),
-                ("name", snap["name"]),
-                ("time", snap["time"]),
-                ("path", snap["path"]),
-            ]
-        )
-
-
-@snapshot_app.command("delete")
-def snapshot_delete(ctx: typer.Context, share: str, name: str, yes: YesOpt = False) -> None:
-    """Delete a snapshot."""
-    require_yes(yes, f"deleting snapshot {name} of {share}")
-    client(ctx).delete(f"/shares/{share}/snapshots/{name}")
-    console.print(f"snapshot {name} of {share} deleted")

@@ -162,7 +162,7 @@ class ShareService:
 
     # -- changing ----------------------------------------------------------------------------
 
-    def create(self, req: ShareCreate) -> ShareInfo:
+    def create(self, req: ShareCreate, from_snapshot: Path | None = None) -> ShareInfo:
         """Make the subvolume, set quota and compression, lock it down to root, then record it."""
         v = Validator()
         if reason := names.share_name(req.name):
@@ -184,11 +184,14 @@ class ShareService:
             raise Conflict(f"{path} already exists on the pool")
         try:
             with translated("creating the subvolume"):
-                btrfs.subvolume_create(path)
+                if from_snapshot is None:
+                    btrfs.subvolume_create(path)
+                    acl.set_root(path, [])
+                else:  # a clone: the snapshot's files, folders and permissions
+                    btrfs.snapshot_writable(from_snapshot, path)
                 btrfs.set_compression(path, req.compression)
                 if quota is not None:
                     btrfs.qgroup_limit(path, quota)
-                acl.set_root(path, [])
             with self.db.session() as s:
                 share = Share(
                     name=req.name,

@@ -272,3 +272,8 @@ def resize_max(mountpoint: Path) -> None:
 def snapshot(source: Path, target: Path) -> None:
     """Make a read-only snapshot of subvolume ``source`` at ``target``."""
     run(["btrfs", "subvolume", "snapshot", "-r", str(source), str(target)])
+
+
+def snapshot_writable(source: Path, target: Path) -> None:
+    """A writable snapshot: a new subvolume sharing all data with ``source``."""
+    run(["btrfs", "subvolume", "snapshot", str(source), str(target)])
