@@ -146,8 +146,8 @@ def test_restore_a_file_and_a_folder(daemon: Daemon, world: dict[str, Any]) -> N
     daemon.cli("snapshot", "restore", "scratch", snap, "docs/plan.txt", "--to", "original")
     assert (root / "docs/plan.txt").read_text() == "version 1"
 
-    r = as_user(world["erin"], "rm", "-rf", str(root / "docs/sub"))
-    assert r.returncode == 0
+    removed = as_user(world["erin"], "rm", "-rf", str(root / "docs/sub"))
+    assert removed.returncode == 0
     r = daemon.api.post(
         f"/shares/scratch/snapshots/{snap}/restore", json={"path": "docs/sub", "to": "original"}
     )
