@@ -69,6 +69,7 @@ class Monitor(threading.Thread):
             self.services.smb.purge_recycle,
             self.services.policies.run_due,
             self.services.scrubs.run_due,
+            lambda: self.services.alerts.check_capacity(self.services.pools.list()),
         )
         while not self.stopping.wait(self.services.settings.monitor_interval):
             for chore in chores:
@@ -145,6 +146,9 @@ def serve(settings: Settings) -> None:
     try:
         asyncio.run(server.serve(sockets=[tcp, unix]))
     finally:
+        # a second SIGTERM (an impatient service manager) must not cut the orderly stop short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         monitor.stopping.set()
         services.smb.stop()
         services.events.record("info", "daemon.stop", "speicher", "Speicher stopped")

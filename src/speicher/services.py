@@ -44,7 +44,7 @@ class Services:
         db = Database(settings.db_url)
         hooks = Hooks()
         events = EventService(db)
-        jobs = JobService(db)
+        jobs = JobService(db, events)
         disks = DiskService(settings, db, events)
         pools = PoolService(settings, db, events, jobs, disks, hooks)
         shares = ShareService(settings, db, events, pools, hooks)

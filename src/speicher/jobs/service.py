@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from speicher.db import Database, Job
 from speicher.db.models import utcnow
 from speicher.errors import NotFound, SpeicherError
+from speicher.events import EventService
 from speicher.jobs.models import JobInfo
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,9 @@ JobFunction = Callable[[Progress], str | None]
 
 
 class JobService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, events: EventService | None = None) -> None:
         self.db = db
+        self.events = events  # records `job.failed`
         self._threads: dict[int, threading.Thread] = {}
 
     def start(self, kind: str, target: str, fn: JobFunction, message: str = "") -> JobInfo:
@@ -91,6 +93,12 @@ class JobService:
             values["message"] = "failed"
         with self.db.session() as s:
             s.execute(update(Job).where(Job.id == job_id).values(**values))
+            job = s.get(Job, job_id)
+            kind, target = (job.kind, job.target) if job else ("job", "")
+        if state == "failed" and self.events is not None:
+            self.events.record(
+                "error", "job.failed", target, f"job {job_id} ({kind} {target}) failed: {error}"
+            )
 
     def get(self, job_id: int) -> JobInfo:
         with self.db.session() as s:
@@ -121,15 +129,20 @@ class JobService:
 
     def fail_interrupted(self) -> int:
         """Mark jobs a previous daemon left running as failed; return how many."""
+        error = "interrupted: the daemon stopped while it ran"
         with self.db.session() as s:
-            result = s.execute(
+            jobs = [
+                (j.id, j.kind, j.target)
+                for j in s.scalars(select(Job).where(Job.state == "running"))
+            ]
+            s.execute(
                 update(Job)
-                .where(Job.state == "running")
-                .values(
-                    state="failed",
-                    message="failed",
-                    error="interrupted: the daemon stopped while it ran",
-                    finished_at=utcnow(),
-                )
+                .where(Job.id.in_([j[0] for j in jobs]))
+                .values(state="failed", message="failed", error=error, finished_at=utcnow())
             )
-            return int(result.rowcount)  # type: ignore[attr-defined]
+        for job_id, kind, target in jobs:
+            if self.events is not None:
+                self.events.record(
+                    "error", "job.failed", target, f"job {job_id} ({kind} {target}) failed: {error}"
+                )
+        return len(jobs)
