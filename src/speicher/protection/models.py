@@ -89,3 +89,82 @@ class SnapshotInfo(BaseModel):
     exclusive: int | None = Field(
         None, description="Bytes only this snapshot holds (freed by deleting it)."
     )
+
+
+class ScrubInfo(BaseModel):
+    """One scrub of a pool: btrfs read every block and checked it against its checksum."""
+
+    id: int = Field(description="Scrub number; higher is newer.")
+    pool: str = Field(description="The pool it checked.")
+    job_id: int | None = Field(description="The job that ran it.")
+    state: Literal["running", "finished", "failed"] = Field(
+        description="`running`, `finished` (whatever it found) or `failed` (it could not run "
+        "to the end)."
+    )
+    started_at: dt.datetime = Field(description="When it started (UTC).")
+    finished_at: dt.datetime | None = Field(description="When it ended (UTC), if it has.")
+    bytes_checked: int = Field(
+        description="Bytes read and checked, over all disks (each copy counts)."
+    )
+    errors_found: int = Field(
+        description="Blocks that could not be read or did not match their checksum."
+    )
+    errors_corrected: int = Field(description="Of those, repaired from a good copy.")
+    errors_uncorrectable: int = Field(
+        description="Of those, without a good copy: the data in them is lost."
+    )
+    uncorrectable_files: list[str] = Field(
+        description="Files with lost data (paths on the server), as far as btrfs could name "
+        "them; restore them from a backup or snapshot."
+    )
+    message: str = Field("", description="How it ended, for people.")
+
+
+class ScrubSchedule(BaseModel):
+    """When a pool is scrubbed."""
+
+    schedule: str = Field(
+        description="Cron expression, UTC, e.g. `0 3 1 * *` (03:00 on the 1st of every month, "
+        "the default); empty for no scheduled scrubs."
+    )
+
+
+class ScrubScheduleInfo(ScrubSchedule):
+    pool: str = Field(description="The pool.")
+    last_scrub_at: dt.datetime | None = Field(description="When its last scrub started (UTC).")
+    next_scrub_at: dt.datetime | None = Field(
+        description="When the schedule starts the next one (UTC); null without a schedule."
+    )
+
+
+class DiskCounters(BaseModel):
+    """btrfs's error counters of a disk (``btrfs device stats``); they only ever grow."""
+
+    write_io_errs: int = Field(0, description="Writes the disk failed.")
+    read_io_errs: int = Field(0, description="Reads the disk failed.")
+    flush_io_errs: int = Field(0, description="Cache flushes the disk failed.")
+    corruption_errs: int = Field(
+        0, description="Blocks read back with a wrong checksum (bit rot, a bad cable...)."
+    )
+    generation_errs: int = Field(0, description="Blocks older than expected (lost writes).")
+
+
+class DiskHealthInfo(BaseModel):
+    """The health of one disk of a pool."""
+
+    pool: str = Field(description="The pool the disk belongs to.")
+    disk: str = Field(description="The disk's name (virtual) or device path.")
+    device: str = Field(description="Current block device; empty when missing.")
+    state: Literal["ok", "errors", "failing", "missing"] = Field(
+        description="`ok`; `errors` when its counters are not zero (the pool stays ok); "
+        "`failing` when SMART says so or I/O errors grew in the last day (the pool is "
+        "degraded); `missing` when the pool cannot see it."
+    )
+    counters: DiskCounters | None = Field(description="btrfs error counters; null if unknown.")
+    smart: Literal["passed", "failed", "unknown", "unsupported"] = Field(
+        description="SMART verdict (`smartctl -H`); `unsupported` for virtual disks or "
+        "without smartmontools."
+    )
+    smart_message: str = Field("", description="What smartctl said.")
+    problem: str | None = Field(description="Why it counts as failing, if it does.")
+    checked_at: dt.datetime | None = Field(description="When it was last checked (UTC).")

@@ -89,6 +89,8 @@ class PoolService:
         self._lock = threading.Lock()
         self._busy: set[str] = set()
         self._health: dict[str, str] = {}
+        # disks another service found failing (SMART, I/O errors): pool -> disk -> reason
+        self._disk_problems: dict[str, dict[str, str]] = {}
 
     def mountpoint(self, name: str) -> Path:
         return self.settings.mount_root / name
@@ -96,21 +98,35 @@ class PoolService:
     @contextlib.contextmanager
     def _exclusive(self, name: str) -> Iterator[None]:
         """One structural change per pool at a time."""
-        self._claim(name)
+        self.claim(name)
         try:
             yield
         finally:
-            self._release(name)
+            self.release(name)
 
-    def _claim(self, name: str) -> None:
+    def claim(self, name: str) -> None:
         with self._lock:
             if name in self._busy:
                 raise Conflict(f"pool '{name}' is busy with another operation; try again later")
             self._busy.add(name)
 
-    def _release(self, name: str) -> None:
+    def release(self, name: str) -> None:
         with self._lock:
             self._busy.discard(name)
+
+    def set_disk_problem(self, pool: str, disk: str, reason: str | None) -> None:
+        """Mark a disk of a pool as failing (the pool is then ``degraded``), or clear it."""
+        with self._lock:
+            problems = self._disk_problems.setdefault(pool, {})
+            if reason:
+                problems[disk] = reason
+            else:
+                problems.pop(disk, None)
+
+    def _failing(self, pool: str, refs: builtins.list[str]) -> bool:
+        with self._lock:
+            problems = self._disk_problems.get(pool, {})
+            return any(ref in problems for ref in refs)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -121,10 +137,10 @@ class PoolService:
 
     def get(self, name: str) -> PoolInfo:
         with self.db.session() as s:
-            return self._info(self._row(s, name))
+            return self._info(self.row(s, name))
 
     @staticmethod
-    def _row(s: Session, name: str) -> Pool:
+    def row(s: Session, name: str) -> Pool:
         pool = s.scalars(select(Pool).where(Pool.name == name)).first()
         if pool is None:
             raise NotFound(f"pool '{name}' does not exist")
@@ -147,7 +163,7 @@ class PoolService:
             free = st.f_bavail * st.f_frsize
             used = size - st.f_bfree * st.f_frsize
             disks, degraded = self._disk_states(pool, refs)
-            health = "degraded" if degraded else "ok"
+            health = "degraded" if degraded or self._failing(pool.name, refs) else "ok"
         else:
             disks = [
                 PoolDiskInfo(
@@ -260,14 +276,14 @@ class PoolService:
             if s.scalars(select(Pool).where(Pool.name == req.name)).first():
                 v.add("name", f"pool '{req.name}' already exists")
         v.check()
-        self._claim(req.name)
+        self.claim(req.name)
         try:
             with self.db.session() as s:
                 pool = Pool(name=req.name, profile=req.profile, state="creating")
                 pool.disks = [PoolDisk(disk=d) for d in req.disks]
                 s.add(pool)
         except IntegrityError:
-            self._release(req.name)
+            self.release(req.name)
             raise Conflict(f"pool '{req.name}' or one of its disks was just taken") from None
         devs = [d for d in devices if d]
 
@@ -278,7 +294,7 @@ class PoolService:
                 self._rollback_create(req.name, devs)
                 raise
             finally:
-                self._release(req.name)
+                self.release(req.name)
             return f"pool {req.name} created"
 
         return self.jobs.start("pool.create", req.name, work, "checking disks")
@@ -306,7 +322,7 @@ class PoolService:
             )
         progress(60, "mounting")
         with self.db.session() as s:
-            pool = self._row(s, name)
+            pool = self.row(s, name)
             pool.uuid = uuid
             pool.md_uuid = md_uuid
         mnt = self.mountpoint(name)
@@ -318,7 +334,7 @@ class PoolService:
             btrfs.quota_enable(mnt)
         (mnt / ".snapshots").mkdir(mode=0o755, exist_ok=True)
         with self.db.session() as s:
-            self._row(s, name).state = "ready"
+            self.row(s, name).state = "ready"
         self._health[name] = "ok"
         self.events.record(
             "info", "pool.created", name, f"pool {name} created ({profile}, {len(devices)} disks)"
@@ -386,7 +402,7 @@ class PoolService:
             if state == "creating":
                 log.warning("pool %s was being created when the daemon stopped; removing it", name)
                 with self.db.session() as s:
-                    pool = self._row(s, name)
+                    pool = self.row(s, name)
                     devs = [d for d in (self.disks.device_of(x.disk) for x in pool.disks) if d]
                 self._rollback_create(name, devs)
                 self.events.record(
@@ -409,7 +425,7 @@ class PoolService:
             self.check_health(name)
             return
         with self.db.session() as s:
-            pool = self._row(s, name)
+            pool = self.row(s, name)
             devices = self._find_devices(pool)
             md = bool(pool.md_uuid)
             md_uuid = pool.md_uuid
@@ -463,7 +479,7 @@ class PoolService:
     def _ready(self, name: str) -> PoolRef:
         """A snapshot of a mounted pool's row, for use outside a session."""
         with self.db.session() as s:
-            pool = self._row(s, name)
+            pool = self.row(s, name)
             if pool.state != "ready" or not self.is_mounted(name):
                 raise Conflict(f"pool '{name}' is not mounted")
             return PoolRef(
@@ -477,12 +493,12 @@ class PoolService:
         device = self.disks.check_usable(disk, "disk", force, v)
         v.check()
         assert device is not None
-        self._claim(name)
+        self.claim(name)
         try:
             with self.db.session() as s:
                 s.add(PoolDisk(pool_id=pool.id, disk=disk))
         except IntegrityError:
-            self._release(name)
+            self.release(name)
             raise Conflict(f"disk '{disk}' was just taken") from None
         mnt = self.mountpoint(name)
 
@@ -507,7 +523,7 @@ class PoolService:
                         s.delete(row)
                 raise
             finally:
-                self._release(name)
+                self.release(name)
             self.events.record("info", "pool.disk-added", name, f"disk {disk} added to {name}")
             return f"disk {disk} added to pool {name}"
 
@@ -534,13 +550,13 @@ class PoolService:
         info = self.get(name)
         entry = next(d for d in info.disks if d.disk == disk)
         target = entry.device if entry.state == "online" else "missing"
-        self._claim(name)
+        self.claim(name)
         mnt = self.mountpoint(name)
 
         def work(progress: Progress) -> str:
             try:
                 progress(1, "moving data off the disk")
-                self._watch(
+                self.follow(
                     "moving data off the disk",
                     lambda: btrfs.device_remove(target, mnt),
                     lambda: _removal_progress(mnt, entry.devid, entry.used),
@@ -554,7 +570,7 @@ class PoolService:
                     with contextlib.suppress(CommandError):
                         blockdev.wipe(entry.device)
             finally:
-                self._release(name)
+                self.release(name)
             self.events.record(
                 "info", "pool.disk-removed", name, f"disk {disk} removed from {name}"
             )
@@ -582,7 +598,7 @@ class PoolService:
                 f"'{req.old}' ({names.format_size(entry.size)})",
             )
         was_degraded = info.health == "degraded"
-        self._claim(name)
+        self.claim(name)
         mnt = self.mountpoint(name)
 
         def work(progress: Progress) -> str:
@@ -597,8 +613,9 @@ class PoolService:
                         else:
                             mdadm.add(md_name(name), device)
                 else:
-                    source = entry.device if entry.state == "online" else str(entry.devid)
-                    self._watch(
+                    # by devid: a failing disk's superblock may not even read (EIO)
+                    source = str(entry.devid)
+                    self.follow(
                         "rebuilding onto the new disk",
                         lambda: btrfs.replace(source, device, mnt),
                         lambda: min(btrfs.replace_status(mnt)[1], 94.0),
@@ -618,7 +635,7 @@ class PoolService:
                     with contextlib.suppress(CommandError):
                         blockdev.wipe(entry.device)
             finally:
-                self._release(name)
+                self.release(name)
             self.events.record(
                 "info",
                 "pool.disk-replaced",
@@ -631,7 +648,7 @@ class PoolService:
         return self.jobs.start("pool.replace-disk", name, work, "starting")
 
     @staticmethod
-    def _watch(
+    def follow(
         action: str,
         run: Callable[[], None],
         measure: Callable[[], float],
@@ -665,17 +682,17 @@ class PoolService:
         """Unmount a pool, wipe its disks and forget it and its shares."""
         with self._exclusive(name):
             with self.db.session() as s:
-                shares = [sh.name for sh in self._row(s, name).shares]
+                shares = [sh.name for sh in self.row(s, name).shares]
             self.hooks.emit(POOL_DESTROYING, pool=name, shares=shares)
             with self.db.session() as s:
-                pool = self._row(s, name)
+                pool = self.row(s, name)
                 pool.state = "destroying"
             try:
                 if self.is_mounted(name):
                     mount.umount(self.mountpoint(name))
             except CommandError as exc:
                 with self.db.session() as s:
-                    self._row(s, name).state = "ready"
+                    self.row(s, name).state = "ready"
                 raise Conflict(
                     f"pool '{name}' is in use and cannot be unmounted: {exc.output}"
                 ) from None
@@ -683,7 +700,7 @@ class PoolService:
 
     def _finish_destroy(self, name: str) -> None:
         with self.db.session() as s:
-            pool = self._row(s, name)
+            pool = self.row(s, name)
             refs = [d.disk for d in pool.disks]
             md = bool(pool.md_uuid)
         if self.is_mounted(name):
@@ -702,12 +719,14 @@ class PoolService:
         with contextlib.suppress(OSError):
             (self.mountpoint(name)).rmdir()
         with self.db.session() as s:
-            pool = self._row(s, name)
+            pool = self.row(s, name)
             for share in list(pool.shares):
                 s.delete(share)
             s.delete(pool)
         self.hooks.emit(SHARES_CHANGED)
         self._health.pop(name, None)
+        with self._lock:
+            self._disk_problems.pop(name, None)
         self.events.record("info", "pool.destroyed", name, f"pool {name} destroyed")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,3 +278,294 @@ def snapshot(source: Path, target: Path) -> None:
 def snapshot_writable(source: Path, target: Path) -> None:
     """A writable snapshot: a new subvolume sharing all data with ``source``."""
     run(["btrfs", "subvolume", "snapshot", str(source), str(target)])
+
+
+# -- scrub -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScrubStats:
+    """What a scrub read and found, from the raw counters of ``btrfs scrub ... -R``."""
+
+    status: str  # running, finished, aborted, interrupted; "never" when no scrub ran
+    data_bytes: int = 0
+    tree_bytes: int = 0
+    read_errors: int = 0
+    csum_errors: int = 0
+    verify_errors: int = 0
+    super_errors: int = 0
+    corrected: int = 0
+    uncorrectable: int = 0
+    unverified: int = 0
+
+    @property
+    def bytes_scrubbed(self) -> int:
+        return self.data_bytes + self.tree_bytes
+
+    @property
+    def errors_found(self) -> int:
+        """Every error the scrub met: unreadable blocks, bad checksums, bad tree blocks."""
+        return self.read_errors + self.csum_errors + self.verify_errors + self.super_errors
+
+
+@dataclass(frozen=True)
+class DeviceScrub:
+    """One device's part of a scrub; ``device`` is ``<missing disk>`` for a missing one."""
+
+    device: str
+    devid: int
+    stats: ScrubStats
+
+
+_SCRUB_FIELDS = {
+    "data_bytes_scrubbed": "data_bytes",
+    "tree_bytes_scrubbed": "tree_bytes",
+    "read_errors": "read_errors",
+    "csum_errors": "csum_errors",
+    "verify_errors": "verify_errors",
+    "super_errors": "super_errors",
+    "corrected_errors": "corrected",
+    "uncorrectable_errors": "uncorrectable",
+    "unverified_errors": "unverified",
+}
+
+
+def _scrub_stats(block: str) -> ScrubStats:
+    values: dict[str, int] = {}
+    for match in re.finditer(r"^\s*(\w+):\s+(\d+)\s*$", block, re.MULTILINE):
+        field = _SCRUB_FIELDS.get(match.group(1))
+        if field:
+            values[field] = int(match.group(2))
+    status = re.search(r"^Status:\s+(\w+)", block, re.MULTILINE)
+    if status:
+        state = status.group(1)
+    elif "no stats available" in block:
+        state = "never"
+    else:
+        state = "unknown"
+    return ScrubStats(state, **values)
+
+
+def parse_scrub_status(output: str) -> ScrubStats:
+    """Parse ``btrfs scrub status -R``: the totals of the last (or running) scrub."""
+    return _scrub_stats(output)
+
+
+_SCRUB_DEVICE = re.compile(r"^Scrub device (.+) \(id (\d+)\) \w+", re.MULTILINE)
+
+
+def parse_scrub_start(output: str) -> list[DeviceScrub]:
+    """Parse ``btrfs scrub start -B -d -R``: each device's counters."""
+    heads = list(_SCRUB_DEVICE.finditer(output))
+    devices = []
+    for i, head in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(output)
+        block = output[head.end() : end]
+        devices.append(DeviceScrub(head.group(1), int(head.group(2)), _scrub_stats(block)))
+    return devices
+
+
+def scrub_total(devices: list[DeviceScrub]) -> ScrubStats:
+    """The sum of every device's counters."""
+    sums = {
+        field: sum(getattr(d.stats, field) for d in devices) for field in _SCRUB_FIELDS.values()
+    }
+    states = {d.stats.status for d in devices}
+    status = "finished" if states <= {"finished"} else "aborted"
+    return ScrubStats(status, **sums)
+
+
+@dataclass(frozen=True)
+class ScrubResult:
+    returncode: int  # 0 clean or corrected, 3 uncorrectable errors, else the scrub failed
+    devices: list[DeviceScrub]
+    messages: str  # what btrfs printed on stderr
+
+
+def scrub(mountpoint: Path) -> ScrubResult:
+    """Scrub the whole filesystem; blocks until done. Follow it with :func:`scrub_status`."""
+    result = run(
+        ["btrfs", "scrub", "start", "-B", "-d", "-R", str(mountpoint)],
+        check=False,
+        timeout=20 * 24 * 3600,  # poll() takes at most ~24 days
+    )
+    return ScrubResult(result.returncode, parse_scrub_start(result.stdout), result.stderr.strip())
+
+
+def scrub_status(mountpoint: Path) -> ScrubStats:
+    return parse_scrub_status(run(["btrfs", "scrub", "status", "-R", str(mountpoint)]).stdout)
+
+
+@dataclass(frozen=True)
+class InodeRef:
+    """A file's use of a block: inode ``inode`` of subvolume ``root`` at byte ``offset``."""
+
+    inode: int
+    offset: int
+    root: int
+
+
+def parse_logical_resolve(output: str) -> list[InodeRef]:
+    """Parse ``btrfs inspect-internal logical-resolve -P`` (inodes, not paths)."""
+    return [
+        InodeRef(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        for m in re.finditer(r"^inode (\d+) offset (\d+) root (\d+)$", output, re.MULTILINE)
+    ]
+
+
+def logical_resolve(logical: int, mountpoint: Path) -> list[str]:
+    """Paths of the files that use the block at ``logical``; empty for metadata, free space or
+    a file since deleted. (``logical-resolve`` of btrfs-progs 6.2 cannot name files inside
+    subvolumes, "could not be accessed: not mounted"; so inodes are resolved one by one.)"""
+    result = run(
+        ["btrfs", "inspect-internal", "logical-resolve", "-P", str(logical), str(mountpoint)],
+        check=False,
+    )
+    if result.returncode != 0:
+        return []
+    paths: list[str] = []
+    subvolumes: dict[int, Path | None] = {5: mountpoint}  # 5: the top-level subvolume
+    for ref in parse_logical_resolve(result.stdout):
+        if ref.root not in subvolumes:
+            found = run(
+                [
+                    "btrfs",
+                    "inspect-internal",
+                    "subvolid-resolve",
+                    str(ref.root),
+                    str(mountpoint),
+                ],
+                check=False,
+            )
+            name = found.stdout.strip()
+            subvolumes[ref.root] = mountpoint / name if found.returncode == 0 and name else None
+        subvolume = subvolumes[ref.root]
+        if subvolume is None:
+            continue
+        found = run(
+            ["btrfs", "inspect-internal", "inode-resolve", str(ref.inode), str(subvolume)],
+            check=False,
+        )
+        if found.returncode == 0:
+            paths += [p for p in found.stdout.splitlines() if p.strip() and p not in paths]
+    return paths
+
+
+# -- what scrubs tell the kernel log -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScrubError:
+    """An error a scrub wrote to the kernel log."""
+
+    logical: int
+    device: str
+    corrected: bool
+
+
+@dataclass(frozen=True)
+class ScrubErrorPath:
+    """The kernel's own description of a bad data block (root-relative path)."""
+
+    logical: int
+    device: str
+    root: int
+    inode: int
+    path: str
+
+
+# kernel 6.x: "scrub: fixed up error at logical 137756672 on dev /dev/loop2 physical 116785152";
+# older kernels lack the "scrub: " prefix and the physical address
+_FIXUP = re.compile(
+    r"(?P<what>fixed up|unable to fixup \(regular\)) error at logical (?P<logical>\d+) "
+    r"on dev (?P<dev>.+?)(?: physical \d+)?$"
+)
+_CSUM_PATH = re.compile(
+    r"error at logical (?P<logical>\d+) on dev (?P<dev>.+?), physical \d+,? root (?P<root>\d+),? "
+    r"inode (?P<inode>\d+),? offset \d+,? length \d+,? links \d+ \(path: (?P<path>.*)\)$"
+)
+
+
+def parse_kmsg_record(record: str) -> str:
+    """The message of one ``/dev/kmsg`` record (``prio,seq,time,flags;message``)."""
+    first = record.split("\n", 1)[0]
+    message = first.split(";", 1)[1] if ";" in first else first
+    if "\\x" not in message:
+        return message
+    # the kernel writes unprintable bytes (and every byte of a UTF-8 file name) as \xNN
+    raw = re.sub(r"\\x([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)), message)
+    return raw.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
+def parse_scrub_errors(
+    messages: list[str], devices: set[str]
+) -> tuple[list[ScrubError], list[ScrubErrorPath]]:
+    """The errors scrubs logged for ``devices`` (device paths, as btrfs names them)."""
+    errors: list[ScrubError] = []
+    paths: list[ScrubErrorPath] = []
+    for message in messages:
+        if "BTRFS" not in message:
+            continue
+        if match := _FIXUP.search(message):
+            if match.group("dev") in devices:
+                errors.append(
+                    ScrubError(
+                        int(match.group("logical")),
+                        match.group("dev"),
+                        match.group("what") == "fixed up",
+                    )
+                )
+        elif (match := _CSUM_PATH.search(message)) and match.group("dev") in devices:
+            paths.append(
+                ScrubErrorPath(
+                    int(match.group("logical")),
+                    match.group("dev"),
+                    int(match.group("root")),
+                    int(match.group("inode")),
+                    match.group("path"),
+                )
+            )
+    return errors, paths
+
+
+class KernelLog:
+    """The kernel messages written from now on (``/dev/kmsg``, what ``dmesg`` shows). btrfs
+    names the blocks a scrub could not repair only there. Use as a context manager."""
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+
+    def __enter__(self) -> KernelLog:
+        try:
+            self._fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+            os.lseek(self._fd, 0, os.SEEK_END)
+        except OSError:
+            self.close()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def read(self) -> list[str] | None:
+        """Messages since entering (or the last read); None if the log cannot be read."""
+        if self._fd is None:
+            return None
+        messages = []
+        while True:
+            try:
+                record = os.read(self._fd, 8192)
+            except BlockingIOError:
+                break
+            except BrokenPipeError:  # the ring buffer overwrote records we had not read
+                continue
+            except OSError:
+                break
+            if not record:
+                break
+            messages.append(parse_kmsg_record(record.decode("utf-8", "replace")))
+        return messages
