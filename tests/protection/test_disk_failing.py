@@ -118,3 +118,14 @@ def test_io_errors_make_a_disk_failing_and_the_pool_degraded(
     # the pool still serves the data, from the good copy
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
     assert target.read_bytes() == data
+
+    # replacing the failing disk (its superblock no longer reads) makes the pool whole again
+    assert api.post("/disks/virtual", json={"name": "g3", "size": "1G"}).status_code == 201
+    job = api.post("/pools/frail/replace", json={"old": flaky, "new": "g3"})
+    assert job.status_code == 202, job.text
+    done = daemon.wait_job(job.json())
+    assert done["state"] == "succeeded", done["error"]
+    pool = api.get("/pools/frail").json()
+    assert pool["health"] == "ok", pool
+    assert sorted(d["disk"] for d in pool["disks"]) == ["g1", "g3"]
+    assert target.read_bytes() == data
