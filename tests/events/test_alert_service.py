@@ -25,7 +25,7 @@ from alert_receivers import (
 from speicher.db import Database
 from speicher.errors import Conflict, InvalidInput, OperationFailed, SpeicherError
 from speicher.events import EventService
-from speicher.events import alerts as alerts_module
+from speicher.events import channels as channels_module
 from speicher.events.alerts import AlertService
 from speicher.events.models import AlertSettingsUpdate
 from speicher.jobs import JobService
@@ -246,7 +246,7 @@ def test_a_pool_healthy_after_a_restart_ends_its_condition(
 def test_sending_never_blocks_or_breaks_the_recording(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(alerts_module, "TIMEOUT", 1.0)
+    monkeypatch.setattr(channels_module, "TIMEOUT", 1.0)
     with SmtpReceiver() as smtp:  # the address of a mail server that is gone
         port = smtp.port
     # a server that accepts connections and never says a word

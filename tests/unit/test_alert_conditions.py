@@ -9,18 +9,14 @@ import itertools
 import pytest
 
 from speicher.events import EventInfo
-from speicher.events.alerts import (
-    AlertRules,
-    Condition,
-    Decision,
-    capacity_band,
-    condition_keys,
+from speicher.events.channels import (
     firing_message,
     resolved_message,
     valid_email,
     valid_host,
     valid_webhook,
 )
+from speicher.events.rules import AlertRules, Condition, Decision, capacity_band, condition_keys
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 _ids = itertools.count(1)
