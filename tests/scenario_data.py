@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,13 @@ def check_world(daemon: Daemon, world: dict[str, Any], health: str = "ok") -> di
     assert as_user(frank, "sh", "-c", f"cat {first} > /dev/null").returncode == 0
     assert as_user(frank, "sh", "-c", f"echo x > {world['share_path']}/frank.txt").returncode != 0
     return pool
+
+
+def pull_disk(daemon: Daemon, name: str, pool: str = "tank") -> None:
+    """Take a virtual disk away as if it had been pulled out of the machine: the daemon
+    stops, the pool is unmounted, the loop device detached and the disk's file deleted."""
+    disk = next(d for d in daemon.api.get("/disks").json() if d["name"] == name)
+    daemon.stop()
+    subprocess.run(["umount", str(daemon.mount_root / pool)], check=True)
+    subprocess.run(["losetup", "--detach", disk["device"]], check=True)
+    Path(disk["backing_file"]).unlink()

@@ -5,15 +5,14 @@ not again while it lasts (monitor rounds, a restart), and resolved when its disk
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from alert_receivers import SMTP_PASSWORD, SMTP_USER, SmtpReceiver, WebhookReceiver, wait_until
 
+from scenario_data import pull_disk
 from speicher_testing import Daemon
 
 pytestmark = pytest.mark.system
@@ -116,15 +115,6 @@ def test_settings_and_test_message(
 
     assert json.loads(daemon.cli("alert", "active", "--json").stdout) == []
     assert "no active alerts" in daemon.cli("alert", "active").stdout
-
-
-def pull_disk(daemon: Daemon, name: str) -> None:
-    """Take a virtual disk away as if it had been pulled out of the machine."""
-    disk = next(d for d in daemon.api.get("/disks").json() if d["name"] == name)
-    daemon.stop()
-    subprocess.run(["umount", str(daemon.mount_root / "tank")], check=True)
-    subprocess.run(["losetup", "--detach", disk["device"]], check=True)
-    Path(disk["backing_file"]).unlink()
 
 
 def posts(webhook: WebhookReceiver, kind: str, state: str = "firing") -> list[dict[str, Any]]:

@@ -5,24 +5,14 @@ finishes, the pool is ok, and a scrub finds no errors on either disk."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from scenario_data import build_world, check_world, sha256
+from scenario_data import build_world, check_world, pull_disk, sha256
 from speicher_testing import Daemon
 
 pytestmark = pytest.mark.system
-
-
-def pull_disk(daemon: Daemon, name: str) -> None:
-    """Take a virtual disk away as if it had been pulled out of the machine."""
-    disk = next(d for d in daemon.api.get("/disks").json() if d["name"] == name)
-    daemon.stop()
-    subprocess.run(["umount", str(daemon.mount_root / "tank")], check=True)
-    subprocess.run(["losetup", "--detach", disk["device"]], check=True)
-    Path(disk["backing_file"]).unlink()
 
 
 def scrub(daemon: Daemon) -> dict[str, Any]:

@@ -4,24 +4,13 @@ event is logged, and replacing the disk makes it whole again."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from scenario_data import build_world, check_world, sha256
+from scenario_data import build_world, check_world, pull_disk, sha256
 from speicher_testing import Daemon
 
 pytestmark = pytest.mark.system
-
-
-def pull_disk(daemon: Daemon, name: str) -> None:
-    """Take a virtual disk away as if it had been pulled out of the machine."""
-    disk = next(d for d in daemon.api.get("/disks").json() if d["name"] == name)
-    daemon.stop()
-    pool = daemon.mount_root / "tank"
-    subprocess.run(["umount", str(pool)], check=True)
-    subprocess.run(["losetup", "--detach", disk["device"]], check=True)
-    Path(disk["backing_file"]).unlink()
 
 
 def test_pool_mounts_degraded_keeps_data_and_recovers(fresh_daemon: Daemon) -> None:
