@@ -134,10 +134,9 @@ class ShareService:
 
     def _info(self, share: Share) -> ShareInfo:
         path = share_path(self.settings, share.pool.name, share.name)
-        used = 0
-        if self.pools.is_mounted(share.pool.name):
-            with contextlib.suppress(CommandError, ValueError):
-                used = btrfs.qgroup_show(path).referenced
+        used = 0  # also when the pool is not mounted: then the path is not a subvolume
+        with contextlib.suppress(CommandError, ValueError):
+            used = btrfs.qgroup_show(path).referenced
         grants = [
             GrantInfo(
                 principal="user" if g.user else "group",
