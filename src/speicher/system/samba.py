@@ -46,8 +46,13 @@ def smbd_argv(conf: Path) -> list[str]:
 
 
 def reload_config(conf: Path) -> None:
-    """Tell the running smbd (and its children) to re-read smb.conf; connections stay."""
+    """Tell the running smbd (and its children) to re-read smb.conf; connections stay.
+
+    The message is asynchronous; a ping answered by the parent smbd afterwards proves it has
+    reloaded, so a client connecting right after this returns gets the new settings (global
+    ones such as guest mapping are fixed when a connection's process is forked)."""
     run(["smbcontrol", f"--configfile={conf}", "smbd", "reload-config"], timeout=30)
+    run(["smbcontrol", "--timeout=10", f"--configfile={conf}", "smbd", "ping"], timeout=30)
 
 
 def set_password(conf: Path, unix_name: str, password: str) -> None:
