@@ -85,3 +85,22 @@ def pull_disk(daemon: Daemon, name: str, pool: str = "tank") -> None:
     subprocess.run(["umount", str(daemon.mount_root / pool)], check=True)
     subprocess.run(["losetup", "--detach", disk["device"]], check=True)
     Path(disk["backing_file"]).unlink()
+
+
+def write_while_degraded(world: dict[str, Any]) -> None:
+    """A degraded pool still takes new data; it is added to the files check_world checks."""
+    target = f"{world['share_path']}/written-while-degraded.bin"
+    subprocess.run(["sh", "-c", f"head -c 2097152 /dev/urandom > {target}"], check=True)
+    world["sums"][target] = sha256(target)
+
+
+def replace_missing_disk(daemon: Daemon, world: dict[str, Any]) -> dict[str, Any]:
+    """Replace the pulled d2 of build_world's pool with a new d3; the pool is whole again."""
+    assert daemon.api.post("/disks/virtual", json={"name": "d3", "size": "2G"}).status_code == 201
+    job = daemon.api.post("/pools/tank/replace", json={"old": "d2", "new": "d3"})
+    assert job.status_code == 202, job.text
+    done = daemon.wait_job(job.json())
+    assert done["state"] == "succeeded", done["error"]
+    pool = check_world(daemon, world, health="ok")
+    assert {d["disk"]: d["state"] for d in pool["disks"]} == {"d1": "online", "d3": "online"}
+    return pool

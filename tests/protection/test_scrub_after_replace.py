@@ -4,12 +4,17 @@ finishes, the pool is ok, and a scrub finds no errors on either disk."""
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 import pytest
 
-from scenario_data import build_world, check_world, pull_disk, sha256
+from scenario_data import (
+    build_world,
+    check_world,
+    pull_disk,
+    replace_missing_disk,
+    write_while_degraded,
+)
 from speicher_testing import Daemon
 
 pytestmark = pytest.mark.system
@@ -46,17 +51,9 @@ def test_scrub_of_a_degraded_pool_and_after_the_replacement(fresh_daemon: Daemon
     assert 0 < degraded["bytes_checked"] <= clean["bytes_checked"]
     assert daemon.api.get("/pools/tank").json()["health"] == "degraded"
 
-    target = f"{world['share_path']}/written-while-degraded.bin"
-    subprocess.run(["sh", "-c", f"head -c 2097152 /dev/urandom > {target}"], check=True)
-    world["sums"][target] = sha256(target)
+    write_while_degraded(world)
 
-    assert daemon.api.post("/disks/virtual", json={"name": "d3", "size": "2G"}).status_code == 201
-    job = daemon.api.post("/pools/tank/replace", json={"old": "d2", "new": "d3"})
-    assert job.status_code == 202, job.text
-    done = daemon.wait_job(job.json())
-    assert done["state"] == "succeeded", done["error"]
-    pool = check_world(daemon, world, health="ok")
-    assert {d["disk"]: d["state"] for d in pool["disks"]} == {"d1": "online", "d3": "online"}
+    replace_missing_disk(daemon, world)
 
     after = scrub(daemon)
     assert after["errors_found"] == 0
