@@ -21,7 +21,8 @@ def test_acceptable_passwords(password: str) -> None:
         ("", "must be at least 8 characters"),
         ("x" * 7, "must be at least 8 characters"),
         ("x" * 1025, "must be at most 1024 characters"),
-        ("abcd\x00efgh", "must not contain NUL characters"),
+        ("abcd\x00efgh", "must not contain control characters (such as a newline, tab or NUL)"),
+        ("short\nshort", "must not contain control characters (such as a newline, tab or NUL)"),
     ],
 )
 def test_unacceptable_passwords(password: str, reason: str) -> None:

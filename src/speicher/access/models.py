@@ -7,8 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from speicher.validation import Request
 
-class UserCreate(BaseModel):
+
+class UserCreate(Request):
     name: str = Field(description="Login name: lower-case letters, digits, `_` and `-`.")
     password: str = Field(description="At least 8 characters.", repr=False)
     full_name: str = Field("", max_length=128, description="The person's name.")
@@ -16,14 +18,14 @@ class UserCreate(BaseModel):
     admin: bool = Field(False, description="May administer Speicher (API, CLI, web console).")
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(Request):
     full_name: str | None = Field(None, max_length=128, description="New full name.")
     email: str | None = Field(None, max_length=254, description="New e-mail address.")
     admin: bool | None = Field(None, description="Grant or take away admin rights.")
     enabled: bool | None = Field(None, description="A disabled user cannot log in anywhere.")
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(Request):
     password: str = Field(description="The new password, at least 8 characters.", repr=False)
 
 
@@ -41,7 +43,7 @@ class UserInfo(BaseModel):
     created_at: dt.datetime = Field(description="When the user was created (UTC).")
 
 
-class GroupCreate(BaseModel):
+class GroupCreate(Request):
     name: str = Field(description="Group name: lower-case letters, digits, `_` and `-`.")
     description: str = Field("", max_length=256, description="Free text.")
 
@@ -57,13 +59,13 @@ class GroupInfo(BaseModel):
     created_at: dt.datetime = Field(description="When it was created (UTC).")
 
 
-class GrantRequest(BaseModel):
+class GrantRequest(Request):
     user: str | None = Field(None, description="The user to grant access to (or `group`).")
     group: str | None = Field(None, description="The group to grant access to (or `user`).")
     access: Literal["rw", "ro"] = Field(description="`rw` read and write, `ro` read only.")
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(Request):
     name: str = Field(description="What the token is for, e.g. `monitoring`.")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from speicher.validation import control_reason
+
 _hasher = PasswordHasher()
 
 MIN_LENGTH = 8
@@ -17,8 +19,8 @@ def check(password: str) -> str | None:
         return f"must be at least {MIN_LENGTH} characters"
     if len(password) > MAX_LENGTH:
         return f"must be at most {MAX_LENGTH} characters"
-    if "\x00" in password:
-        return "must not contain NUL characters"
+    if reason := control_reason(password):
+        return reason
     return None
 
 

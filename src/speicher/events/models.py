@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from speicher.validation import Request
+
 
 class EventInfo(BaseModel):
     """One entry of the event log."""
@@ -43,7 +45,7 @@ class AlertSettingsInfo(BaseModel):
     )
 
 
-class AlertSettingsUpdate(BaseModel):
+class AlertSettingsUpdate(Request):
     """Changes to the alert settings; fields left out (or null) stay as they are."""
 
     smtp_host: str | None = Field(None, description="Mail server; empty to turn e-mail off.")

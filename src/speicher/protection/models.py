@@ -5,8 +5,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from speicher.validation import Request
 
-class SnapshotCreate(BaseModel):
+
+class SnapshotCreate(Request):
     name: str | None = Field(
         None,
         description="`@GMT-YYYY.MM.DD-HH.MM.SS` (UTC); empty for now. This name is what "
@@ -17,13 +19,13 @@ class SnapshotCreate(BaseModel):
     )
 
 
-class SnapshotLock(BaseModel):
+class SnapshotLock(Request):
     until: dt.datetime = Field(
         description="Lock until this time (UTC). A lock can be extended, never shortened."
     )
 
 
-class RestoreRequest(BaseModel):
+class RestoreRequest(Request):
     path: str = Field(description="File or folder to restore, relative to the share's top.")
     to: Literal["original", "beside"] = Field(
         "beside",
@@ -40,11 +42,11 @@ class RollbackResult(BaseModel):
     safety_snapshot: str = Field(description="Snapshot of the share as it was before.")
 
 
-class CloneRequest(BaseModel):
+class CloneRequest(Request):
     name: str = Field(description="Name of the new share made from the snapshot.")
 
 
-class PolicyCreate(BaseModel):
+class PolicyCreate(Request):
     name: str = Field(description="Name of the policy, e.g. `hourly`.")
     schedule: str = Field(description="When to take snapshots: cron, UTC, e.g. `0 * * * *`.")
     keep_last: int = Field(0, ge=0, le=10000, description="Keep the newest N.")
@@ -58,7 +60,7 @@ class PolicyCreate(BaseModel):
     enabled: bool = Field(True, description="Whether the scheduler runs it.")
 
 
-class PolicyUpdate(BaseModel):
+class PolicyUpdate(Request):
     schedule: str | None = Field(None, description="New cron schedule.")
     keep_last: int | None = Field(None, ge=0, le=10000)
     keep_hourly: int | None = Field(None, ge=0, le=10000)
@@ -120,7 +122,7 @@ class ScrubInfo(BaseModel):
     message: str = Field("", description="How it ended, for people.")
 
 
-class ScrubSchedule(BaseModel):
+class ScrubSchedule(Request):
     """When a pool is scrubbed."""
 
     schedule: str = Field(

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from speicher.validation import Request
+
 Profile = Literal["single", "raid1", "raid1c3", "raid10", "raid5", "raid6"]
 Compression = Literal["", "zstd", "lzo", "zlib"]
 
@@ -34,12 +36,12 @@ class DiskInfo(BaseModel):
     backing_file: str = Field(description="A virtual disk's sparse file; empty otherwise.")
 
 
-class VirtualDiskCreate(BaseModel):
+class VirtualDiskCreate(Request):
     name: str = Field(description="Name of the virtual disk (lower-case letters, digits, -, _).")
     size: str = Field(description="Size such as `10G` (binary units).", examples=["10G"])
 
 
-class PoolCreate(BaseModel):
+class PoolCreate(Request):
     name: str = Field(description="Pool name: 3-32 lower-case letters, digits and `-`.")
     profile: Profile = Field(
         description="Redundancy: `single`, `raid1`, `raid1c3`, `raid10`, "
@@ -49,12 +51,12 @@ class PoolCreate(BaseModel):
     force: bool = Field(False, description="Wipe disks that hold an unknown filesystem.")
 
 
-class PoolDiskChange(BaseModel):
+class PoolDiskChange(Request):
     disk: str = Field(description="The disk to add or remove.")
     force: bool = Field(False, description="Wipe a disk that holds an unknown filesystem.")
 
 
-class PoolReplace(BaseModel):
+class PoolReplace(Request):
     old: str = Field(description="The disk to replace (it may be missing).")
     new: str = Field(description="The disk that takes its place.")
     force: bool = Field(False, description="Wipe a new disk that holds an unknown filesystem.")
@@ -116,7 +118,7 @@ class SmbOptions(BaseModel):
     guest: bool = Field(description="Anyone may read without a password (guest access).")
 
 
-class SmbOptionsUpdate(BaseModel):
+class SmbOptionsUpdate(Request):
     """SMB options to change; fields left out (null) stay as they are."""
 
     enabled: bool | None = Field(None, description="Offer the share over SMB.")
@@ -135,7 +137,7 @@ class SmbOptionsUpdate(BaseModel):
     guest: bool | None = Field(None, description="Allow guests to read without a password.")
 
 
-class ShareCreate(BaseModel):
+class ShareCreate(Request):
     name: str = Field(
         description="Share name, valid for SMB and as an S3 bucket: 3-63 "
         "lower-case letters, digits and `-`."
@@ -147,7 +149,7 @@ class ShareCreate(BaseModel):
     smb: SmbOptionsUpdate | None = Field(None, description="SMB options; SMB is off if left out.")
 
 
-class ShareUpdate(BaseModel):
+class ShareUpdate(Request):
     quota: str | None = Field(
         None,
         description="New size limit such as `50G`, or `none` to remove it; null leaves it as is.",

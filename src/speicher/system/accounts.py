@@ -66,6 +66,12 @@ def uid_of(name: str) -> int:
     return pwd.getpwnam(name).pw_uid
 
 
+def gecos(text: str) -> str:
+    """``text`` as the comment field of /etc/passwd: one line, no ``:`` (the field separator),
+    no control characters; ``useradd`` refuses anything else."""
+    return "".join(" " if ch == ":" or ord(ch) < 32 or 127 <= ord(ch) < 160 else ch for ch in text)
+
+
 def useradd(name: str, uid: int, primary_group: str, comment: str = "") -> None:
     _run_locked(
         [
@@ -80,14 +86,14 @@ def useradd(name: str, uid: int, primary_group: str, comment: str = "") -> None:
             "--shell",
             "/usr/sbin/nologin",
             "--comment",
-            comment,
+            gecos(comment),
             name,
         ]
     )
 
 
 def usermod_comment(name: str, comment: str) -> None:
-    _run_locked(["usermod", "--comment", comment, name])
+    _run_locked(["usermod", "--comment", gecos(comment), name])
 
 
 def userdel(name: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from speicher.validation import Request
+
 
 class SmbSettingsInfo(BaseModel):
     """Global SMB settings."""
@@ -16,7 +18,7 @@ class SmbSettingsInfo(BaseModel):
     min_protocol: str = Field(description="Lowest protocol offered (SMB1 never is).")
 
 
-class SmbSettingsUpdate(BaseModel):
+class SmbSettingsUpdate(Request):
     workgroup: str | None = Field(None, description="New workgroup.")
     server_name: str | None = Field(None, description="New server name; empty for the host name.")
     port: int | None = Field(None, ge=1, le=65535, description="New port (restarts smbd).")

@@ -1,0 +1,62 @@
+"""The first of two walls against injection: no request carries a control character.
+
+Every request model (what the API accepts, so what the CLI sends) derives from
+:class:`Request`. Its one validator looks at every string a request holds, in any field, list
+or mapping, and refuses control characters (newline, carriage return, tab, NUL, escape, DEL,
+the C1 range), the Unicode line and paragraph separators and unpaired surrogates, with a 422
+that names the field. Free text then can never start a new line in a file another program
+parses (smb.conf, /etc/passwd, an e-mail header, a script). The second wall is each renderer:
+it refuses or escapes what its own language treats specially (``%`` for Samba, ``:`` for
+/etc/passwd, quoting in shell scripts), because a value may reach it by a path that is not a
+request (a migration, a restored database).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from pydantic import BaseModel, field_validator
+
+# Cc: C0 and C1 controls and DEL; Zl/Zp: U+2028 and U+2029, which some parsers take as line
+# ends; Cs: a lone surrogate, which is not text at all and cannot be written as UTF-8.
+_REFUSED = {"Cc", "Zl", "Zp", "Cs"}
+
+REASON = "must not contain control characters (such as a newline, tab or NUL)"
+
+
+def control_reason(text: str) -> str | None:
+    """Why ``text`` is refused, or None when it holds no control character."""
+    for ch in text:
+        if unicodedata.category(ch) in _REFUSED:
+            return REASON
+    return None
+
+
+def clean(text: str) -> str:
+    """``text`` with every refused character replaced by a space (for renderers of values
+    that did not come through a request)."""
+    return "".join(" " if unicodedata.category(ch) in _REFUSED else ch for ch in text)
+
+
+def _check(value: Any) -> None:
+    if isinstance(value, str):
+        if reason := control_reason(value):
+            raise ValueError(reason)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _check(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check(key)
+            _check(item)
+
+
+class Request(BaseModel):
+    """Base of every model the API accepts: strings hold no control characters."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        _check(value)
+        return value
