@@ -1,14 +1,23 @@
 """Rules for names and sizes a user types. Pure functions: each returns the reason a value is
-wrong, or None when it is fine."""
+wrong, or None when it is fine.
+
+Names of pools, shares, users and groups are case-insensitive: what an admin types (``Finance``,
+``HR``) is stored and shown in lower case (:func:`normalize`), because SMB share names and user
+names are case-insensitive and a Unix account must be lower case. The rules below apply to the
+lower-cased name, and each reason says the whole rule."""
 
 from __future__ import annotations
 
 import re
 
 _POOL = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-# Valid as an S3 bucket name (no dots, so virtual-host TLS works) and as an SMB share name.
-_SHARE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-_ACCOUNT = re.compile(r"^[a-z_][a-z0-9_-]*$")
+# One name on every protocol: valid as an SMB share name and as a folder; as an S3 bucket name
+# too unless it has an '_' or only two characters (see bucket_name). No dots: they would make
+# virtual-host-style S3 addresses fail TLS, and '.' and '..' are no folder names.
+_SHARE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,61}[a-z0-9]$")
+# What useradd, groupadd and Samba accept: dots too (bob.smith), but not at the end.
+_ACCOUNT = re.compile(r"^[a-z_](?:[a-z0-9_.-]*[a-z0-9_-])?$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _DISK = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _RESERVED_SHARES = {"global", "homes", "printers", "print", "ipc", "admin", "api", "dav"}
 _RESERVED_ACCOUNTS = {
@@ -49,20 +58,39 @@ _RESERVED_ACCOUNTS = {
 }
 
 
+def normalize(name: str) -> str:
+    """How a pool, share, user or group name is stored: in lower case."""
+    return name.lower()
+
+
 def pool_name(name: str) -> str | None:
     if not _POOL.fullmatch(name):
         return (
-            "must be 3-32 characters: lower-case letters, digits and '-', starting with a letter "
-            "and not ending with '-'"
+            "must be 3-32 characters: letters (stored in lower case), digits and '-', starting "
+            "with a letter and not ending with '-'"
         )
     return None
 
 
 def share_name(name: str) -> str | None:
+    """A share's name (already lower case): the same on SMB, in folders and, where the name
+    allows it, as an S3 bucket."""
     if not _SHARE.fullmatch(name):
         return (
-            "must be 3-63 characters: lower-case letters, digits and '-', starting and ending "
-            "with a letter or digit"
+            "must be 2-63 characters: letters (stored in lower case), digits, '-' and '_', "
+            "starting and ending with a letter or digit"
+        )
+    if name in _RESERVED_SHARES:
+        return f"'{name}' is reserved"
+    return None
+
+
+def bucket_name(name: str) -> str | None:
+    """Why a share of this name cannot be an S3 bucket, or None (S3's own rules)."""
+    if not _BUCKET.fullmatch(name):
+        return (
+            "an S3 bucket name must be 3-63 characters: lower-case letters, digits and '-' "
+            "(no '_'), starting and ending with a letter or digit"
         )
     if (
         "--" in name
@@ -70,20 +98,18 @@ def share_name(name: str) -> str | None:
         or name.endswith("-s3alias")
     ):
         return (
-            "must not contain '--', start with 'xn-', 'sthree-' or 'amzn-s3-demo-', or end "
-            "with '-s3alias' (reserved by S3)"
+            "an S3 bucket name must not contain '--', start with 'xn-', 'sthree-' or "
+            "'amzn-s3-demo-', or end with '-s3alias' (reserved by S3)"
         )
-    if name in _RESERVED_SHARES:
-        return f"'{name}' is reserved"
     return None
 
 
 def account_name(name: str, max_length: int = 32) -> str | None:
     """A user or group name; ``max_length`` leaves room for the instance's account prefix."""
-    if not name or len(name) > max_length or not _ACCOUNT.fullmatch(name):
+    if not name or len(name) > max_length or not _ACCOUNT.fullmatch(name) or ".." in name:
         return (
-            f"must be 1-{max_length} characters: lower-case letters, digits, '_' and '-', "
-            "starting with a letter or '_'"
+            f"must be 1-{max_length} characters: letters (stored in lower case), digits, '_', "
+            "'-' and '.', starting with a letter or '_' and not ending with '.'"
         )
     if name in _RESERVED_ACCOUNTS:
         return f"'{name}' is reserved for the system"

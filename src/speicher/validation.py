@@ -14,9 +14,9 @@ request (a migration, a restored database).
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, BeforeValidator, field_validator
 
 # Cc: C0 and C1 controls and DEL; Zl/Zp: U+2028 and U+2029, which some parsers take as line
 # ends; Cs: a lone surrogate, which is not text at all and cannot be written as UTF-8.
@@ -60,3 +60,12 @@ class Request(BaseModel):
     def _no_control_characters(cls, value: Any) -> Any:
         _check(value)
         return value
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+# A pool, share, user or group name as typed: names are case-insensitive and stored in lower
+# case (``Finance`` is the share ``finance``), in request bodies and in URL paths alike.
+Name = Annotated[str, BeforeValidator(_lower)]

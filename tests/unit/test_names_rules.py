@@ -29,7 +29,7 @@ def test_good_pool_names(name: str) -> None:
         "1abc",  # must start with a letter
         "-abc",
         "abc-",
-        "Tank",
+        "Tank",  # the rule applies to the stored, lower-cased name
         "tank_1",
         "my.pool",
         "my pool",
@@ -42,12 +42,50 @@ def test_bad_pool_names(name: str) -> None:
     assert reason.startswith("must be 3-32 characters")
 
 
+# -- what admins type --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "check"),
+    [
+        ("Finance", names.share_name),
+        ("HR", names.share_name),
+        ("IT", names.share_name),
+        ("hr_dept", names.share_name),
+        ("Sales-2024", names.share_name),
+        ("bob.smith", names.account_name),
+        ("Bob.Smith", names.account_name),
+        ("hr_dept", names.account_name),
+        ("Tank", names.pool_name),
+    ],
+)
+def test_names_admins_commonly_type_are_accepted_in_lower_case(
+    typed: str, check: Callable[[str], str | None]
+) -> None:
+    assert names.normalize(typed) == typed.lower()
+    assert check(names.normalize(typed)) is None
+
+
 # -- shares ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "name",
-    ["abc", "docs", "1st-floor", "123", "a-b", "x" * 63, "globals", "xna", "sthree"],
+    [
+        "hr",
+        "it",
+        "abc",
+        "docs",
+        "1st-floor",
+        "123",
+        "a-b",
+        "a--b",
+        "hr_dept",
+        "x" * 63,
+        "globals",
+        "xn-abc",
+        "sthree",
+    ],
 )
 def test_good_share_names(name: str) -> None:
     assert names.share_name(name) is None
@@ -57,29 +95,42 @@ def test_good_share_names(name: str) -> None:
     "name",
     [
         "",
-        "ab",
+        "a",
         "x" * 64,
         "-abc",
         "abc-",
+        "_abc",
         "Docs",
-        "my_share",
         "my.share",  # dots break virtual-host style S3 URLs
         "my share",
+        "dösen",
     ],
 )
 def test_share_names_of_the_wrong_shape(name: str) -> None:
     reason = names.share_name(name)
     assert reason is not None
-    assert reason.startswith("must be 3-63 characters")
+    assert reason.startswith("must be 2-63 characters: letters (stored in lower case)")
 
 
 @pytest.mark.parametrize(
     "name",
     ["a--b", "xn-abc", "xn--abc", "sthree-x", "sthree-configurator", "amzn-s3-demo-x", "x-s3alias"],
 )
-def test_share_names_reserved_by_s3(name: str) -> None:
-    reason = names.share_name(name)
+def test_share_names_reserved_by_s3_cannot_be_buckets(name: str) -> None:
+    assert names.share_name(name) is None
+    reason = names.bucket_name(name)
     assert reason is not None and "reserved by S3" in reason
+
+
+@pytest.mark.parametrize("name", ["hr", "hr_dept"])
+def test_short_or_underscored_shares_cannot_be_buckets(name: str) -> None:
+    reason = names.bucket_name(name)
+    assert reason is not None and reason.startswith("an S3 bucket name must be 3-63")
+
+
+@pytest.mark.parametrize("name", ["finance", "1st-floor", "x" * 63])
+def test_good_bucket_names(name: str) -> None:
+    assert names.bucket_name(name) is None
 
 
 @pytest.mark.parametrize(
@@ -93,19 +144,45 @@ def test_share_names_reserved_by_smb_and_the_server(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["a", "_", "alice", "_svc", "bob-2", "build_bot", "x" * 32, "rooty", "roots"]
+    "name",
+    [
+        "a",
+        "_",
+        "alice",
+        "_svc",
+        "bob-2",
+        "build_bot",
+        "bob.smith",
+        "a.b.c",
+        "x" * 32,
+        "rooty",
+        "roots",
+    ],
 )
 def test_good_account_names(name: str) -> None:
     assert names.account_name(name) is None
 
 
 @pytest.mark.parametrize(
-    "name", ["", "x" * 33, "Alice", "1alice", "-alice", "al ice", "al.ice", "alice$", "élise"]
+    "name",
+    [
+        "",
+        "x" * 33,
+        "Alice",
+        "1alice",
+        "-alice",
+        ".alice",
+        "alice.",
+        "al..ice",
+        "al ice",
+        "alice$",
+        "élise",
+    ],
 )
 def test_bad_account_names(name: str) -> None:
     assert names.account_name(name) == (
-        "must be 1-32 characters: lower-case letters, digits, '_' and '-', "
-        "starting with a letter or '_'"
+        "must be 1-32 characters: letters (stored in lower case), digits, '_', '-' and '.', "
+        "starting with a letter or '_' and not ending with '.'"
     )
 
 

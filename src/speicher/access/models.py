@@ -7,11 +7,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from speicher.validation import Request
+from speicher.validation import Name, Request
 
 
 class UserCreate(Request):
-    name: str = Field(description="Login name: lower-case letters, digits, `_` and `-`.")
+    name: Name = Field(
+        description="Login name: letters (stored in lower case), digits, `_`, `-` and `.`."
+    )
     password: str = Field(description="At least 8 characters.", repr=False)
     full_name: str = Field("", max_length=128, description="The person's name.")
     email: str = Field("", max_length=254, description="E-mail address for notices.")
@@ -44,7 +46,9 @@ class UserInfo(BaseModel):
 
 
 class GroupCreate(Request):
-    name: str = Field(description="Group name: lower-case letters, digits, `_` and `-`.")
+    name: Name = Field(
+        description="Group name: letters (stored in lower case), digits, `_`, `-` and `.`."
+    )
     description: str = Field("", max_length=256, description="Free text.")
 
 
@@ -60,8 +64,8 @@ class GroupInfo(BaseModel):
 
 
 class GrantRequest(Request):
-    user: str | None = Field(None, description="The user to grant access to (or `group`).")
-    group: str | None = Field(None, description="The group to grant access to (or `user`).")
+    user: Name | None = Field(None, description="The user to grant access to (or `group`).")
+    group: Name | None = Field(None, description="The group to grant access to (or `user`).")
     access: Literal["rw", "ro"] = Field(description="`rw` read and write, `ro` read only.")
 
 

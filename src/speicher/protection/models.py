@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from speicher.validation import Request
+from speicher.validation import Name, Request
 
 
 class SnapshotCreate(Request):
@@ -43,7 +43,7 @@ class RollbackResult(BaseModel):
 
 
 class CloneRequest(Request):
-    name: str = Field(description="Name of the new share made from the snapshot.")
+    name: Name = Field(description="Name of the new share made from the snapshot.")
 
 
 class PolicyCreate(Request):

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from speicher.validation import Request
+from speicher.validation import Name, Request
 
 Profile = Literal["single", "raid1", "raid1c3", "raid10", "raid5", "raid6"]
 Compression = Literal["", "zstd", "lzo", "zlib"]
@@ -42,7 +42,9 @@ class VirtualDiskCreate(Request):
 
 
 class PoolCreate(Request):
-    name: str = Field(description="Pool name: 3-32 lower-case letters, digits and `-`.")
+    name: Name = Field(
+        description="Pool name: 3-32 letters (stored in lower case), digits and `-`."
+    )
     profile: Profile = Field(
         description="Redundancy: `single`, `raid1`, `raid1c3`, `raid10`, "
         "or `raid5`/`raid6` (Linux md RAID under btrfs)."
@@ -138,11 +140,12 @@ class SmbOptionsUpdate(Request):
 
 
 class ShareCreate(Request):
-    name: str = Field(
-        description="Share name, valid for SMB and as an S3 bucket: 3-63 "
-        "lower-case letters, digits and `-`."
+    name: Name = Field(
+        description="Share name, the same on every protocol: 2-63 letters (stored in lower "
+        "case), digits, `-` and `_`. Names of 3 or more characters without `_` can also be S3 "
+        "buckets."
     )
-    pool: str = Field(description="The pool to put it on.")
+    pool: Name = Field(description="The pool to put it on.")
     quota: str | None = Field(None, description="Size limit such as `50G`; null for none.")
     compression: Compression = Field("", description="`zstd`, `lzo`, `zlib`, or empty for none.")
     description: str = Field("", max_length=256, description="Free text for people.")

@@ -16,6 +16,7 @@ from speicher.access.models import (
     UserUpdate,
 )
 from speicher.api.deps import ServicesDep
+from speicher.validation import Name
 
 router = APIRouter()
 
@@ -35,25 +36,25 @@ def create_user(req: UserCreate, services: ServicesDep) -> UserInfo:
 
 
 @router.get("/users/{name}", tags=["users"], summary="Show a user")
-def get_user(name: str, services: ServicesDep) -> UserInfo:
+def get_user(name: Name, services: ServicesDep) -> UserInfo:
     return services.users.get(name)
 
 
 @router.patch("/users/{name}", tags=["users"], summary="Change a user")
-def update_user(name: str, req: UserUpdate, services: ServicesDep) -> UserInfo:
+def update_user(name: Name, req: UserUpdate, services: ServicesDep) -> UserInfo:
     return services.users.update(name, req)
 
 
 @router.put(
     "/users/{name}/password", tags=["users"], status_code=204, summary="Set a user's password"
 )
-def set_password(name: str, req: PasswordChange, services: ServicesDep) -> Response:
+def set_password(name: Name, req: PasswordChange, services: ServicesDep) -> Response:
     services.users.set_password(name, req.password)
     return _no_content()
 
 
 @router.delete("/users/{name}", tags=["users"], status_code=204, summary="Delete a user")
-def delete_user(name: str, services: ServicesDep) -> Response:
+def delete_user(name: Name, services: ServicesDep) -> Response:
     services.users.delete(name)
     return _no_content()
 
@@ -69,25 +70,25 @@ def create_group(req: GroupCreate, services: ServicesDep) -> GroupInfo:
 
 
 @router.get("/groups/{name}", tags=["groups"], summary="Show a group")
-def get_group(name: str, services: ServicesDep) -> GroupInfo:
+def get_group(name: Name, services: ServicesDep) -> GroupInfo:
     return services.groups.get(name)
 
 
 @router.delete("/groups/{name}", tags=["groups"], status_code=204, summary="Delete a group")
-def delete_group(name: str, services: ServicesDep) -> Response:
+def delete_group(name: Name, services: ServicesDep) -> Response:
     services.groups.delete(name)
     return _no_content()
 
 
 @router.put("/groups/{name}/members/{user}", tags=["groups"], summary="Add a user to a group")
-def add_member(name: str, user: str, services: ServicesDep) -> GroupInfo:
+def add_member(name: Name, user: Name, services: ServicesDep) -> GroupInfo:
     return services.groups.add_member(name, user)
 
 
 @router.delete(
     "/groups/{name}/members/{user}", tags=["groups"], summary="Remove a user from a group"
 )
-def remove_member(name: str, user: str, services: ServicesDep) -> GroupInfo:
+def remove_member(name: Name, user: Name, services: ServicesDep) -> GroupInfo:
     return services.groups.remove_member(name, user)
 
 

@@ -12,6 +12,7 @@ from speicher.protection.models import (
     ScrubSchedule,
     ScrubScheduleInfo,
 )
+from speicher.validation import Name
 
 router = APIRouter()
 
@@ -22,7 +23,7 @@ router = APIRouter()
     status_code=202,
     summary="Scrub a pool: check every block against its checksum and repair (job)",
 )
-def start_scrub(name: str, services: ServicesDep) -> JobInfo:
+def start_scrub(name: Name, services: ServicesDep) -> JobInfo:
     return services.scrubs.start(name)
 
 
@@ -34,7 +35,7 @@ def list_scrubs(
 
 
 @router.get("/pools/{name}/scrub-schedule", tags=["pools"], summary="When a pool is scrubbed")
-def get_scrub_schedule(name: str, services: ServicesDep) -> ScrubScheduleInfo:
+def get_scrub_schedule(name: Name, services: ServicesDep) -> ScrubScheduleInfo:
     return services.scrubs.get_schedule(name)
 
 
@@ -43,7 +44,7 @@ def get_scrub_schedule(name: str, services: ServicesDep) -> ScrubScheduleInfo:
     tags=["pools"],
     summary="Set when a pool is scrubbed (cron, UTC; empty for never)",
 )
-def set_scrub_schedule(name: str, req: ScrubSchedule, services: ServicesDep) -> ScrubScheduleInfo:
+def set_scrub_schedule(name: Name, req: ScrubSchedule, services: ServicesDep) -> ScrubScheduleInfo:
     return services.scrubs.set_schedule(name, req.schedule)
 
 

@@ -18,6 +18,7 @@ from speicher.protection.models import (
     SnapshotLock,
 )
 from speicher.storage.models import ShareInfo
+from speicher.validation import Name
 
 router = APIRouter()
 SNAP = "/shares/{name}/snapshots/{snapshot}"
@@ -28,24 +29,24 @@ def _no_content() -> Response:
 
 
 @router.get("/shares/{name}/snapshots", tags=["snapshots"], summary="List a share's snapshots")
-def list_snapshots(name: str, services: ServicesDep) -> list[SnapshotInfo]:
+def list_snapshots(name: Name, services: ServicesDep) -> list[SnapshotInfo]:
     return services.snapshots.list(name)
 
 
 @router.post(
     "/shares/{name}/snapshots", tags=["snapshots"], status_code=201, summary="Take a snapshot"
 )
-def create_snapshot(name: str, req: SnapshotCreate, services: ServicesDep) -> SnapshotInfo:
+def create_snapshot(name: Name, req: SnapshotCreate, services: ServicesDep) -> SnapshotInfo:
     return services.snapshots.create(name, req.name, locked_until=req.locked_until)
 
 
 @router.get(SNAP, tags=["snapshots"], summary="Show a snapshot, with the space only it holds")
-def get_snapshot(name: str, snapshot: str, services: ServicesDep) -> SnapshotInfo:
+def get_snapshot(name: Name, snapshot: str, services: ServicesDep) -> SnapshotInfo:
     return services.snapshots.get(name, snapshot, exclusive=True)
 
 
 @router.delete(SNAP, tags=["snapshots"], status_code=204, summary="Delete a snapshot")
-def delete_snapshot(name: str, snapshot: str, services: ServicesDep) -> Response:
+def delete_snapshot(name: Name, snapshot: str, services: ServicesDep) -> Response:
     services.snapshots.delete(name, snapshot)
     return _no_content()
 
@@ -58,7 +59,7 @@ def lock_snapshot(
 
 
 @router.post(f"{SNAP}/restore", tags=["snapshots"], summary="Restore a file or folder")
-def restore(name: str, snapshot: str, req: RestoreRequest, services: ServicesDep) -> RestoreResult:
+def restore(name: Name, snapshot: str, req: RestoreRequest, services: ServicesDep) -> RestoreResult:
     return services.restore.restore(name, snapshot, req.path, req.to)
 
 
@@ -67,14 +68,14 @@ def restore(name: str, snapshot: str, req: RestoreRequest, services: ServicesDep
     tags=["snapshots"],
     summary="Roll the whole share back to the snapshot (a safety snapshot is taken first)",
 )
-def rollback(name: str, snapshot: str, services: ServicesDep) -> RollbackResult:
+def rollback(name: Name, snapshot: str, services: ServicesDep) -> RollbackResult:
     return services.restore.rollback(name, snapshot)
 
 
 @router.post(
     f"{SNAP}/clone", tags=["snapshots"], status_code=201, summary="Make a new share from it"
 )
-def clone(name: str, snapshot: str, req: CloneRequest, services: ServicesDep) -> ShareInfo:
+def clone(name: Name, snapshot: str, req: CloneRequest, services: ServicesDep) -> ShareInfo:
     return services.restore.clone(name, snapshot, req.name)
 
 
@@ -84,24 +85,24 @@ def all_policies(services: ServicesDep) -> list[PolicyInfo]:
 
 
 @router.get("/shares/{name}/policies", tags=["policies"], summary="List a share's policies")
-def list_policies(name: str, services: ServicesDep) -> list[PolicyInfo]:
+def list_policies(name: Name, services: ServicesDep) -> list[PolicyInfo]:
     return services.policies.list(name)
 
 
 @router.post(
     "/shares/{name}/policies", tags=["policies"], status_code=201, summary="Create a policy"
 )
-def create_policy(name: str, req: PolicyCreate, services: ServicesDep) -> PolicyInfo:
+def create_policy(name: Name, req: PolicyCreate, services: ServicesDep) -> PolicyInfo:
     return services.policies.create(name, req)
 
 
 @router.get("/shares/{name}/policies/{policy}", tags=["policies"], summary="Show a policy")
-def get_policy(name: str, policy: str, services: ServicesDep) -> PolicyInfo:
+def get_policy(name: Name, policy: str, services: ServicesDep) -> PolicyInfo:
     return services.policies.get(name, policy)
 
 
 @router.patch("/shares/{name}/policies/{policy}", tags=["policies"], summary="Change a policy")
-def update_policy(name: str, policy: str, req: PolicyUpdate, services: ServicesDep) -> PolicyInfo:
+def update_policy(name: Name, policy: str, req: PolicyUpdate, services: ServicesDep) -> PolicyInfo:
     return services.policies.update(name, policy, req)
 
 
@@ -111,7 +112,7 @@ def update_policy(name: str, policy: str, req: PolicyUpdate, services: ServicesD
     status_code=204,
     summary="Delete a policy (its snapshots stay)",
 )
-def delete_policy(name: str, policy: str, services: ServicesDep) -> Response:
+def delete_policy(name: Name, policy: str, services: ServicesDep) -> Response:
     services.policies.delete(name, policy)
     return _no_content()
 
@@ -121,5 +122,5 @@ def delete_policy(name: str, policy: str, services: ServicesDep) -> Response:
     tags=["policies"],
     summary="Run a policy now: take its snapshot and prune",
 )
-def run_policy(name: str, policy: str, services: ServicesDep) -> list[str]:
+def run_policy(name: Name, policy: str, services: ServicesDep) -> list[str]:
     return services.policies.run(name, policy)

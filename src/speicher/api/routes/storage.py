@@ -18,6 +18,7 @@ from speicher.storage.models import (
     ShareUpdate,
     VirtualDiskCreate,
 )
+from speicher.validation import Name
 
 router = APIRouter()
 
@@ -51,7 +52,7 @@ def create_pool(req: PoolCreate, services: ServicesDep) -> JobInfo:
 
 
 @router.get("/pools/{name}", tags=["pools"], summary="Show a pool")
-def get_pool(name: str, services: ServicesDep) -> PoolInfo:
+def get_pool(name: Name, services: ServicesDep) -> PoolInfo:
     return services.pools.get(name)
 
 
@@ -61,7 +62,7 @@ def get_pool(name: str, services: ServicesDep) -> PoolInfo:
     status_code=204,
     summary="Destroy a pool, its shares and their files",
 )
-def destroy_pool(name: str, services: ServicesDep) -> Response:
+def destroy_pool(name: Name, services: ServicesDep) -> Response:
     services.pools.destroy(name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -69,7 +70,7 @@ def destroy_pool(name: str, services: ServicesDep) -> Response:
 @router.post(
     "/pools/{name}/disks", tags=["pools"], status_code=202, summary="Add a disk to a pool (job)"
 )
-def add_pool_disk(name: str, req: PoolDiskChange, services: ServicesDep) -> JobInfo:
+def add_pool_disk(name: Name, req: PoolDiskChange, services: ServicesDep) -> JobInfo:
     return services.pools.add_disk(name, req.disk, req.force)
 
 
@@ -79,7 +80,7 @@ def add_pool_disk(name: str, req: PoolDiskChange, services: ServicesDep) -> JobI
     status_code=202,
     summary="Remove a disk from a pool (job)",
 )
-def remove_pool_disk(name: str, disk: str, services: ServicesDep) -> JobInfo:
+def remove_pool_disk(name: Name, disk: str, services: ServicesDep) -> JobInfo:
     return services.pools.remove_disk(name, disk)
 
 
@@ -89,12 +90,12 @@ def remove_pool_disk(name: str, disk: str, services: ServicesDep) -> JobInfo:
     status_code=202,
     summary="Replace a disk of a pool (job)",
 )
-def replace_pool_disk(name: str, req: PoolReplace, services: ServicesDep) -> JobInfo:
+def replace_pool_disk(name: Name, req: PoolReplace, services: ServicesDep) -> JobInfo:
     return services.pools.replace_disk(name, req)
 
 
 @router.get("/shares", tags=["shares"], summary="List shares")
-def list_shares(services: ServicesDep, pool: str | None = None) -> list[ShareInfo]:
+def list_shares(services: ServicesDep, pool: Name | None = None) -> list[ShareInfo]:
     return services.shares.list(pool)
 
 
@@ -104,19 +105,19 @@ def create_share(req: ShareCreate, services: ServicesDep) -> ShareInfo:
 
 
 @router.get("/shares/{name}", tags=["shares"], summary="Show a share")
-def get_share(name: str, services: ServicesDep) -> ShareInfo:
+def get_share(name: Name, services: ServicesDep) -> ShareInfo:
     return services.shares.get(name)
 
 
 @router.patch("/shares/{name}", tags=["shares"], summary="Change a share")
-def update_share(name: str, req: ShareUpdate, services: ServicesDep) -> ShareInfo:
+def update_share(name: Name, req: ShareUpdate, services: ServicesDep) -> ShareInfo:
     return services.shares.update(name, req)
 
 
 @router.delete(
     "/shares/{name}", tags=["shares"], status_code=204, summary="Delete a share and its files"
 )
-def delete_share(name: str, services: ServicesDep) -> Response:
+def delete_share(name: Name, services: ServicesDep) -> Response:
     services.shares.delete(name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -124,19 +125,19 @@ def delete_share(name: str, services: ServicesDep) -> Response:
 @router.post(
     "/shares/{name}/grants", tags=["shares"], summary="Give a user or group access to a share"
 )
-def grant(name: str, req: GrantRequest, services: ServicesDep) -> ShareInfo:
+def grant(name: Name, req: GrantRequest, services: ServicesDep) -> ShareInfo:
     return services.grants.grant(name, req)
 
 
 @router.delete(
     "/shares/{name}/grants/user/{user}", tags=["shares"], summary="Take a user's access away"
 )
-def revoke_user(name: str, user: str, services: ServicesDep) -> ShareInfo:
+def revoke_user(name: Name, user: Name, services: ServicesDep) -> ShareInfo:
     return services.grants.revoke(name, user=user)
 
 
 @router.delete(
     "/shares/{name}/grants/group/{group}", tags=["shares"], summary="Take a group's access away"
 )
-def revoke_group(name: str, group: str, services: ServicesDep) -> ShareInfo:
+def revoke_group(name: Name, group: Name, services: ServicesDep) -> ShareInfo:
     return services.grants.revoke(name, group=group)
