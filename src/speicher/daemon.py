@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
@@ -18,7 +20,10 @@ from speicher import __version__
 from speicher.api.app import create_app
 from speicher.config import Settings
 from speicher.errors import SpeicherError
+from speicher.protection.restore import recover_rollbacks
 from speicher.services import Services
+from speicher.system import accounts
+from speicher.system.run import CommandError
 
 log = logging.getLogger("speicher.daemon")
 
@@ -49,8 +54,12 @@ def reconcile(services: Services) -> None:
     services.groups.ensure_groups()
     services.disks.attach_all()
     services.pools.mount_all()
+    services.shares.recover()
+    recover_rollbacks(services.restore)
     services.shares.check_all()
     services.smb.prepare()
+    services.users.recover()
+    services.groups.recover()
 
 
 class Monitor(threading.Thread):
@@ -103,21 +112,52 @@ def _tcp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+@contextlib.contextmanager
+def undone_if_first_start_fails(settings: Settings) -> Iterator[None]:
+    """A first start that fails leaves nothing half-made: the state directory, the mount root
+    and the primary Unix group it created are removed again, so the next try starts clean.
+    (A later start that fails keeps everything: then there is data.)"""
+    made = [p for p in (settings.state_dir, settings.mount_root) if not p.exists()]
+    first = not (settings.state_dir / "speicher.db").exists()
+    had_group = accounts.group_exists(settings.primary_group)
+    try:
+        yield
+    except BaseException:
+        if first:
+            log.error("the first start failed; removing what it made")
+            if not had_group and accounts.group_exists(settings.primary_group):
+                with contextlib.suppress(CommandError):
+                    accounts.groupdel(settings.primary_group)
+            for path in made:
+                if not any(os.path.ismount(m) for m in _mounts_below(path)):
+                    shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def _mounts_below(path: Path) -> list[str]:
+    prefix = str(path).rstrip("/") + "/"
+    with contextlib.suppress(OSError), open("/proc/self/mounts") as fh:
+        return [line.split()[1] for line in fh if line.split()[1].startswith(prefix)]
+    return []
+
+
 def serve(settings: Settings) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    services = prepare(settings)
-    try:
-        tcp = _tcp_socket(settings.api_host, settings.api_port)
-    except OSError as exc:
-        raise SpeicherError(
-            f"cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror}"
-        ) from None
-    reconcile(services)
-    password = services.users.ensure_admin()
+    with undone_if_first_start_fails(settings):
+        services = prepare(settings)
+        try:
+            tcp = _tcp_socket(settings.api_host, settings.api_port)
+        except OSError as exc:
+            services.db.close()
+            raise SpeicherError(
+                f"cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror}"
+            ) from None
+        reconcile(services)
+        password = services.users.ensure_admin()
     services.events.record("info", "daemon.start", "speicher", f"Speicher {__version__} started")
     host = "localhost" if settings.api_host in ("0.0.0.0", "::") else settings.api_host  # noqa: S104
     port = tcp.getsockname()[1]

@@ -81,11 +81,21 @@ class NotFound(SpeicherError):
 
 
 class Conflict(SpeicherError):
-    """The request clashes with the current state: a duplicate name, a disk in use."""
+    """The request clashes with the current state: a duplicate name, a disk in use. Every such
+    clash is a 409 in our own words, whether a check or the database found it; ``field`` names
+    the request field it concerns, if one does."""
 
     status = 409
     exit_code = 2
     title = "Conflict"
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [Problem(self.field, self.message)] if self.field else []
 
 
 class Forbidden(SpeicherError):

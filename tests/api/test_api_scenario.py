@@ -403,7 +403,7 @@ def test_pool_create_and_show(daemon: Daemon) -> None:
     assert "already used by pool 'tank'" in reasons(body, "disks")
     body = problem(
         daemon.api.post("/pools", json={"name": "tank", "profile": "single", "disks": ["d3"]}),
-        422,
+        409,
         "name",
     )
     assert "already exists" in reasons(body, "name")
@@ -488,10 +488,10 @@ def test_shares(daemon: Daemon) -> None:
     assert ok(daemon.api.get("/shares/finance")) == share
     assert ok(daemon.api.get("/pools/tank"))["shares"] == ["finance"]
 
-    body = problem(daemon.api.post("/shares", json={"name": "finance", "pool": "tank"}), 422)
+    body = problem(daemon.api.post("/shares", json={"name": "finance", "pool": "tank"}), 409)
     assert "already exists" in reasons(body, "name")
     body = problem(
-        daemon.api.post("/shares", json={"name": "Bad_Name", "pool": "nope", "quota": "lots"}),
+        daemon.api.post("/shares", json={"name": "Bad.Name", "pool": "nope", "quota": "lots"}),
         422,
         "name",
         "pool",
@@ -560,7 +560,7 @@ def test_users(daemon: Daemon) -> None:
         pwd.getpwnam(daemon.unix_name("dave"))
     body = problem(
         daemon.api.post("/users", json={"name": "alice", "password": "another-password"}),
-        422,
+        409,
         "name",
     )
     assert "already exists" in reasons(body, "name")
@@ -664,7 +664,7 @@ def test_groups(daemon: Daemon) -> None:
     assert group["name"] == "accounting" and group["members"] == []
     assert group["unix_name"] == daemon.unix_name("accounting")
     assert grp.getgrnam(daemon.unix_name("accounting")).gr_gid == group["gid"]
-    body = problem(daemon.api.post("/groups", json={"name": "accounting"}), 422, "name")
+    body = problem(daemon.api.post("/groups", json={"name": "accounting"}), 409, "name")
     assert "already exists" in reasons(body, "name")
     problem(daemon.api.post("/groups", json={"name": "Bad Group"}), 422, "name")
 

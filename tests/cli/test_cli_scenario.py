@@ -92,7 +92,7 @@ def test_shares_users_groups_and_access(daemon: Daemon) -> None:
         "share", "create", "finance", "--pool", "tank", "--quota", "50M", "--compression", "zstd"
     )
     assert "already exists" in fails(daemon, "share", "create", "finance", "--pool", "tank")
-    line = fails(daemon, "share", "create", "Bad_Name", "--pool", "tank", "--quota", "lots")
+    line = fails(daemon, "share", "create", "Bad.Name", "--pool", "tank", "--quota", "lots")
     assert "name:" in line and "quota:" in line
     share = js(daemon, "share", "show", "finance")
     assert isinstance(share, dict)

@@ -35,7 +35,8 @@ def desired_entries(share: Share) -> list[acl.Entry]:
         entries.append(acl.Entry("user", accounts.uid_of(GUEST_ACCOUNT), PERMS["ro"]))
     for g in share.grants:
         if g.user is not None:
-            entries.append(acl.Entry("user", g.user.uid, PERMS[g.access]))
+            if g.user.uid is not None and g.user.file_access:
+                entries.append(acl.Entry("user", g.user.uid, PERMS[g.access]))
         elif g.group is not None:
             entries.append(acl.Entry("group", g.group.gid, PERMS[g.access]))
     return entries
@@ -65,15 +66,25 @@ class GrantService:
         with self.db.session() as s:
             share_row = self._share(s, share)
             if req.user is not None:
-                user = s.scalars(select(User).where(User.name == req.user)).first()
+                user = s.scalars(
+                    select(User).where(User.name == req.user, User.state == "ready")
+                ).first()
                 if user is None:
                     raise InvalidInput(field="user", reason=f"user '{req.user}' does not exist")
+                if not user.file_access:
+                    raise InvalidInput(
+                        field="user",
+                        reason=f"user '{req.user}' has no file access; turn it on first "
+                        f"(speicher user update {req.user} --file-access)",
+                    )
                 grant = s.scalars(
                     select(Grant).where(Grant.share_id == share_row.id, Grant.user_id == user.id)
                 ).first() or Grant(share_id=share_row.id, user_id=user.id)
                 who = f"user {req.user}"
             else:
-                group = s.scalars(select(Group).where(Group.name == req.group)).first()
+                group = s.scalars(
+                    select(Group).where(Group.name == req.group, Group.state == "ready")
+                ).first()
                 if group is None:
                     raise InvalidInput(field="group", reason=f"group '{req.group}' does not exist")
                 grant = s.scalars(
@@ -150,7 +161,11 @@ class GrantService:
             share_row = self._share(s, share)
             grants = share_row.grants
             wanted = desired_entries(share_row)
-            members = {g.group.gid: [u.uid for u in g.group.members] for g in grants if g.group}
+            members = {
+                g.group.gid: [u.uid for u in g.group.members if u.uid is not None and u.file_access]
+                for g in grants
+                if g.group
+            }
             quota = share_row.quota
         if not path.is_dir():
             return

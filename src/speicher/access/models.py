@@ -18,6 +18,12 @@ class UserCreate(Request):
     full_name: str = Field("", max_length=128, description="The person's name.")
     email: str = Field("", max_length=254, description="E-mail address for notices.")
     admin: bool = Field(False, description="May administer Speicher (API, CLI, web console).")
+    file_access: bool | None = Field(
+        None,
+        description="Has a Unix account and an SMB password, so shares can be granted to the "
+        "user. Default: yes for ordinary users, no for admins (an admin's password then never "
+        "becomes an SMB password).",
+    )
 
 
 class UserUpdate(Request):
@@ -25,6 +31,11 @@ class UserUpdate(Request):
     email: str | None = Field(None, max_length=254, description="New e-mail address.")
     admin: bool | None = Field(None, description="Grant or take away admin rights.")
     enabled: bool | None = Field(None, description="A disabled user cannot log in anywhere.")
+    file_access: bool | None = Field(
+        None,
+        description="Turn file access on (a Unix account; set the password afterwards for SMB) "
+        "or off (the account, SMB login, grants and group memberships go; files stay).",
+    )
 
 
 class PasswordChange(Request):
@@ -35,11 +46,17 @@ class UserInfo(BaseModel):
     """A Speicher user; also a Unix account with a stable uid."""
 
     name: str = Field(description="Login name.")
-    uid: int = Field(description="Unix user id; files the user writes are owned by it.")
+    uid: int | None = Field(
+        description="Unix user id; files the user writes are owned by it. Null for a user who "
+        "never had file access."
+    )
     unix_name: str = Field(description="Name of the Unix account.")
     full_name: str = Field(description="The person's name.")
     email: str = Field(description="E-mail address.")
     admin: bool = Field(description="Whether the user is an administrator.")
+    file_access: bool = Field(
+        description="Whether the user has a Unix account and SMB login, so shares can be granted."
+    )
     enabled: bool = Field(description="Whether the user may log in.")
     groups: list[str] = Field(description="Groups the user belongs to.")
     created_at: dt.datetime = Field(description="When the user was created (UTC).")

@@ -40,9 +40,10 @@ def _show_user(user: dict[str, Any]) -> None:
             ("full name", user["full_name"] or "-"),
             ("email", user["email"] or "-"),
             ("admin", "yes" if user["admin"] else "no"),
+            ("file access", "yes" if user["file_access"] else "no"),
             ("enabled", "yes" if user["enabled"] else "no"),
             ("uid", user["uid"]),
-            ("unix account", user["unix_name"]),
+            ("unix account", user["unix_name"] or "-"),
             ("groups", ", ".join(user["groups"]) or "-"),
             ("created", user["created_at"]),
         ]
@@ -57,6 +58,14 @@ def user_create(
     full_name: Annotated[str, typer.Option(help="The person's name.")] = "",
     email: Annotated[str, typer.Option(help="E-mail address.")] = "",
     admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+    file_access: Annotated[
+        bool | None,
+        typer.Option(
+            "--file-access/--no-file-access",
+            help="A Unix account and SMB login, so shares can be granted (default: on, but "
+            "off for admins).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a user (the password is asked for, or read with --password-stdin)."""
@@ -69,12 +78,14 @@ def user_create(
             "full_name": full_name,
             "email": email,
             "admin": admin,
+            "file_access": file_access,
         },
     )
     if as_json:
         print_json(user)
     else:
-        console.print(f"user {user['name']} created (uid {user['uid']})")
+        uid = f"uid {user['uid']}" if user["file_access"] else "no file access"
+        console.print(f"user {user['name']} created ({uid})")
 
 
 @user_app.command("list")
@@ -91,6 +102,7 @@ def user_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             ("FULL NAME", "full_name"),
             ("UID", "uid"),
             ("ADMIN", "admin"),
+            ("FILES", "file_access"),
             ("ENABLED", "enabled"),
             ("GROUPS", lambda u: ", ".join(u["groups"])),
         ],
@@ -120,12 +132,26 @@ def user_update(
     enabled: Annotated[
         bool | None, typer.Option("--enable/--disable", help="Allow or stop logins.")
     ] = None,
+    file_access: Annotated[
+        bool | None,
+        typer.Option(
+            "--file-access/--no-file-access",
+            help="Give a Unix account and SMB login (then set the password again), or take "
+            "them, the user's grants and group memberships away (files stay).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a user."""
     user = client(ctx).patch(
         f"/users/{name}",
-        {"full_name": full_name, "email": email, "admin": admin, "enabled": enabled},
+        {
+            "full_name": full_name,
+            "email": email,
+            "admin": admin,
+            "enabled": enabled,
+            "file_access": file_access,
+        },
     )
     if as_json:
         print_json(user)
@@ -142,8 +168,13 @@ def user_passwd(ctx: typer.Context, name: str, password_stdin: StdinOpt = False)
 
 @user_app.command("delete")
 def user_delete(ctx: typer.Context, name: str, yes: YesOpt = False) -> None:
-    """Delete a user (their files stay, owned by their old uid)."""
-    require_yes(yes, f"deleting user {name}")
+    """Delete a user: their login, SMB access and grants go; their files stay, owned by
+    their old uid (never given to anyone else)."""
+    require_yes(
+        yes,
+        f"deleting user {name} removes their login, SMB access and grants "
+        "(their files stay, owned by their old uid)",
+    )
     client(ctx).delete(f"/users/{name}")
     console.print(f"user {name} deleted")
 
@@ -202,8 +233,8 @@ def group_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
 
 @group_app.command("delete")
 def group_delete(ctx: typer.Context, name: str, yes: YesOpt = False) -> None:
-    """Delete a group (its grants go with it)."""
-    require_yes(yes, f"deleting group {name}")
+    """Delete a group (its grants go with it; its members and files stay)."""
+    require_yes(yes, f"deleting group {name} removes its grants (its members and their files stay)")
     client(ctx).delete(f"/groups/{name}")
     console.print(f"group {name} deleted")
 

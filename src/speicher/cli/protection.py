@@ -106,7 +106,9 @@ def snapshot_lock(
 @snapshot_app.command("delete")
 def snapshot_delete(ctx: typer.Context, share: str, name: str, yes: YesOpt = False) -> None:
     """Delete a snapshot (refused while it is locked)."""
-    require_yes(yes, f"deleting snapshot {name} of {share}")
+    require_yes(
+        yes, f"deleting snapshot {name} of {share} deletes that version of its files for good"
+    )
     client(ctx).delete(f"/shares/{share}/snapshots/{name}")
     console.print(f"snapshot {name} of {share} deleted")
 
@@ -129,7 +131,11 @@ def snapshot_restore(
 @snapshot_app.command("rollback")
 def snapshot_rollback(ctx: typer.Context, share: str, name: str, yes: YesOpt = False) -> None:
     """Roll a whole share back to a snapshot (a safety snapshot of now is taken first)."""
-    require_yes(yes, f"rolling {share} back to {name}")
+    require_yes(
+        yes,
+        f"rolling {share} back to {name} replaces every file in it with the snapshot's "
+        "(a safety snapshot of the current state is taken first)",
+    )
     result = client(ctx).post(f"/shares/{share}/snapshots/{name}/rollback")
     console.print(f"{share} rolled back to {name}; its state before is {result['safety_snapshot']}")
 
@@ -258,7 +264,7 @@ def policy_update(
 @policy_app.command("delete")
 def policy_delete(ctx: typer.Context, share: str, name: str, yes: YesOpt = False) -> None:
     """Delete a policy; its snapshots stay."""
-    require_yes(yes, f"deleting policy {name} of {share}")
+    require_yes(yes, f"deleting policy {name} of {share} stops its snapshots (those it took stay)")
     client(ctx).delete(f"/shares/{share}/policies/{name}")
     console.print(f"policy {name} of {share} deleted")
 

@@ -22,9 +22,11 @@ share_app = typer.Typer(
 )
 
 
-def require_yes(yes: bool, what: str) -> None:
+def require_yes(yes: bool, consequence: str) -> None:
+    """Refuse a destructive command without --yes, saying exactly what would be lost (the
+    same words as the command's help)."""
     if not yes:
-        raise CliError(f"{what} deletes data for good; add --yes to confirm", 2)
+        raise CliError(f"{consequence}; add --yes to confirm", 2)
 
 
 def run_job(ctx: typer.Context, job: dict[str, Any], no_wait: bool, as_json: bool = False) -> None:
@@ -198,7 +200,14 @@ def pool_replace_disk(
 @pool_app.command("destroy")
 def pool_destroy(ctx: typer.Context, name: str, yes: YesOpt = False) -> None:
     """Destroy a pool with all its shares and files."""
-    require_yes(yes, f"destroying pool {name}")
+    if not yes:
+        pool = client(ctx).get(f"/pools/{name}")
+        shares = ", ".join(pool["shares"]) or "none"
+        require_yes(
+            yes,
+            f"destroying pool {name} deletes its shares ({shares}) and all "
+            f"{size(pool['used'])} of data on it for good",
+        )
     client(ctx).delete(f"/pools/{name}")
     console.print(f"pool {name} destroyed")
 
@@ -415,7 +424,14 @@ def share_update(
 @share_app.command("delete")
 def share_delete(ctx: typer.Context, name: str, yes: YesOpt = False) -> None:
     """Delete a share and every file in it."""
-    require_yes(yes, f"deleting share {name}")
+    if not yes:
+        share = client(ctx).get(f"/shares/{name}")
+        snaps = client(ctx).get(f"/shares/{name}/snapshots")
+        require_yes(
+            yes,
+            f"deleting share {name} deletes its {size(share['used'])} of files and its "
+            f"{len(snaps)} snapshot(s) for good",
+        )
     client(ctx).delete(f"/shares/{name}")
     console.print(f"share {name} deleted")
 

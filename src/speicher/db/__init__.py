@@ -16,6 +16,7 @@ from speicher.db.models import (
     SnapshotMeta,
     SnapshotPolicy,
     Token,
+    UnixId,
     User,
     VirtualDisk,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "SnapshotMeta",
     "SnapshotPolicy",
     "Token",
+    "UnixId",
     "User",
     "VirtualDisk",
 ]

@@ -90,6 +90,8 @@ class PoolDisk(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"))
     disk: Mapped[str] = mapped_column(String(4096), unique=True)
+    # btrfs's device id: what identifies a member, also when its disk is missing (null for md)
+    devid: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     pool: Mapped[Pool] = relationship(back_populates="disks")
 
@@ -102,6 +104,9 @@ class Share(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
     pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id"))
+    # creating -> ready -> deleting: the intent is recorded first, so a start after a crash
+    # finishes or undoes what was half done
+    state: Mapped[str] = mapped_column(String(16), default="creating", server_default="ready")
     description: Mapped[str] = mapped_column(String(256), default="")
     quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     compression: Mapped[str] = mapped_column(String(8), default="")
@@ -139,7 +144,12 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(32), unique=True)
-    uid: Mapped[int] = mapped_column(Integer, unique=True)
+    # null for a user without file access (an admin of the API and console only): no Unix
+    # account, no SMB password, no grants
+    uid: Mapped[int | None] = mapped_column(Integer, unique=True, nullable=True)
+    file_access: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    # creating -> ready -> deleting, as for shares
+    state: Mapped[str] = mapped_column(String(16), default="creating", server_default="ready")
     full_name: Mapped[str] = mapped_column(String(128), default="")
     email: Mapped[str] = mapped_column(String(254), default="")
     password_hash: Mapped[str] = mapped_column(String(256))
@@ -160,12 +170,27 @@ class Group(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(32), unique=True)
     gid: Mapped[int] = mapped_column(Integer, unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="creating", server_default="ready")
     description: Mapped[str] = mapped_column(String(256), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     members: Mapped[list[User]] = relationship(
         secondary=group_members, back_populates="groups", order_by="User.name"
     )
+
+
+class UnixId(Base):
+    """A uid or gid Speicher has handed out. Kept when its user or group is deleted, so an id
+    is never given twice: a new user must not become the owner of a deleted user's files."""
+
+    __tablename__ = "unix_ids"
+    __table_args__ = (UniqueConstraint("kind", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(3))  # uid or gid
+    number: Mapped[int] = mapped_column(Integer)
+    owner: Mapped[str] = mapped_column(String(64), default="")  # whom it was given to first
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Grant(Base):

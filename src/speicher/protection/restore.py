@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import uuid
 from pathlib import Path, PurePosixPath
 
@@ -14,6 +15,7 @@ from speicher.access.models import GrantRequest
 from speicher.config import Settings
 from speicher.errors import Conflict, InvalidInput, NotFound, translated
 from speicher.events import EventService
+from speicher.faults import crash_point
 from speicher.protection.models import RestoreResult, RollbackResult
 from speicher.protection.snapshots import FORMAT, SnapshotService, now_utc
 from speicher.storage import ShareService
@@ -115,11 +117,13 @@ class RestoreService:
         parked = live.parent / f".rollback-{share}-{uuid.uuid4().hex[:8]}"
         with translated("rolling the share back"):
             os.rename(live, parked)
+            crash_point("share.rollback.parked")
             try:
                 btrfs.snapshot_writable(Path(snap.path), live)
             except BaseException:
                 os.rename(parked, live)
                 raise
+            crash_point("share.rollback.snapshot")
             if info.quota is not None:
                 btrfs.qgroup_limit(live, info.quota)
             btrfs.subvolume_delete(parked)
@@ -145,6 +149,7 @@ class RestoreService:
             ),
             from_snapshot=Path(snap.path),
         )
+        crash_point("share.clone.created")
         for g in info.grants:
             who = {"user": g.name} if g.principal == "user" else {"group": g.name}
             with contextlib.suppress(NotFound):
@@ -153,3 +158,37 @@ class RestoreService:
             "info", "share.cloned", name, f"share {name} cloned from {snapshot} of {share}"
         )
         return self.shares.get(name)
+
+
+_PARKED = re.compile(r"^\.rollback-(?P<share>.+)-[0-9a-f]{8}$")
+
+
+def recover_rollbacks(restore: RestoreService) -> None:
+    """Finish or undo rollbacks a stopped daemon left half done. A rollback first renames the
+    live subvolume to ``<pool>/.rollback-<share>-<id>`` (that name is its record of intent):
+    if the share's folder is missing, the parked subvolume goes back (undone); if the new one is
+    in place, its quota is set and the parked one deleted (finished)."""
+    for share in restore.shares.list():
+        live = Path(share.path)
+        pool_root = live.parent
+        if not os.path.ismount(pool_root):
+            continue
+        for parked in pool_root.iterdir():
+            match = _PARKED.match(parked.name)
+            if not match or match.group("share") != share.name or parked.is_symlink():
+                continue
+            with translated(f"recovering the rollback of {share.name}"):
+                if not os.path.lexists(live):
+                    os.rename(parked, live)
+                    what = "undone: the share is as it was before"
+                else:
+                    if share.quota is not None:
+                        btrfs.qgroup_limit(live, share.quota)
+                    btrfs.subvolume_delete(parked)
+                    what = "finished"
+            restore.events.record(
+                "warning",
+                "share.rollback-interrupted",
+                share.name,
+                f"a rollback of share {share.name} was interrupted and is now {what}",
+            )

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from speicher import names
 from speicher.config import Settings
-from speicher.db import Database, PoolDisk, VirtualDisk
+from speicher.db import Database, Pool, PoolDisk, VirtualDisk
 from speicher.errors import Conflict, NotFound, Validator, translated
 from speicher.events import EventService
 from speicher.storage.models import DiskInfo
@@ -96,10 +96,19 @@ class DiskService:
             return f"filesystem:{signature['TYPE']}"
         return ""
 
+    @staticmethod
+    def canonical(ref: str) -> str:
+        """How a disk is recorded: a virtual disk's name, or the real path of a device
+        (``/dev/./loop1`` and ``/dev//loop1`` are ``/dev/loop1``)."""
+        if ref.startswith("/"):
+            return os.path.realpath(ref)
+        return ref
+
     def device_of(self, ref: str) -> str | None:
         """The block device a disk reference names now, or None (unknown or detached)."""
-        if ref.startswith("/dev/"):
-            return ref if Path(ref).exists() else None
+        if ref.startswith("/"):
+            real = os.path.realpath(ref)
+            return real if blockdev.device_number(real) is not None else None
         with self.db.session() as s:
             vd = s.scalars(select(VirtualDisk).where(VirtualDisk.name == ref)).first()
             path = vd.path if vd else None
@@ -116,21 +125,52 @@ class DiskService:
                     return vd.name
         return device
 
+    def members(self) -> dict[int, str]:
+        """Device numbers of every disk a pool holds -> the pool's name: the disks Speicher's
+        pools name, and the members of every mounted btrfs filesystem."""
+        with self.db.session() as s:
+            refs = [(d.disk, d.pool.name, d.pool.uuid) for d in s.scalars(select(PoolDisk))]
+        found: dict[int, str] = {}
+        by_uuid = {uuid: pool for _, pool, uuid in refs if uuid}
+        for member, fsid in blockdev.mounted_btrfs_members().items():
+            found[member] = by_uuid.get(fsid, f"a mounted btrfs filesystem ({fsid})")
+        for ref, pool, _ in refs:
+            device = self.device_of(ref)
+            number = blockdev.device_number(device) if device else None
+            if number is not None:
+                found[number] = pool
+        return found
+
     def check_usable(self, ref: str, field: str, force: bool, v: Validator) -> str | None:
-        """Check that disk ``ref`` may be given to a pool; return its device or add a problem."""
+        """Check that disk ``ref`` may be given to a pool; return its device or add a problem.
+
+        A disk is identified by its device number, not its path. ``force`` only allows wiping
+        a disk that holds some other filesystem; it never overrides "member of a pool" or
+        "mounted / held by the kernel"."""
         device = self.device_of(ref)
         if device is None:
-            v.add(field, f"disk '{ref}' does not exist or is not attached")
+            what = " or is not a block device" if ref.startswith("/") else " or is not attached"
+            v.add(field, f"disk '{ref}' does not exist{what}")
+            return None
+        number = blockdev.device_number(device)
+        owner = self.members().get(number) if number is not None else None
+        if owner is not None:
+            pool = owner if owner.startswith("a mounted") else f"pool '{owner}'"
+            v.add(field, f"disk '{ref}' ({device}) is already used by {pool}")
             return None
         with self.db.session() as s:
-            member = s.scalars(select(PoolDisk).where(PoolDisk.disk == ref)).first()
-            if member is not None:
-                v.add(field, f"disk '{ref}' is already used by pool '{member.pool.name}'")
-                return None
+            uuids = {p.uuid: p.name for p in s.scalars(select(Pool)) if p.uuid}
+        signature = blockdev.probe(device)
+        if signature.get("UUID") in uuids:
+            v.add(field, f"disk '{ref}' holds pool '{uuids[signature['UUID']]}'")
+            return None
         by_path = {d.path: d for d in blockdev.list_devices()}
         dev = by_path.get(device)
         if dev is not None and (dev.mountpoints or dev.children):
             v.add(field, f"disk '{ref}' is in use ({self._used_by(device, None, by_path)})")
+            return None
+        if blockdev.busy(device):
+            v.add(field, f"disk '{ref}' ({device}) is in use: mounted or held by the kernel")
             return None
         if dev is not None and dev.read_only:
             v.add(field, f"disk '{ref}' is read-only")
@@ -139,11 +179,11 @@ class DiskService:
         if size < MIN_DISK_SIZE:
             v.add(field, f"disk '{ref}' is too small ({names.format_size(size)}; at least 1G)")
             return None
-        signature = blockdev.probe(device).get("TYPE")
-        if signature and not force:
+        kind = signature.get("TYPE")
+        if kind and not force:
             v.add(
                 field,
-                f"disk '{ref}' holds a {signature} filesystem or RAID member; use force to wipe it",
+                f"disk '{ref}' holds a {kind} filesystem or RAID member; use force to wipe it",
             )
             return None
         return device

@@ -11,6 +11,7 @@ from speicher.validation import Name, Request
 
 Profile = Literal["single", "raid1", "raid1c3", "raid10", "raid5", "raid6"]
 Compression = Literal["", "zstd", "lzo", "zlib"]
+ShareState = Literal["creating", "ready", "deleting", "unavailable"]
 
 
 class DiskInfo(BaseModel):
@@ -92,6 +93,9 @@ class PoolInfo(BaseModel):
     free: int = Field(description="Bytes free for new data.")
     disks: list[PoolDiskInfo] = Field(description="The pool's disks and their state.")
     shares: list[str] = Field(description="Names of the shares on this pool.")
+    problem: str = Field(
+        "", description="Why the pool is degraded or unavailable, and what to do; empty if ok."
+    )
     created_at: dt.datetime = Field(description="When it was created (UTC).")
 
 
@@ -167,6 +171,11 @@ class ShareInfo(BaseModel):
 
     name: str = Field(description="Share name.")
     pool: str = Field(description="The pool it lives on.")
+    state: ShareState = Field(
+        description="`ready`; `unavailable` when its pool is not mounted or its folder is "
+        "gone (see `problem`); `creating`/`deleting` while that happens."
+    )
+    problem: str = Field("", description="Why the share is unavailable; empty when it is not.")
     path: str = Field(description="Its directory on the server.")
     quota: int | None = Field(description="Size limit in bytes; null for none.")
     used: int = Field(description="Bytes its files take (referenced by the subvolume).")

@@ -18,8 +18,17 @@ from sqlalchemy.orm import Session
 from speicher import names
 from speicher.config import Settings
 from speicher.db import Database, Pool, PoolDisk
-from speicher.errors import Conflict, InvalidInput, NotFound, OperationFailed, Validator, translated
+from speicher.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    OperationFailed,
+    SpeicherError,
+    Validator,
+    translated,
+)
 from speicher.events import EventService
+from speicher.faults import crash_point
 from speicher.hooks import POOL_DESTROYING, SHARES_CHANGED, Hooks
 from speicher.jobs import JobInfo, JobService, Progress
 from speicher.storage.disks import DiskService
@@ -45,17 +54,27 @@ class ProfileSpec:
     data: str
     metadata: str
     md_level: int | None = None
+    tolerates: int = 0  # disks that may be missing with every byte still readable
 
 
 PROFILES = {
     "single": ProfileSpec(1, "single", "dup"),
-    "raid1": ProfileSpec(2, "raid1", "raid1"),
-    "raid1c3": ProfileSpec(3, "raid1c3", "raid1c3"),
-    "raid10": ProfileSpec(4, "raid10", "raid10"),
+    "raid1": ProfileSpec(2, "raid1", "raid1", tolerates=1),
+    "raid1c3": ProfileSpec(3, "raid1c3", "raid1c3", tolerates=2),
+    # raid10 survives more only if the lost disks happen to hold different copies
+    "raid10": ProfileSpec(4, "raid10", "raid10", tolerates=1),
     # btrfs's own RAID 5/6 has a write hole: md does the parity, btrfs the checksums
-    "raid5": ProfileSpec(3, "single", "dup", md_level=5),
-    "raid6": ProfileSpec(4, "single", "dup", md_level=6),
+    "raid5": ProfileSpec(3, "single", "dup", md_level=5, tolerates=1),
+    "raid6": ProfileSpec(4, "single", "dup", md_level=6, tolerates=2),
 }
+
+
+def tolerance(profile: str) -> str:
+    """What a profile survives, in words."""
+    n = PROFILES[profile].tolerates
+    if n == 0:
+        return f"{profile} keeps no second copy: every disk is needed"
+    return f"{profile} keeps all data with at most {n} missing disk{'s' if n > 1 else ''}"
 
 
 def metadata_profile(profile: str, disks: int) -> str:
@@ -89,6 +108,8 @@ class PoolService:
         self._lock = threading.Lock()
         self._busy: set[str] = set()
         self._health: dict[str, str] = {}
+        # why a pool could not be mounted, in words a user can act on
+        self._problems: dict[str, str] = {}
         # disks another service found failing (SMART, I/O errors): pool -> disk -> reason
         self._disk_problems: dict[str, dict[str, str]] = {}
 
@@ -123,10 +144,14 @@ class PoolService:
             else:
                 problems.pop(disk, None)
 
-    def _failing(self, pool: str, refs: builtins.list[str]) -> bool:
+    def _failing(self, pool: str, refs: builtins.list[str]) -> dict[str, str]:
         with self._lock:
             problems = self._disk_problems.get(pool, {})
-            return any(ref in problems for ref in refs)
+            return {ref: problems[ref] for ref in refs if ref in problems}
+
+    def problem(self, name: str) -> str:
+        """Why a pool could not be mounted at its last try; empty if it could."""
+        return self._problems.get(name, "")
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -157,13 +182,24 @@ class PoolService:
         disks: builtins.list[PoolDiskInfo] = []
         health = "unavailable"
         refs = [d.disk for d in pool.disks]
+        problem = ""
         if mounted:
             st = os.statvfs(mnt)
             size = st.f_blocks * st.f_frsize
             free = st.f_bavail * st.f_frsize
             used = size - st.f_bfree * st.f_frsize
             disks, degraded = self._disk_states(pool, refs)
-            health = "degraded" if degraded or self._failing(pool.name, refs) else "ok"
+            failing = self._failing(pool.name, refs)
+            health = "degraded" if degraded or failing else "ok"
+            gone = [d.disk for d in disks if d.state == "missing"]
+            reasons = []
+            if gone:
+                reasons.append(
+                    f"missing: {', '.join(gone)} ({tolerance(pool.profile)}); "
+                    "replace the missing disk"
+                )
+            reasons += [f"{disk} is failing: {why}" for disk, why in failing.items()]
+            problem = "; ".join(reasons)
         else:
             disks = [
                 PoolDiskInfo(
@@ -189,6 +225,12 @@ class PoolService:
             disks=disks,
             shares=[sh.name for sh in pool.shares],
             created_at=pool.created_at,
+            problem=problem
+            or (
+                (self._problems.get(pool.name) or "not mounted")
+                if health == "unavailable" and pool.state == "ready"
+                else ""
+            ),
         )
 
     def _disk_states(
@@ -200,15 +242,19 @@ class PoolService:
         fs_devices = btrfs.filesystem_show(self.mountpoint(pool.name))
         # devid 0 is the target of a running replace, not yet a member
         fs_devices = [d for d in fs_devices if d.devid != 0]
+        by_devid = {d.devid: d for d in fs_devices}
         online = {self.disks.name_of(d.path): d for d in fs_devices if not d.missing}
-        missing_devids = [d for d in fs_devices if d.missing]
+        known = {d.devid for d in pool.disks if d.devid is not None}
+        unclaimed = [d for d in fs_devices if d.missing and d.devid not in known]
         out = []
-        for ref in refs:
-            dev = online.get(ref)
-            if dev is not None:
+        for row in pool.disks:
+            dev = by_devid.get(row.devid) if row.devid is not None else online.get(row.disk)
+            if dev is None and row.devid is None and unclaimed:
+                dev = unclaimed.pop(0)  # a row from before devids were recorded
+            if dev is not None and not dev.missing:
                 out.append(
                     PoolDiskInfo(
-                        disk=ref,
+                        disk=row.disk,
                         device=dev.path,
                         devid=dev.devid,
                         size=dev.size,
@@ -217,12 +263,11 @@ class PoolService:
                     )
                 )
             else:
-                gone = missing_devids.pop(0) if missing_devids else None
                 out.append(
                     PoolDiskInfo(
-                        disk=ref,
+                        disk=row.disk,
                         device="",
-                        devid=gone.devid if gone else None,
+                        devid=dev.devid if dev is not None else row.devid,
                         size=0,
                         used=0,
                         state="missing",
@@ -263,7 +308,8 @@ class PoolService:
                 f"profile {req.profile} needs at least {spec.min_disks} disks, "
                 f"got {len(req.disks)}",
             )
-        if len(set(req.disks)) != len(req.disks):
+        refs = [self.disks.canonical(d) for d in req.disks]
+        if len(set(refs)) != len(refs):
             v.add("disks", "a disk is named twice")
         if spec.md_level is not None and not mdadm.available():
             v.add(
@@ -271,16 +317,19 @@ class PoolService:
                 f"{req.profile} needs Linux md RAID, which this kernel does not "
                 "provide (no /proc/mdstat)",
             )
-        devices = [self.disks.check_usable(d, "disks", req.force, v) for d in req.disks]
+        devices = [self.disks.check_usable(d, "disks", req.force, v) for d in refs]
+        numbers = {blockdev.device_number(d) for d in devices if d}
+        if len(numbers) != len([d for d in devices if d]):
+            v.add("disks", "two of the names are the same disk")
+        v.check()
         with self.db.session() as s:
             if s.scalars(select(Pool).where(Pool.name == req.name)).first():
-                v.add("name", f"pool '{req.name}' already exists")
-        v.check()
+                raise Conflict(f"pool '{req.name}' already exists", field="name")
         self.claim(req.name)
         try:
             with self.db.session() as s:
                 pool = Pool(name=req.name, profile=req.profile, state="creating")
-                pool.disks = [PoolDisk(disk=d) for d in req.disks]
+                pool.disks = [PoolDisk(disk=d) for d in refs]
                 s.add(pool)
         except IntegrityError:
             self.release(req.name)
@@ -320,6 +369,7 @@ class PoolService:
             uuid = btrfs.mkfs(
                 fs_devices, f"speicher-{name}", spec.data, metadata_profile(profile, len(devices))
             )
+        crash_point("pool.create.mkfs")
         progress(60, "mounting")
         with self.db.session() as s:
             pool = self.row(s, name)
@@ -329,10 +379,12 @@ class PoolService:
         mnt.mkdir(parents=True, exist_ok=True)
         with translated("mounting the pool"):
             mount.mount(fs_devices[0], mnt, "btrfs", self._options(fs_devices, degraded=False))
+        crash_point("pool.create.mounted")
         progress(80, "enabling quotas")
         with translated("enabling quotas"):
             btrfs.quota_enable(mnt)
         (mnt / ".snapshots").mkdir(mode=0o755, exist_ok=True)
+        self.sync_members(name)  # the devids btrfs gave the disks
         with self.db.session() as s:
             self.row(s, name).state = "ready"
         self._health[name] = "ok"
@@ -418,6 +470,7 @@ class PoolService:
                     self._mount(name)
                 except OperationFailed as exc:
                     self._health[name] = "unavailable"
+                    self._problems[name] = exc.message
                     self.events.record("error", "pool.unavailable", name, exc.message)
 
     def _mount(self, name: str) -> None:
@@ -445,13 +498,41 @@ class PoolService:
             missing = expected - len(devices)
         mnt = self.mountpoint(name)
         mnt.mkdir(parents=True, exist_ok=True)
-        with translated(f"mounting pool {name}"):
+        try:
             mount.mount(fs_devices[0], mnt, "btrfs", self._options(fs_devices, missing > 0))
+        except CommandError as exc:
+            raise OperationFailed(
+                self._unmountable(name, len(devices), expected), detail=str(exc)
+            ) from None
+        self._problems.pop(name, None)
         log.info("mounted pool %s at %s (%d of %d disks)", name, mnt, len(devices), expected)
+        self.sync_members(name)
         self.check_health(name)
 
+    def _unmountable(self, name: str, present: int, expected: int) -> str:
+        """Why a pool cannot be mounted, in words: what is missing, what its profile
+        tolerates, what to do."""
+        with self.db.session() as s:
+            pool = self.row(s, name)
+            profile, refs = pool.profile, [d.disk for d in pool.disks]
+        absent = [r for r in refs if self.disks.device_of(r) is None]
+        missing = max(expected - present, len(absent))
+        if missing <= 0:
+            return (
+                f"pool {name} cannot be mounted although all {expected} disks are present; "
+                "the kernel log (dmesg) says why"
+            )
+        which = f" ({', '.join(absent)})" if absent else ""
+        return (
+            f"pool {name} cannot be mounted: {missing} of its {expected} disks "
+            f"{'is' if missing == 1 else 'are'} missing{which}, and {tolerance(profile)}. "
+            "Attach the missing disks again; its shares are unavailable until then"
+        )
+
     def check_health(self, name: str) -> str:
-        """Compute a pool's health and record an event when it changes."""
+        """Read the pool's members back from btrfs, compute its health and record an event
+        when it changes."""
+        self._sync_quietly(name)
         health = self.get(name).health
         before = self._health.get(name)
         self._health[name] = health
@@ -474,6 +555,59 @@ class PoolService:
             if pool.state == "ready":
                 self.check_health(pool.name)
 
+    def sync_members(self, name: str) -> bool:
+        """Correct the pool's disks in the database from what btrfs says (the machine is the
+        truth), after every disk operation, succeeded, failed or interrupted, and at every
+        start. A member is identified by its btrfs devid; a missing one keeps its recorded
+        disk name. Returns whether anything changed (an event says what)."""
+        with self.db.session() as s:
+            pool = self.row(s, name)
+            if pool.md_uuid or pool.state != "ready":
+                return False
+        if not self.is_mounted(name):
+            return False
+        fs = [d for d in btrfs.filesystem_show(self.mountpoint(name)) if d.devid != 0]
+        present = {d.devid: self.disks.name_of(d.path) for d in fs if not d.missing}
+        missing = [d.devid for d in fs if d.missing]
+        with self.db.session() as s:
+            pool = self.row(s, name)
+            rows = list(pool.disks)
+            before = sorted((r.devid or 0, r.disk) for r in rows)
+            by_devid = {r.devid: r for r in rows if r.devid is not None}
+            legacy = [r for r in rows if r.devid is None and r.disk not in present.values()]
+            wanted: dict[int, str] = dict(present)
+            for devid in missing:
+                if devid in by_devid:
+                    wanted[devid] = by_devid[devid].disk
+                elif legacy:
+                    wanted[devid] = legacy.pop(0).disk
+                else:
+                    wanted[devid] = f"missing-devid-{devid}"
+            if before == sorted(wanted.items()):
+                return False
+            for row in rows:
+                pool.disks.remove(row)
+            s.flush()
+            for devid, ref in sorted(wanted.items()):
+                pool.disks.append(PoolDisk(disk=ref, devid=devid))
+        after = ", ".join(f"{ref} (devid {devid})" for devid, ref in sorted(wanted.items()))
+        if before and all(devid for devid, _ in before):
+            # rows that all had devids and still differ: the database was wrong (a crash, or a
+            # step that failed half-way); the first reading of the devids is no news
+            self.events.record(
+                "warning",
+                "pool.members",
+                name,
+                f"disks of pool {name} corrected from what btrfs says: {after}",
+            )
+        return True
+
+    def _sync_quietly(self, name: str) -> None:
+        try:
+            self.sync_members(name)
+        except (SpeicherError, CommandError) as exc:
+            log.warning("reading the members of pool %s: %s", name, exc)
+
     # -- changing disks ----------------------------------------------------------------------
 
     def _ready(self, name: str) -> PoolRef:
@@ -489,6 +623,7 @@ class PoolService:
     def add_disk(self, name: str, disk: str, force: bool = False) -> JobInfo:
         """Add a disk to a pool; its space becomes usable at once."""
         pool = self._ready(name)
+        disk = self.disks.canonical(disk)
         v = Validator()
         device = self.disks.check_usable(disk, "disk", force, v)
         v.check()
@@ -516,6 +651,7 @@ class PoolService:
                 else:
                     with translated("adding the disk"):
                         btrfs.device_add([device], mnt)
+                    crash_point("pool.add-disk.added")
             except BaseException:
                 with self.db.session() as s:
                     row = s.scalars(select(PoolDisk).where(PoolDisk.disk == disk)).first()
@@ -523,6 +659,7 @@ class PoolService:
                         s.delete(row)
                 raise
             finally:
+                self._sync_quietly(name)
                 self.release(name)
             self.events.record("info", "pool.disk-added", name, f"disk {disk} added to {name}")
             return f"disk {disk} added to pool {name}"
@@ -532,6 +669,7 @@ class PoolService:
     def remove_disk(self, name: str, disk: str) -> JobInfo:
         """Move a disk's data to the others, then release it."""
         pool = self._ready(name)
+        disk = self.disks.canonical(disk)
         refs = pool.disks
         if disk not in refs:
             raise InvalidInput(field="disk", reason=f"disk '{disk}' is not part of pool '{name}'")
@@ -562,6 +700,7 @@ class PoolService:
                     lambda: _removal_progress(mnt, entry.devid, entry.used),
                     progress,
                 )
+                crash_point("pool.remove-disk.removed")
                 with self.db.session() as s:
                     row = s.scalars(select(PoolDisk).where(PoolDisk.disk == disk)).first()
                     if row is not None:
@@ -570,6 +709,7 @@ class PoolService:
                     with contextlib.suppress(CommandError):
                         blockdev.wipe(entry.device)
             finally:
+                self._sync_quietly(name)
                 self.release(name)
             self.events.record(
                 "info", "pool.disk-removed", name, f"disk {disk} removed from {name}"
@@ -582,6 +722,9 @@ class PoolService:
     def replace_disk(self, name: str, req: PoolReplace) -> JobInfo:
         """Rebuild a pool's data from ``old`` (present or missing) onto ``new``."""
         pool = self._ready(name)
+        req = PoolReplace(
+            old=self.disks.canonical(req.old), new=self.disks.canonical(req.new), force=req.force
+        )
         v = Validator()
         refs = pool.disks
         if req.old not in refs:
@@ -597,9 +740,10 @@ class PoolService:
                 reason=f"disk '{req.new}' is smaller than "
                 f"'{req.old}' ({names.format_size(entry.size)})",
             )
+        if entry.devid is None and not pool.md_uuid:
+            raise InvalidInput(field="old", reason=f"btrfs's device id of '{req.old}' is unknown")
         was_degraded = info.health == "degraded"
         self.claim(name)
-        mnt = self.mountpoint(name)
 
         def work(progress: Progress) -> str:
             try:
@@ -613,28 +757,16 @@ class PoolService:
                         else:
                             mdadm.add(md_name(name), device)
                 else:
-                    # by devid: a failing disk's superblock may not even read (EIO)
-                    source = str(entry.devid)
-                    self.follow(
-                        "rebuilding onto the new disk",
-                        lambda: btrfs.replace(source, device, mnt),
-                        lambda: min(btrfs.replace_status(mnt)[1], 94.0),
-                        progress,
-                    )
-                    if was_degraded:
-                        progress(95, "restoring redundancy of data written while degraded")
-                        spec = PROFILES[pool.profile]
-                        with translated("restoring redundancy"):
-                            btrfs.balance_start(
-                                mnt, spec.data, metadata_profile(pool.profile, len(refs))
-                            )
-                with self.db.session() as s:
-                    row = s.scalars(select(PoolDisk).where(PoolDisk.disk == req.old)).one()
-                    row.disk = req.new
+                    self._rebuild(name, pool, entry, req, device, was_degraded, progress)
+                if pool.md_uuid:
+                    with self.db.session() as s:
+                        row = s.scalars(select(PoolDisk).where(PoolDisk.disk == req.old)).one()
+                        row.disk = req.new
                 if entry.state == "online" and entry.device:
                     with contextlib.suppress(CommandError):
                         blockdev.wipe(entry.device)
             finally:
+                self._sync_quietly(name)
                 self.release(name)
             self.events.record(
                 "info",
@@ -646,6 +778,51 @@ class PoolService:
             return f"disk {req.old} replaced by {req.new} in pool {name}"
 
         return self.jobs.start("pool.replace-disk", name, work, "starting")
+
+    def _rebuild(
+        self,
+        name: str,
+        pool: PoolRef,
+        entry: PoolDiskInfo,
+        req: PoolReplace,
+        device: str,
+        was_degraded: bool,
+        progress: Progress,
+    ) -> None:
+        """btrfs's part of a replace: rebuild by devid (a failing disk's superblock may not
+        even read), read the members back, and restore redundancy once no disk is missing."""
+        mnt = self.mountpoint(name)
+        source = str(entry.devid)
+        self.follow(
+            "rebuilding onto the new disk",
+            lambda: btrfs.replace(source, device, mnt),
+            lambda: min(btrfs.replace_status(mnt)[1], 94.0),
+            progress,
+        )
+        crash_point("pool.replace-disk.rebuilt")
+        with self.db.session() as s:  # the new disk took the old one's devid
+            row = s.scalars(
+                select(PoolDisk).where(PoolDisk.pool_id == pool.id, PoolDisk.devid == entry.devid)
+            ).first()
+            if row is not None:
+                row.disk = req.new
+        self._sync_quietly(name)
+        still_missing = [d for d in btrfs.filesystem_show(mnt) if d.missing]
+        if still_missing:
+            more = len(still_missing)
+            self.events.record(
+                "warning",
+                "pool.degraded",
+                name,
+                f"disk {req.old} of {name} replaced by {req.new}; {more} more "
+                f"disk{'s are' if more > 1 else ' is'} missing: replace "
+                f"{'them' if more > 1 else 'it'} too to restore redundancy",
+            )
+        elif was_degraded:
+            progress(95, "restoring redundancy of data written while degraded")
+            spec = PROFILES[pool.profile]
+            with translated("restoring redundancy"):
+                btrfs.balance_start(mnt, spec.data, metadata_profile(pool.profile, len(pool.disks)))
 
     @staticmethod
     def follow(
@@ -687,6 +864,7 @@ class PoolService:
             with self.db.session() as s:
                 pool = self.row(s, name)
                 pool.state = "destroying"
+            crash_point("pool.destroy.recorded")
             try:
                 if self.is_mounted(name):
                     mount.umount(self.mountpoint(name))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import datetime as dt
 import logging
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
@@ -14,13 +17,15 @@ from sqlalchemy.orm import Session
 from speicher import names
 from speicher.config import Settings
 from speicher.db import Database, Pool, Share
-from speicher.errors import Conflict, InvalidInput, NotFound, Validator, translated
+from speicher.errors import Conflict, InvalidInput, NotFound, SpeicherError, Validator, translated
 from speicher.events import EventService
+from speicher.faults import crash_point
 from speicher.hooks import SHARE_DELETING, SHARES_CHANGED, Hooks
 from speicher.storage.models import (
     GrantInfo,
     ShareCreate,
     ShareInfo,
+    ShareState,
     ShareUpdate,
     SmbOptions,
     SmbOptionsUpdate,
@@ -92,7 +97,46 @@ def _apply_smb(share: Share, req: SmbOptionsUpdate, tm_size: int | None) -> None
         share.smb_fruit = True  # Time Machine is a macOS feature: it needs vfs_fruit
 
 
+@dataclass(frozen=True)
+class _Row:
+    """What a listing needs of a share row, read in one short session."""
+
+    name: str
+    pool: str
+    state: str
+    quota: int | None
+    compression: str
+    description: str
+    grants: builtins.list[GrantInfo]
+    smb: SmbOptions
+    created_at: dt.datetime
+
+
+def _row_of(share: Share) -> _Row:
+    return _Row(
+        name=share.name,
+        pool=share.pool.name,
+        state=share.state,
+        quota=share.quota,
+        compression=share.compression,
+        description=share.description,
+        grants=[
+            GrantInfo(
+                principal="user" if g.user else "group",
+                name=g.user.name if g.user else g.group.name if g.group else "",
+                access=g.access,
+            )
+            for g in share.grants
+        ],
+        smb=smb_options(share),
+        created_at=share.created_at,
+    )
+
+
 class ShareService:
+    """Shares. Creating and deleting one are recorded first (``state``): a start after a crash
+    undoes a half-made share and finishes a half-deleted one (:meth:`recover`)."""
+
     def __init__(
         self,
         settings: Settings,
@@ -109,8 +153,8 @@ class ShareService:
 
     @staticmethod
     def _row(s: Session, name: str) -> Share:
-        share = s.scalars(select(Share).where(Share.name == name)).first()
-        if share is None:
+        share = s.scalars(select(Share).where(Share.name == names.normalize(name))).first()
+        if share is None or share.state == "creating":
             raise NotFound(f"share '{name}' does not exist")
         return share
 
@@ -121,80 +165,86 @@ class ShareService:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def list(self, pool: str | None = None) -> list[ShareInfo]:
+    def list(self, pool: str | None = None) -> builtins.list[ShareInfo]:
         with self.db.session() as s:
-            query = select(Share).order_by(Share.name)
+            query = select(Share).where(Share.state != "creating").order_by(Share.name)
             if pool:
                 query = query.join(Pool).where(Pool.name == pool)
-            return [self._info(sh) for sh in s.scalars(query)]
+            rows = [_row_of(sh) for sh in s.scalars(query)]
+        return [self._info(r) for r in rows]
 
     def get(self, name: str) -> ShareInfo:
         with self.db.session() as s:
-            return self._info(self._row(s, name))
+            row = _row_of(self._row(s, name))
+        return self._info(row)
 
-    def _info(self, share: Share) -> ShareInfo:
-        path = share_path(self.settings, share.pool.name, share.name)
-        used = 0  # also when the pool is not mounted: then the path is not a subvolume
-        with contextlib.suppress(CommandError, ValueError):
-            used = btrfs.qgroup_show(path).referenced
-        grants = [
-            GrantInfo(
-                principal="user" if g.user else "group",
-                name=g.user.name if g.user else g.group.name if g.group else "",
-                access=g.access,
-            )
-            for g in share.grants
-        ]
+    def _info(self, row: _Row) -> ShareInfo:
+        """A share as users see it; runs no database session (it may run btrfs)."""
+        path = share_path(self.settings, row.pool, row.name)
+        state: ShareState = row.state  # type: ignore[assignment]
+        problem = ""
+        used = 0
+        if state == "ready":
+            if not os.path.ismount(self.pools.mountpoint(row.pool)):
+                state = "unavailable"
+                problem = f"pool {row.pool} is not mounted"
+                if reason := self.pools.problem(row.pool):
+                    problem += f": {reason}"
+            elif not path.is_dir():
+                state, problem = "unavailable", f"its folder {path} is missing"
+            else:
+                with contextlib.suppress(CommandError, ValueError):
+                    used = btrfs.qgroup_show(path).referenced
         return ShareInfo(
-            name=share.name,
-            pool=share.pool.name,
+            name=row.name,
+            pool=row.pool,
+            state=state,
+            problem=problem,
             path=str(path),
-            quota=share.quota,
+            quota=row.quota,
             used=used,
-            compression=share.compression,
-            description=share.description,
-            grants=grants,
-            smb=smb_options(share),
-            snapshots_dir=str(snapshots_dir(self.settings, share.pool.name, share.name)),
-            created_at=share.created_at,
+            compression=row.compression,
+            description=row.description,
+            grants=row.grants,
+            smb=row.smb,
+            snapshots_dir=str(snapshots_dir(self.settings, row.pool, row.name)),
+            created_at=row.created_at,
         )
 
     # -- changing ----------------------------------------------------------------------------
 
     def create(self, req: ShareCreate, from_snapshot: Path | None = None) -> ShareInfo:
-        """Make the subvolume, set quota and compression, lock it down to root, then record it."""
+        """Record the share as ``creating``, make the subvolume, set quota and compression, lock
+        it down to root, then mark it ready; a failure undoes every step."""
+        name, pool_name = names.normalize(req.name), names.normalize(req.pool)
         v = Validator()
-        if reason := names.share_name(req.name):
+        if reason := names.share_name(name):
             v.add("name", reason)
         quota = _quota(req.quota, v)
         tm_size = _check_smb(req.smb, v)
         with self.db.session() as s:
-            if s.scalars(select(Share).where(Share.name == req.name)).first():
-                v.add("name", f"share '{req.name}' already exists")
-            pool = s.scalars(select(Pool).where(Pool.name == req.pool)).first()
-            if pool is None:
-                v.add("pool", f"pool '{req.pool}' does not exist")
-            elif pool.state != "ready" or not self.pools.is_mounted(req.pool):
-                v.add("pool", f"pool '{req.pool}' is not mounted")
+            pool = s.scalars(select(Pool).where(Pool.name == pool_name)).first()
+            pool_ready = pool is not None and pool.state == "ready"
+            exists = s.scalars(select(Share).where(Share.name == name)).first() is not None
+        if pool is None:
+            v.add("pool", f"pool '{pool_name}' does not exist")
+        elif not pool_ready or not self.pools.is_mounted(pool_name):
+            v.add("pool", f"pool '{pool_name}' is not mounted")
+        else:
+            _check_sizes(self.pools.get(pool_name).size, pool_name, quota, tm_size, v)
         v.check()
         assert pool is not None
-        path = share_path(self.settings, req.pool, req.name)
-        if path.exists():
-            raise Conflict(f"{path} already exists on the pool")
+        if exists:
+            raise Conflict(f"share '{name}' already exists", field="name")
+        path = share_path(self.settings, pool_name, name)
+        if os.path.lexists(path):
+            raise Conflict(f"{path} already exists on the pool", field="name")
         try:
-            with translated("creating the subvolume"):
-                if from_snapshot is None:
-                    btrfs.subvolume_create(path)
-                    acl.set_root(path, [])
-                else:  # a clone: the snapshot's files, folders and permissions
-                    btrfs.snapshot_writable(from_snapshot, path)
-                btrfs.set_compression(path, req.compression)
-                if quota is not None:
-                    btrfs.qgroup_limit(path, quota)
             with self.db.session() as s:
                 share = Share(
-                    name=req.name,
+                    name=name,
                     pool_id=pool.id,
+                    state="creating",
                     quota=quota,
                     compression=req.compression,
                     description=req.description,
@@ -203,16 +253,28 @@ class ShareService:
                     _apply_smb(share, req.smb, tm_size)
                 s.add(share)
         except IntegrityError:
-            _remove_subvolume(path)
-            raise Conflict(f"share '{req.name}' already exists") from None
+            raise Conflict(f"share '{name}' already exists", field="name") from None
+        try:
+            crash_point("share.create.recorded")
+            _make_subvolume(path, req.compression, quota, from_snapshot)
+            crash_point("share.create.subvolume")
+            with self.db.session() as s:
+                s.scalars(select(Share).where(Share.name == name)).one().state = "ready"
         except BaseException:
-            _remove_subvolume(path)
+            self._undo_create(name, path)
             raise
-        self.hooks.emit(SHARES_CHANGED, share=req.name)
+        self.hooks.emit(SHARES_CHANGED, share=name)
         self.events.record(
-            "info", "share.created", req.name, f"share {req.name} created on pool {req.pool}"
+            "info", "share.created", name, f"share {name} created on pool {pool_name}"
         )
-        return self.get(req.name)
+        return self.get(name)
+
+    def _undo_create(self, name: str, path: Path) -> None:
+        _remove_subvolume(path)
+        with self.db.session() as s:
+            row = s.scalars(select(Share).where(Share.name == name)).first()
+            if row is not None:
+                s.delete(row)
 
     def update(self, name: str, req: ShareUpdate) -> ShareInfo:
         v = Validator()
@@ -220,6 +282,24 @@ class ShareService:
         quota = None if clear_quota else _quota(req.quota, v)
         tm_size = _check_smb(req.smb, v)
         v.check()
+        with self.db.session() as s:
+            row = self._row(s, name)
+            name, pool, old_quota = row.name, row.pool.name, row.quota
+            tm_on = (
+                row.smb_time_machine
+                if req.smb is None or req.smb.time_machine is None
+                else (req.smb.time_machine)
+            )
+        if quota is not None or (tm_size is not None and tm_on):
+            _check_sizes(
+                self.pools.get(pool).size,
+                pool,
+                quota,
+                tm_size if tm_on else None,
+                v,
+                limit=quota if quota is not None else (None if clear_quota else old_quota),
+            )
+            v.check()
         path = self.path(name)
         if quota is not None:
             with translated("reading the share's usage"):
@@ -250,37 +330,124 @@ class ShareService:
         return self.get(name)
 
     def delete(self, name: str) -> None:
-        """Delete a share, its snapshots and every file in it."""
+        """Delete a share, its snapshots and every file in it. The intent is recorded first;
+        SMB stops offering the share before its files go."""
+        with self.db.session() as s:
+            name = self._row(s, name).name
         self.hooks.emit(SHARE_DELETING, share=name)
-        path = self.path(name)
-        info = self.get(name)
-        snaps = snapshots_dir(self.settings, info.pool, name)
-        if snaps.is_dir():
+        with self.db.session() as s:
+            self._row(s, name).state = "deleting"
+        crash_point("share.delete.recorded")
+        self.hooks.emit(SHARES_CHANGED)
+        self._finish_delete(name)
+
+    def _finish_delete(self, name: str) -> None:
+        with self.db.session() as s:
+            share = s.scalars(select(Share).where(Share.name == name)).one()
+            pool = share.pool.name
+        if not os.path.ismount(self.pools.mountpoint(pool)):
+            raise Conflict(f"share '{name}' cannot be deleted while pool {pool} is not mounted")
+        path = share_path(self.settings, pool, name)
+        snaps = snapshots_dir(self.settings, pool, name)
+        if snaps.is_dir() and not snaps.is_symlink():
             with translated("deleting the share's snapshots"):
                 for snap in sorted(snaps.iterdir()):
-                    btrfs.subvolume_delete(snap)
-            snaps.rmdir()
-        if path.exists():
+                    if btrfs.is_subvolume(snap):
+                        btrfs.subvolume_delete(snap)
+            with contextlib.suppress(OSError):
+                snaps.rmdir()
+        crash_point("share.delete.snapshots")
+        if os.path.lexists(path):
             with translated("deleting the subvolume"):
                 btrfs.subvolume_delete(path)
+        crash_point("share.delete.subvolume")
         with self.db.session() as s:
-            s.delete(self._row(s, name))
+            row = s.scalars(select(Share).where(Share.name == name)).first()
+            if row is not None:
+                s.delete(row)
         self.hooks.emit(SHARES_CHANGED)
         self.events.record("info", "share.deleted", name, f"share {name} deleted")
 
+    def recover(self) -> None:
+        """Undo half-made shares and finish half-deleted ones (after a crash), for pools that
+        are mounted; the others wait for their pool."""
+        with self.db.session() as s:
+            pending = [
+                (sh.name, sh.pool.name, sh.state)
+                for sh in s.scalars(select(Share).where(Share.state != "ready"))
+            ]
+        for name, pool, state in pending:
+            if not os.path.ismount(self.pools.mountpoint(pool)):
+                continue
+            try:
+                if state == "creating":
+                    log.warning("share %s was being created when the daemon stopped", name)
+                    self._undo_create(name, share_path(self.settings, pool, name))
+                    self.events.record(
+                        "warning",
+                        "share.create-interrupted",
+                        name,
+                        f"creation of share {name} was interrupted and undone",
+                    )
+                elif state == "deleting":
+                    log.warning("share %s was being deleted when the daemon stopped", name)
+                    self._finish_delete(name)
+            except SpeicherError as exc:
+                self.events.record("error", "share.recover-failed", name, exc.message)
+
     def check_all(self) -> builtins.list[str]:
-        """Names of shares whose subvolume is gone from a mounted pool."""
+        """Names of shares whose subvolume is gone from a mounted pool (an event each)."""
         missing = []
         for share in self.list():
-            if self.pools.is_mounted(share.pool) and not Path(share.path).is_dir():
+            if share.state == "unavailable" and share.problem.startswith("its folder"):
                 missing.append(share.name)
                 self.events.record(
-                    "error",
-                    "share.missing",
-                    share.name,
-                    f"share {share.name}: {share.path} is missing",
+                    "error", "share.missing", share.name, f"share {share.name}: {share.problem}"
                 )
         return missing
+
+
+def _make_subvolume(
+    path: Path, compression: str, quota: int | None, from_snapshot: Path | None
+) -> None:
+    """The share's subvolume, locked down to root until grants open it. A clone starts from
+    the snapshot's files, and its top folder is locked down too: the grants copied next open
+    it again, so a crash in between leaves no access the database does not know of."""
+    with translated("creating the subvolume"):
+        if from_snapshot is None:
+            btrfs.subvolume_create(path)
+        else:
+            btrfs.snapshot_writable(from_snapshot, path)
+        acl.set_root(path, [])
+        btrfs.set_compression(path, compression)
+        if quota is not None:
+            btrfs.qgroup_limit(path, quota)
+
+
+def _check_sizes(
+    pool_size: int,
+    pool: str,
+    quota: int | None,
+    tm_size: int | None,
+    v: Validator,
+    limit: int | None = None,
+) -> None:
+    """A quota cannot be larger than the pool, nor a Time Machine size than what the share
+    may hold (its quota, else the pool)."""
+    limit = quota if limit is None else limit
+    if quota is not None and pool_size and quota > pool_size:
+        v.add(
+            "quota",
+            f"{names.format_size(quota)} is larger than pool {pool} "
+            f"({names.format_size(pool_size)} usable)",
+        )
+    room = limit if limit is not None else pool_size
+    if tm_size is not None and room and tm_size > room:
+        what = "the share's quota" if limit is not None else f"pool {pool}"
+        v.add(
+            "smb.time_machine_size",
+            f"{names.format_size(tm_size)} is larger than {what} ({names.format_size(room)})",
+        )
 
 
 def _quota(text: str | None, v: Validator) -> int | None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from speicher.system.run import CommandError, run
@@ -89,5 +94,49 @@ def size(device: str) -> int:
 
 
 def wipe(device: str) -> None:
-    """Erase every filesystem, RAID and partition-table signature on ``device``."""
+    """Erase every filesystem, RAID and partition-table signature on ``device``; never on a
+    device the kernel holds (mounted, a member of a mounted filesystem or array)."""
+    if busy(device):
+        raise CommandError(
+            ["wipefs", device], 16, "", f"{device} is in use (mounted or held by the kernel)"
+        )
     run(["wipefs", "--all", "--force", device])
+
+
+def device_number(path: str) -> int | None:
+    """The device number (``st_rdev``) of block device ``path``, or None if it is not one.
+    Devices are compared by this number, never by path strings: ``/dev/./loop1``,
+    ``/dev//loop1`` and a ``/dev/disk/by-id`` link all name the same device."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_rdev if stat.S_ISBLK(st.st_mode) else None
+
+
+def busy(path: str) -> bool:
+    """Whether the kernel holds ``path``: mounted, a member of a mounted btrfs filesystem or
+    an md array, or otherwise claimed. Opening a block device with ``O_EXCL`` fails with
+    EBUSY then, whatever path names it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_EXCL | os.O_CLOEXEC)
+    except OSError as exc:
+        return exc.errno == errno.EBUSY
+    os.close(fd)
+    return False
+
+
+def mounted_btrfs_members(sys_root: str = "/sys/fs/btrfs") -> dict[int, str]:
+    """Device numbers of the members of every mounted btrfs filesystem -> its fsid."""
+    members: dict[int, str] = {}
+    with contextlib.suppress(OSError):
+        for fs in os.scandir(sys_root):
+            devices = os.path.join(fs.path, "devices")
+            if not os.path.isdir(devices):
+                continue
+            for dev in os.scandir(devices):
+                with contextlib.suppress(OSError, ValueError):
+                    text = Path(dev.path, "dev").read_text()
+                    major, minor = text.strip().split(":")
+                    members[os.makedev(int(major), int(minor))] = fs.name
+    return members

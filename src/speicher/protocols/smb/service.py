@@ -130,7 +130,7 @@ class SmbService:
         say) cannot log in over SMB until their password is set again."""
         present = set(samba.users(self.conf))
         for user in self.users.list():
-            if user.unix_name not in present:
+            if user.file_access and user.unix_name not in present:
                 self.events.record(
                     "warning",
                     "smb.no-password",
@@ -158,7 +158,10 @@ class SmbService:
         prefix = self.settings.account_prefix
         out = []
         with self.db.session() as s:
-            for share in s.scalars(select(Share).where(Share.smb_enabled.is_(True))):
+            query = select(Share).where(Share.smb_enabled.is_(True), Share.state == "ready")
+            for share in s.scalars(query):
+                if not os.path.ismount(self.settings.mount_root / share.pool.name):
+                    continue  # never offer the empty folder an unmounted pool leaves
                 readers: list[str] = []
                 writers: list[str] = []
                 for g in share.grants:
