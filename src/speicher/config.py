@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     monitor_interval: float = Field(
         60.0, gt=0, description="Seconds between health checks of pools and disks."
     )
+    max_lock_days: int = Field(
+        3653,
+        ge=1,
+        le=36500,
+        description="How far ahead a snapshot may be locked (days; 10 years by default). Set "
+        "in the file or environment only, so an API token cannot raise it.",
+    )
     log_level: str = Field("INFO", description="Python log level of the daemon.")
 
     @field_validator("state_dir", "mount_root")

@@ -53,14 +53,16 @@ class Client:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         if not self.target.url:
-            if not os.access(self.target.socket_path.parent, os.X_OK):
+            sock = self.target.socket_path
+            if not os.access(sock.parent, os.X_OK) or (
+                sock.exists() and not os.access(sock, os.R_OK | os.W_OK)
+            ):
                 raise CliError(
-                    f"cannot open {self.target.socket_path}: run as root, or give --url and --token"
+                    f"permission denied for {sock}: run as root, or use --url with a token"
                 )
-            if not self.target.socket_path.exists():
+            if not sock.exists():
                 raise CliError(
-                    f"no Speicher daemon listens at {self.target.socket_path}; "
-                    "start it with 'speicher serve'"
+                    f"no Speicher daemon listens at {sock}; start it with 'speicher serve'"
                 )
         try:
             response = self._http.request(method, path, **kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,7 @@ from typer.exceptions import Abort, Exit, TyperException
 
 from speicher import __version__
 from speicher.cli import health as _health  # noqa: F401 - adds pool scrub, disk health
+from speicher.cli import status as _status
 from speicher.cli.access import group_app, token_app, user_app
 from speicher.cli.alerts import alert_app
 from speicher.cli.client import CliError
@@ -86,6 +88,10 @@ def main_options(
     )
 
 
+app.command("status")(_status.status)
+app.command("version")(_status.version)
+
+
 @app.command()
 def serve(
     ctx: typer.Context,
@@ -113,7 +119,7 @@ def main() -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":
             sys.stderr.write(exc.format_message() + "\n")
         else:
-            _fail(exc.format_message())
+            _fail(_suggest(exc))
         sys.exit(exc.exit_code)
     except (Abort, KeyboardInterrupt):
         sys.stderr.write("aborted\n")
@@ -122,6 +128,33 @@ def main() -> None:
         _fail(exc.message)
         sys.exit(exc.exit_code)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+# words people type for our verbs; click only suggests names that look alike ('remove' got
+# 'revoke', which takes access away instead of deleting)
+SYNONYMS = {
+    "delete": ("remove", "rm", "del", "destroy", "drop", "erase"),
+    "create": ("add", "new", "make", "mk"),
+    "list": ("ls", "all"),
+    "show": ("info", "get", "describe", "details", "inspect"),
+    "update": ("edit", "set", "change", "modify"),
+    "destroy": ("remove", "rm", "delete", "del"),
+}
+
+
+def _suggest(exc: TyperException) -> str:
+    """The usage error's text, with the command a synonym means suggested."""
+    message: str = exc.format_message()
+    match = re.match(r"No such command '([^']+)'", message)
+    ctx = getattr(exc, "ctx", None)
+    if match is None or ctx is None or not hasattr(ctx.command, "list_commands"):
+        return message
+    typed = match.group(1).lower()
+    commands = ctx.command.list_commands(ctx)
+    for verb, words in SYNONYMS.items():
+        if typed in words and verb in commands:
+            return f"No such command '{match.group(1)}'. Did you mean '{verb}'?"
+    return message
 
 
 def _fail(message: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -51,6 +52,16 @@ def snapshot_create(
         print_json(snap)
     else:
         console.print(f"snapshot {snap['name']} of {share} taken")
+    if snap["locked_until"]:
+        _warn_locked(share, snap["locked_until"])
+
+
+def _warn_locked(share: str, until: str) -> None:
+    """Say what a lock means before someone finds out by trying (in a trial, too)."""
+    sys.stderr.write(
+        f"warning: until {until} nobody can delete this snapshot, share {share} or its "
+        "pool through Speicher, not even an admin\n"
+    )
 
 
 def _locked(s: dict[str, Any]) -> str:
@@ -101,6 +112,7 @@ def snapshot_lock(
         raise CliError("give --until or --days", 2)
     snap = client(ctx).put(f"/shares/{share}/snapshots/{name}/lock", {"until": when})
     console.print(f"snapshot {name} of {share} locked until {snap['locked_until']}")
+    _warn_locked(share, snap["locked_until"])
 
 
 @snapshot_app.command("delete")

@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+POOL_SIZE = 48
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -29,7 +30,10 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = create_engine(url)
+        # Sized beyond the API's worker threads (anyio's 40) plus the monitor and jobs, so a
+        # crowd of requests never waits for a connection; sessions are short (none is held
+        # across a command), so the pool is rarely more than a few deep.
+        self.engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=16, pool_timeout=30)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

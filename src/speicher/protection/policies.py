@@ -97,6 +97,8 @@ class PolicyService:
             v.add("name", "must be 1-63 lower-case letters, digits, '_' and '-'")
         if reason := schedule.check(req.schedule):
             v.add("schedule", reason)
+        if req.lock_days > self.settings.max_lock_days:
+            v.add("lock_days", f"may be at most {self.settings.max_lock_days} (max_lock_days)")
         if not Rules(
             req.keep_last, req.keep_hourly, req.keep_daily, req.keep_weekly, req.keep_monthly
         ).keeps_anything():
@@ -121,6 +123,8 @@ class PolicyService:
         v = Validator()
         if req.schedule is not None and (reason := schedule.check(req.schedule)):
             v.add("schedule", reason)
+        if req.lock_days is not None and req.lock_days > self.settings.max_lock_days:
+            v.add("lock_days", f"may be at most {self.settings.max_lock_days} (max_lock_days)")
         v.check()
         with self.db.session() as s:
             policy = self._row(s, share, name)

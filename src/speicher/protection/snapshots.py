@@ -131,6 +131,7 @@ class SnapshotService:
         now: dt.datetime | None = None,
     ) -> SnapshotInfo:
         source = self.shares.path(share)
+        self.check_lock(locked_until, "locked_until", now)
         name = name or (now or now_utc()).strftime(FORMAT)
         if parse_name(name) is None:
             raise InvalidInput(field="name", reason="must look like @GMT-2026.01.31-23.59.59")
@@ -155,10 +156,27 @@ class SnapshotService:
         self.events.record("info", "snapshot.created", share, f"snapshot {name} of {share}{lock}")
         return self.get(share, name)
 
+    def check_lock(
+        self, until: dt.datetime | None, field: str, now: dt.datetime | None = None
+    ) -> None:
+        """A lock may not reach further than the configured maximum (``max_lock_days``): a
+        leaked token must not be able to lock data for centuries."""
+        if until is None:
+            return
+        until = until if until.tzinfo else until.replace(tzinfo=dt.UTC)
+        latest = (now or now_utc()) + dt.timedelta(days=self.settings.max_lock_days)
+        if until > latest:
+            raise InvalidInput(
+                field=field,
+                reason=f"may be at most {self.settings.max_lock_days} days from now "
+                f"(until {latest:%Y-%m-%d}); the limit is the setting max_lock_days",
+            )
+
     def lock(self, share: str, name: str, until: dt.datetime) -> SnapshotInfo:
         """Lock a snapshot until ``until``. Locks can be extended, never shortened."""
         snap = self.get(share, name)
         until = until if until.tzinfo else until.replace(tzinfo=dt.UTC)
+        self.check_lock(until, "until")
         if snap.locked_until and until < snap.locked_until:
             raise Forbidden(
                 f"snapshot {name} is locked until {snap.locked_until:%Y-%m-%d %H:%M} UTC; "

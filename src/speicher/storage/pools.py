@@ -7,13 +7,14 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from speicher import names
 from speicher.config import Settings
@@ -46,6 +47,17 @@ class PoolRef:
     profile: str
     md_uuid: str
     disks: builtins.list[str]
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the machine said about a pool at monotonic time ``at``."""
+
+    at: float
+    state: str  # the pool's state they were read in
+    mounted: bool
+    devices: builtins.list[btrfs.FsDevice]
+    names: dict[str, str]  # device path -> disk name
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,10 @@ class PoolService:
         self._lock = threading.Lock()
         self._busy: set[str] = set()
         self._health: dict[str, str] = {}
+        self._facts: dict[str, _Facts] = {}
+        self._fact_locks: dict[str, threading.Lock] = {}
+        # how old the facts behind a listing may be (the monitor refreshes them)
+        self.fact_age = max(10.0, 2 * settings.monitor_interval)
         # why a pool could not be mounted, in words a user can act on
         self._problems: dict[str, str] = {}
         # disks another service found failing (SMART, I/O errors): pool -> disk -> reason
@@ -156,13 +172,50 @@ class PoolService:
     # -- reading -----------------------------------------------------------------------------
 
     def list(self) -> list[PoolInfo]:
+        """Every pool. The rows are read in one short session; what the machine says comes
+        from facts the monitor refreshes, so a crowd of clients runs no commands."""
         with self.db.session() as s:
-            rows = list(s.scalars(select(Pool).order_by(Pool.name)))
-            return [self._info(p) for p in rows]
+            query = select(Pool).options(selectinload(Pool.disks), selectinload(Pool.shares))
+            rows = list(s.scalars(query.order_by(Pool.name)))
+        return [self._info(p, max_age=self.fact_age) for p in rows]
 
     def get(self, name: str) -> PoolInfo:
+        """One pool, read afresh from the machine."""
         with self.db.session() as s:
-            return self._info(self.row(s, name))
+            pool = self.row(s, name)
+            pool.disks, pool.shares  # noqa: B018 - loaded now, used after the session
+        return self._info(pool, max_age=0)
+
+    def _facts_of(self, pool: Pool, max_age: float) -> _Facts:
+        """What btrfs and the mount table say about a pool, at most ``max_age`` seconds old.
+        One caller refreshes at a time; the others take the last facts meanwhile."""
+        now = time.monotonic()
+        facts = self._facts.get(pool.name)
+        if facts is not None and facts.state != pool.state:
+            facts = None
+        if facts is not None and now - facts.at <= max_age:
+            return facts
+        lock = self._fact_locks.setdefault(pool.name, threading.Lock())
+        if not lock.acquire(blocking=facts is None or max_age == 0):
+            assert facts is not None
+            return facts
+        try:
+            mounted = pool.state != "creating" and self.is_mounted(pool.name)
+            devices: builtins.list[btrfs.FsDevice] = []
+            if mounted and PROFILES[pool.profile].md_level is None:
+                devices = [
+                    d for d in btrfs.filesystem_show(self.mountpoint(pool.name)) if d.devid != 0
+                ]
+            names = {d.path: self.disks.name_of(d.path) for d in devices if not d.missing}
+            facts = _Facts(time.monotonic(), pool.state, mounted, devices, names)
+            self._facts[pool.name] = facts
+            return facts
+        finally:
+            lock.release()
+
+    def forget_facts(self, name: str) -> None:
+        """After a change: the next reading goes to the machine."""
+        self._facts.pop(name, None)
 
     @staticmethod
     def row(s: Session, name: str) -> Pool:
@@ -175,9 +228,11 @@ class PoolService:
         found = mount.mounted_at(self.mountpoint(name))
         return found is not None and found.fstype == "btrfs"
 
-    def _info(self, pool: Pool) -> PoolInfo:
+    def _info(self, pool: Pool, max_age: float) -> PoolInfo:
+        """A pool as users see it; runs outside any database session."""
         mnt = self.mountpoint(pool.name)
-        mounted = pool.state != "creating" and self.is_mounted(pool.name)
+        facts = self._facts_of(pool, max_age)
+        mounted = facts.mounted
         size = used = free = 0
         disks: builtins.list[PoolDiskInfo] = []
         health = "unavailable"
@@ -188,7 +243,7 @@ class PoolService:
             size = st.f_blocks * st.f_frsize
             free = st.f_bavail * st.f_frsize
             used = size - st.f_bfree * st.f_frsize
-            disks, degraded = self._disk_states(pool, refs)
+            disks, degraded = self._disk_states(pool, refs, facts)
             failing = self._failing(pool.name, refs)
             health = "degraded" if degraded or failing else "ok"
             gone = [d.disk for d in disks if d.state == "missing"]
@@ -234,16 +289,15 @@ class PoolService:
         )
 
     def _disk_states(
-        self, pool: Pool, refs: builtins.list[str]
+        self, pool: Pool, refs: builtins.list[str], facts: _Facts
     ) -> tuple[builtins.list[PoolDiskInfo], bool]:
         """Per-disk state of a mounted pool, and whether it is degraded."""
         if PROFILES[pool.profile].md_level is not None:
             return self._md_disk_states(pool, refs)
-        fs_devices = btrfs.filesystem_show(self.mountpoint(pool.name))
-        # devid 0 is the target of a running replace, not yet a member
-        fs_devices = [d for d in fs_devices if d.devid != 0]
+        # devid 0 (the target of a running replace, not yet a member) is left out already
+        fs_devices = facts.devices
         by_devid = {d.devid: d for d in fs_devices}
-        online = {self.disks.name_of(d.path): d for d in fs_devices if not d.missing}
+        online = {facts.names[d.path]: d for d in fs_devices if not d.missing}
         known = {d.devid for d in pool.disks if d.devid is not None}
         unclaimed = [d for d in fs_devices if d.missing and d.devid not in known]
         out = []
@@ -394,6 +448,7 @@ class PoolService:
 
     def _rollback_create(self, name: str, devices: builtins.list[str]) -> None:
         """Undo a half-made pool: no mount without its row, no row without its filesystem."""
+        self.forget_facts(name)
         mnt = self.mountpoint(name)
         if self.is_mounted(name):
             with contextlib.suppress(CommandError):
@@ -560,6 +615,7 @@ class PoolService:
         truth), after every disk operation, succeeded, failed or interrupted, and at every
         start. A member is identified by its btrfs devid; a missing one keeps its recorded
         disk name. Returns whether anything changed (an event says what)."""
+        self.forget_facts(name)
         with self.db.session() as s:
             pool = self.row(s, name)
             if pool.md_uuid or pool.state != "ready":
@@ -603,6 +659,7 @@ class PoolService:
         return True
 
     def _sync_quietly(self, name: str) -> None:
+        self.forget_facts(name)
         try:
             self.sync_members(name)
         except (SpeicherError, CommandError) as exc:
@@ -902,6 +959,7 @@ class PoolService:
                 s.delete(share)
             s.delete(pool)
         self.hooks.emit(SHARES_CHANGED)
+        self.forget_facts(name)
         self._health.pop(name, None)
         with self._lock:
             self._disk_problems.pop(name, None)

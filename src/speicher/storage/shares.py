@@ -7,6 +7,8 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,6 +152,26 @@ class ShareService:
         self.events = events
         self.pools = pools
         self.hooks = hooks
+        # pool -> (monotonic time, subvolume path -> referenced bytes): listings of many shares
+        # by many clients cost one btrfs command per pool and refresh period
+        self._usage: dict[str, tuple[float, dict[str, int]]] = {}
+        self._usage_lock = threading.Lock()
+
+    def _used(self, pool: str, share: str, max_age: float) -> int:
+        now = time.monotonic()
+        cached = self._usage.get(pool)
+        if cached is None or now - cached[0] > max_age:
+            with self._usage_lock:
+                cached = self._usage.get(pool)
+                if cached is None or now - cached[0] > max_age:
+                    try:
+                        found = btrfs.qgroups(self.pools.mountpoint(pool))
+                    except CommandError:
+                        found = {}
+                    used = {path: q.referenced for path, q in found.items()}
+                    cached = (time.monotonic(), used)
+                    self._usage[pool] = cached
+        return cached[1].get(share, 0)
 
     @staticmethod
     def _row(s: Session, name: str) -> Share:
@@ -171,14 +193,14 @@ class ShareService:
             if pool:
                 query = query.join(Pool).where(Pool.name == pool)
             rows = [_row_of(sh) for sh in s.scalars(query)]
-        return [self._info(r) for r in rows]
+        return [self._info(r, self.pools.fact_age) for r in rows]
 
     def get(self, name: str) -> ShareInfo:
         with self.db.session() as s:
             row = _row_of(self._row(s, name))
-        return self._info(row)
+        return self._info(row, 0)
 
-    def _info(self, row: _Row) -> ShareInfo:
+    def _info(self, row: _Row, max_age: float) -> ShareInfo:
         """A share as users see it; runs no database session (it may run btrfs)."""
         path = share_path(self.settings, row.pool, row.name)
         state: ShareState = row.state  # type: ignore[assignment]
@@ -193,8 +215,7 @@ class ShareService:
             elif not path.is_dir():
                 state, problem = "unavailable", f"its folder {path} is missing"
             else:
-                with contextlib.suppress(CommandError, ValueError):
-                    used = btrfs.qgroup_show(path).referenced
+                used = self._used(row.pool, row.name, max_age)
         return ShareInfo(
             name=row.name,
             pool=row.pool,

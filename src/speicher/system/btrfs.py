@@ -186,6 +186,23 @@ def parse_qgroup_show(output: str) -> Qgroup:
     raise ValueError("no qgroup row in output")
 
 
+def parse_qgroups(output: str) -> dict[str, Qgroup]:
+    """Parse ``btrfs qgroup show --raw -re MOUNTPOINT``: subvolume path -> its qgroup."""
+    out: dict[str, Qgroup] = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and re.fullmatch(r"0/\d+", parts[0]) and parts[1].isdigit():
+            limit = None if parts[3] == "none" else int(parts[3])
+            out[" ".join(parts[5:])] = Qgroup(int(parts[1]), int(parts[2]), limit)
+    return out
+
+
+def qgroups(mountpoint: Path) -> dict[str, Qgroup]:
+    """Every subvolume's qgroup of a filesystem, by path below the mountpoint: one command for
+    all shares of a pool."""
+    return parse_qgroups(run(["btrfs", "qgroup", "show", "--raw", "-re", str(mountpoint)]).stdout)
+
+
 def qgroup_show(path: Path) -> Qgroup:
     return parse_qgroup_show(
         run(["btrfs", "qgroup", "show", "--raw", "-re", "-f", str(path)]).stdout

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from speicher import __version__
 from speicher.api.deps import ServicesDep
 from speicher.events import EventInfo
+from speicher.events.models import AlertConditionInfo
 from speicher.jobs import JobInfo
 
 router = APIRouter()
@@ -25,6 +26,53 @@ def system_info(services: ServicesDep) -> SystemInfo:
         version=__version__,
         mount_root=str(services.settings.mount_root),
         state_dir=str(services.settings.state_dir),
+    )
+
+
+class PoolStatus(BaseModel):
+    name: str = Field(description="Pool name.")
+    health: str = Field(description="`ok`, `degraded` or `unavailable`.")
+    size: int = Field(description="Usable bytes.")
+    used: int = Field(description="Bytes used.")
+    problem: str = Field(description="What is wrong, if anything.")
+
+
+class ServiceStatus(BaseModel):
+    name: str = Field(description="`api` or `smb` (more as protocols are added).")
+    running: bool = Field(description="Whether it is up.")
+    addresses: list[str] = Field(description="Where clients reach it.")
+
+
+class StatusInfo(BaseModel):
+    """One screen about the whole box."""
+
+    version: str = Field(description="Speicher's version.")
+    pools: list[PoolStatus] = Field(description="Every pool and its health.")
+    services: list[ServiceStatus] = Field(description="The services and their addresses.")
+    alerts: list[AlertConditionInfo] = Field(description="Conditions that have not ended.")
+    running_jobs: list[JobInfo] = Field(description="Long operations under way.")
+
+
+@router.get("/system/status", tags=["system"], summary="Version, pools, services, alerts")
+def system_status(services: ServicesDep) -> StatusInfo:
+    settings = services.settings
+    smb = services.smb.get_settings()
+    return StatusInfo(
+        version=__version__,
+        pools=[
+            PoolStatus(name=p.name, health=p.health, size=p.size, used=p.used, problem=p.problem)
+            for p in services.pools.list()
+        ],
+        services=[
+            ServiceStatus(
+                name="api",
+                running=True,
+                addresses=[f"http://{settings.api_host}:{settings.api_port}/api/v1"],
+            ),
+            ServiceStatus(name="smb", running=smb.running, addresses=[f"port {smb.port}"]),
+        ],
+        alerts=services.alerts.active(),
+        running_jobs=services.jobs.list(50, "running"),
     )
 
 
