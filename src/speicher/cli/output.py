@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -53,7 +54,8 @@ def details(pairs: Sequence[tuple[str, Any]]) -> None:
     """Print a ``key: value`` block."""
     width = max(len(k) for k, _ in pairs)
     for key, value in pairs:
-        console.print(f"[bold]{key.ljust(width)}[/bold]  {'-' if value is None else value}")
+        shown = "-" if value is None else escape(str(value))
+        console.print(f"[bold]{key.ljust(width)}[/bold]  {shown}", soft_wrap=True)
 
 
 def size(value: int | None) -> str:

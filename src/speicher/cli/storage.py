@@ -145,6 +145,7 @@ def pool_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
         [
             ("name", pool["name"]),
             ("health", pool["health"]),
+            ("problem", pool.get("problem") or "-"),
             ("state", pool["state"]),
             ("profile", pool["profile"]),
             ("uuid", pool["uuid"]),
@@ -364,6 +365,7 @@ def share_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
         [
             ("name", share["name"]),
             ("pool", share["pool"]),
+            ("state", share["state"] + (f" ({share['problem']})" if share["problem"] else "")),
             ("path", share["path"]),
             ("used", use),
             ("compression", share["compression"] or "none"),
