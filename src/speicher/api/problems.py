@@ -76,7 +76,10 @@ def error_response(exc: SpeicherError) -> JSONResponse:
 def _field(error: dict[str, Any]) -> str:
     if error.get("type") == "json_invalid":
         return ""  # its location is a character offset, not a field
-    return ".".join(str(p) for p in error["loc"] if p not in ("body", "query", "path"))
+    loc = list(error["loc"])
+    if loc and loc[0] in ("body", "query", "path", "header"):
+        loc = loc[1:]  # where it was, not which field: a body may have a field named "path"
+    return ".".join(str(p) for p in loc)
 
 
 def install(app: FastAPI) -> None:
