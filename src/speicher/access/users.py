@@ -75,7 +75,7 @@ class UserService:
         max_len = 32 - len(self.settings.account_prefix)
         if reason := names.account_name(req.name, max_len):
             v.add("name", reason)
-        if reason := passwords.check(req.password):
+        if reason := passwords.check(req.password, req.name):
             v.add("password", reason)
         with self.db.session() as s:
             if s.scalars(select(User).where(User.name == req.name)).first():
@@ -149,7 +149,7 @@ class UserService:
 
     def set_password(self, name: str, password: str) -> None:
         v = Validator()
-        if reason := passwords.check(password):
+        if reason := passwords.check(password, name):
             v.add("password", reason)
         v.check()
         with self.db.session() as s:
