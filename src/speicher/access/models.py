@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+import email_validator
+from pydantic import AfterValidator, BaseModel, Field
+from pydantic_core import PydanticCustomError
+
+
+def _email(value: str) -> str:
+    """An e-mail address as email-validator normalises it, or empty. Syntax only (no DNS
+    look-up): a local part and a domain with a dot, no display name, quotes or IP literal."""
+    if not value:
+        return value
+    try:
+        return email_validator.validate_email(value, check_deliverability=False).normalized
+    except email_validator.EmailNotValidError as exc:
+        raise PydanticCustomError(
+            "email", "is not an e-mail address: {why}", {"why": str(exc)}
+        ) from None
+
+
+EmailAddress = Annotated[str, Field(max_length=254), AfterValidator(_email)]
 
 
 class UserCreate(BaseModel):
     name: str = Field(description="Login name: lower-case letters, digits, `_` and `-`.")
     password: str = Field(description="At least 8 characters.", repr=False)
     full_name: str = Field("", max_length=128, description="The person's name.")
-    email: str = Field("", max_length=254, description="E-mail address for notices.")
+    email: EmailAddress = Field("", description="E-mail address for notices, or empty.")
     admin: bool = Field(False, description="May administer Speicher (API, CLI, web console).")
 
 
 class UserUpdate(BaseModel):
     full_name: str | None = Field(None, max_length=128, description="New full name.")
-    email: str | None = Field(None, max_length=254, description="New e-mail address.")
+    email: EmailAddress | None = Field(None, description="New e-mail address; empty for none.")
     admin: bool | None = Field(None, description="Grant or take away admin rights.")
     enabled: bool | None = Field(None, description="A disabled user cannot log in anywhere.")
 
