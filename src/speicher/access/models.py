@@ -83,12 +83,23 @@ class GrantRequest(BaseModel):
 
 class TokenCreate(BaseModel):
     name: str = Field(description="What the token is for, e.g. `monitoring`.")
+    expires_days: int | None = Field(
+        None, ge=1, le=36500, description="It stops working after this many days (or `expires_at`)."
+    )
+    expires_at: dt.datetime | None = Field(
+        None, description="It stops working at this time (UTC if no zone is given)."
+    )
 
 
 class TokenInfo(BaseModel):
     name: str = Field(description="What the token is for.")
     key: str = Field(description="The token's public part; the secret is never shown again.")
     created_at: dt.datetime = Field(description="When it was created (UTC).")
+    created_by: str = Field(
+        description="Who created it: `root`, `user:NAME` or `token:NAME`; empty if unknown."
+    )
+    expires_at: dt.datetime | None = Field(description="When it stops working; null: never.")
+    expired: bool = Field(description="Whether it has expired (it is refused).")
     last_used_at: dt.datetime | None = Field(description="When it was last used (UTC).")
 
 
