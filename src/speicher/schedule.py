@@ -1,30 +1,67 @@
 """Cron schedules (UTC) and when a scheduled task is due. Pure functions; the clock is passed
-in, so tests can run a simulated year without sleeping."""
+in, so tests can run a simulated year without sleeping.
+
+A schedule must come within ``HORIZON_YEARS``: cron happily parses ``0 0 30 2 *`` (30
+February), which never comes, and croniter then fails every time it is asked for a time. Such
+an expression is refused when it is saved; one that is in the database anyway (saved before
+this rule, or edited by hand) raises ``Unschedulable``, which the schedulers turn into an event
+for that one item while the others run on."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from croniter import croniter
+from croniter import CroniterError, croniter
+
+HORIZON_YEARS = 8  # a schedule must fire within this long: 29 February can be 8 years apart
 
 
-def check(schedule: str) -> str | None:
+class Unschedulable(ValueError):
+    """A stored schedule that cannot be evaluated; its text says why, for people."""
+
+
+def check(schedule: str, now: dt.datetime | None = None) -> str | None:
     """Why ``schedule`` is not a cron expression we accept, or None."""
     if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
         return "must be a cron expression of five fields, e.g. '0 * * * *' (hourly)"
+    try:
+        following(schedule, now or dt.datetime.now(dt.UTC))
+    except Unschedulable as exc:
+        return str(exc)
     return None
+
+
+def _iterator(schedule: str, start: dt.datetime) -> croniter:
+    try:
+        return croniter(schedule, start, max_years_between_matches=HORIZON_YEARS)
+    except (CroniterError, ValueError, KeyError, TypeError) as exc:
+        raise Unschedulable(f"is not a valid cron expression ({exc})") from None
+
+
+def _never() -> Unschedulable:
+    return Unschedulable(
+        f"never comes: no time within {HORIZON_YEARS} years matches it (a day that does not "
+        "exist in that month, like 30 February?)"
+    )
 
 
 def previous(schedule: str, now: dt.datetime) -> dt.datetime:
     """The latest scheduled time at or before ``now``."""
-    it = croniter(schedule, now + dt.timedelta(seconds=1))
-    when: dt.datetime = it.get_prev(dt.datetime)
+    it = _iterator(schedule, now + dt.timedelta(seconds=1))
+    try:
+        when: dt.datetime = it.get_prev(dt.datetime)
+    except (CroniterError, ValueError, KeyError, TypeError):
+        raise _never() from None
     return when
 
 
 def following(schedule: str, now: dt.datetime) -> dt.datetime:
     """The first scheduled time after ``now``."""
-    when: dt.datetime = croniter(schedule, now).get_next(dt.datetime)
+    it = _iterator(schedule, now)
+    try:
+        when: dt.datetime = it.get_next(dt.datetime)
+    except (CroniterError, ValueError, KeyError, TypeError):
+        raise _never() from None
     return when
 
 
@@ -32,5 +69,6 @@ def due(schedule: str, last_run: dt.datetime | None, since: dt.datetime, now: dt
     """Whether a task should run now: a scheduled time has passed since it last ran (or since
     ``since``, when it never ran). However many times were missed while the daemon was down,
     this says "run" once; after that run, ``last_run`` is now and it waits for the next time.
+    Raises ``Unschedulable`` for a schedule that cannot be evaluated.
     """
     return previous(schedule, now) > (last_run or since)

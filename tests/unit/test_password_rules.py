@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+from importlib import resources
+
 import pytest
 
 from speicher.access import passwords
@@ -9,7 +12,14 @@ from speicher.access import passwords
 
 @pytest.mark.parametrize(
     "password",
-    ["x" * 8, "correct horse battery staple", "pässwörd", "x" * 1024, " " * 8, "🔑" * 8],
+    [
+        "x" * 8 + "y",
+        "correct horse battery staple",
+        "pässwörd",
+        "x" * 1024,
+        "🔑" * 8,
+        " pass word ",
+    ],
 )
 def test_acceptable_passwords(password: str) -> None:
     assert passwords.check(password) is None
@@ -27,6 +37,46 @@ def test_acceptable_passwords(password: str) -> None:
 )
 def test_unacceptable_passwords(password: str, reason: str) -> None:
     assert passwords.check(password) == reason
+
+
+COMMON = "is one of the most common passwords, the first that attackers try"
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["12345678", "password", "PASSWORD", "Password", "  password  ", "iloveyou", "qwertyuiop"],
+)
+def test_common_passwords_are_refused_whatever_their_case(password: str) -> None:
+    reason = passwords.check(password)
+    assert reason is not None and reason.startswith(COMMON)
+
+
+@pytest.mark.parametrize("password", [" " * 8, " " * 20, "\u00a0" * 8])
+def test_whitespace_only_passwords_are_refused(password: str) -> None:
+    assert passwords.check(password) == "must not be only spaces (or other whitespace)"
+
+
+def test_the_user_name_is_no_password() -> None:
+    assert passwords.check("alice.smith", "alice.smith") == "must not be the user name"
+    assert passwords.check("Alice.Smith ", "alice.smith") == "must not be the user name"
+    assert passwords.check("alice.smith", "bob.smith") is None
+    assert passwords.check("alice.smith") is None
+
+
+def test_the_bundled_list_is_the_30000_most_common_and_names_its_source() -> None:
+    common = passwords.common_passwords()
+    assert len(common) == 30000
+    assert all(p == p.lower() and p.strip() == p and p for p in common)
+    assert {"123456", "password", "12345678", "qwerty", "trustno1"} <= common
+    text = resources.files("speicher.access").joinpath(passwords.COMMON_LIST).read_text()
+    notice = [line for line in text.splitlines() if line.startswith("#")]
+    assert any("zxcvbn 4.5.0" in line for line in notice)
+    assert any("MIT License" in line for line in notice)
+
+
+def test_generated_passwords_pass() -> None:
+    """The first admin's password is ``secrets.token_urlsafe(12)`` (see ensure_admin)."""
+    assert all(passwords.check(secrets.token_urlsafe(12), "admin") is None for _ in range(1000))
 
 
 def test_limits() -> None:

@@ -44,3 +44,24 @@ def test_bad_schedules_are_named(bad: str) -> None:
 
 def test_good_schedule() -> None:
     assert schedule.check("*/15 2-5 * * 1-5") is None
+
+
+@pytest.mark.parametrize("never", ["0 0 30 2 *", "0 0 31 2 *", "0 0 31 4 *", "15 3 31 11 *"])
+def test_schedules_that_never_come_are_refused(never: str) -> None:
+    reason = schedule.check(never, now=T)
+    assert reason is not None and "never comes" in reason
+
+
+def test_a_leap_day_is_a_schedule_even_across_2100() -> None:
+    # 2100 is no leap year: from March 2097 the next 29 February is 2104
+    assert schedule.check("0 0 29 2 *", now=dt.datetime(2097, 3, 1, tzinfo=dt.UTC)) is None
+    assert schedule.check("0 0 30 2 1", now=T) is None  # cron: day 30 *or* a Monday
+
+
+@pytest.mark.parametrize("stored", ["0 0 30 2 *", "every hour", ""])
+def test_a_stored_schedule_that_cannot_be_evaluated_raises_one_error(stored: str) -> None:
+    """What the schedulers catch per item, so one bad row stops nothing else."""
+    with pytest.raises(schedule.Unschedulable):
+        schedule.due(stored, None, T, T)
+    with pytest.raises(schedule.Unschedulable):
+        schedule.following(stored, T)

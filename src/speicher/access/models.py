@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+import email_validator
+from pydantic import AfterValidator, BaseModel, Field
+from pydantic_core import PydanticCustomError
 
 from speicher.validation import Name, Request
+
+
+def _email(value: str) -> str:
+    """An e-mail address as email-validator normalises it, or empty. Syntax only (no DNS
+    look-up): a local part and a domain with a dot, no display name, quotes or IP literal."""
+    if not value:
+        return value
+    try:
+        return email_validator.validate_email(value, check_deliverability=False).normalized
+    except email_validator.EmailNotValidError as exc:
+        raise PydanticCustomError(
+            "email", "is not an e-mail address: {why}", {"why": str(exc)}
+        ) from None
+
+
+EmailAddress = Annotated[str, Field(max_length=254), AfterValidator(_email)]
 
 
 class UserCreate(Request):
@@ -16,7 +34,7 @@ class UserCreate(Request):
     )
     password: str = Field(description="At least 8 characters.", repr=False)
     full_name: str = Field("", max_length=128, description="The person's name.")
-    email: str = Field("", max_length=254, description="E-mail address for notices.")
+    email: EmailAddress = Field("", description="E-mail address for notices, or empty.")
     admin: bool = Field(False, description="May administer Speicher (API, CLI, web console).")
     file_access: bool | None = Field(
         None,
@@ -28,7 +46,7 @@ class UserCreate(Request):
 
 class UserUpdate(Request):
     full_name: str | None = Field(None, max_length=128, description="New full name.")
-    email: str | None = Field(None, max_length=254, description="New e-mail address.")
+    email: EmailAddress | None = Field(None, description="New e-mail address; empty for none.")
     admin: bool | None = Field(None, description="Grant or take away admin rights.")
     enabled: bool | None = Field(None, description="A disabled user cannot log in anywhere.")
     file_access: bool | None = Field(
@@ -88,12 +106,23 @@ class GrantRequest(Request):
 
 class TokenCreate(Request):
     name: str = Field(description="What the token is for, e.g. `monitoring`.")
+    expires_days: int | None = Field(
+        None, ge=1, le=36500, description="It stops working after this many days (or `expires_at`)."
+    )
+    expires_at: dt.datetime | None = Field(
+        None, description="It stops working at this time (UTC if no zone is given)."
+    )
 
 
 class TokenInfo(BaseModel):
     name: str = Field(description="What the token is for.")
     key: str = Field(description="The token's public part; the secret is never shown again.")
     created_at: dt.datetime = Field(description="When it was created (UTC).")
+    created_by: str = Field(
+        description="Who created it: `root`, `user:NAME` or `token:NAME`; empty if unknown."
+    )
+    expires_at: dt.datetime | None = Field(description="When it stops working; null: never.")
+    expired: bool = Field(description="Whether it has expired (it is refused).")
     last_used_at: dt.datetime | None = Field(description="When it was last used (UTC).")
 
 

@@ -8,6 +8,7 @@ choose, are hashed with Argon2.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import re
@@ -16,10 +17,10 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from speicher.access.models import TokenCreated, TokenInfo
+from speicher.access.models import TokenCreate, TokenCreated, TokenInfo
 from speicher.db import Database, Token
 from speicher.db.models import utcnow
-from speicher.errors import Conflict, NotFound, Validator
+from speicher.errors import Conflict, NotFound, Unauthorized, Validator
 from speicher.events import EventService
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -29,15 +30,48 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _info(row: Token, now: dt.datetime) -> TokenInfo:
+    return TokenInfo(
+        name=row.name,
+        key=row.key,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        expires_at=row.expires_at,
+        expired=row.expires_at is not None and row.expires_at <= now,
+        last_used_at=row.last_used_at,
+    )
+
+
+def expiry(req: TokenCreate, now: dt.datetime, v: Validator) -> dt.datetime | None:
+    """When a token asked for by ``req`` expires (None: never); a time without a zone is
+    UTC, as everywhere in Speicher."""
+    if req.expires_days is not None and req.expires_at is not None:
+        v.add("expires_at", "give expires_days or expires_at, not both")
+        return None
+    if req.expires_days is not None:
+        return now + dt.timedelta(days=req.expires_days)
+    if req.expires_at is None:
+        return None
+    when = req.expires_at if req.expires_at.tzinfo else req.expires_at.replace(tzinfo=dt.UTC)
+    if when <= now:
+        v.add("expires_at", "must be in the future")
+    elif when > now + dt.timedelta(days=36500):
+        v.add("expires_at", "must be within 100 years")
+    return when
+
+
 class TokenService:
     def __init__(self, db: Database, events: EventService) -> None:
         self.db = db
         self.events = events
 
-    def create(self, name: str) -> TokenCreated:
+    def create(self, req: TokenCreate, created_by: str) -> TokenCreated:
+        """A new token for ``req``, recorded as made by the principal ``created_by``."""
+        name, now = req.name, utcnow()
         v = Validator()
         if not _NAME.match(name):
             v.add("name", "must be 1-64 letters, digits, '_', '.' and '-'")
+        expires_at = expiry(req, now, v)
         v.check()
         key = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
@@ -45,25 +79,29 @@ class TokenService:
             with self.db.session() as s:
                 if s.scalars(select(Token).where(Token.name == name)).first():
                     raise Conflict(f"token '{name}' already exists")
-                row = Token(name=name, key=key, secret_hash=_digest(secret))
+                row = Token(
+                    name=name,
+                    key=key,
+                    secret_hash=_digest(secret),
+                    created_at=now,
+                    created_by=created_by,
+                    expires_at=expires_at,
+                )
                 s.add(row)
                 s.flush()
-                info = TokenInfo(
-                    name=row.name, key=row.key, created_at=row.created_at, last_used_at=None
-                )
+                info = _info(row, now)
         except IntegrityError:
             raise Conflict(f"token '{name}' already exists") from None
-        self.events.record("info", "token.created", name, f"API token {name} created")
+        until = f", valid until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
+        self.events.record(
+            "info", "token.created", name, f"API token {name} created by {created_by}{until}"
+        )
         return TokenCreated(**info.model_dump(), token=f"spk_{key}_{secret}")
 
     def list(self) -> list[TokenInfo]:
+        now = utcnow()
         with self.db.session() as s:
-            return [
-                TokenInfo(
-                    name=t.name, key=t.key, created_at=t.created_at, last_used_at=t.last_used_at
-                )
-                for t in s.scalars(select(Token).order_by(Token.name))
-            ]
+            return [_info(t, now) for t in s.scalars(select(Token).order_by(Token.name))]
 
     def delete(self, name: str) -> None:
         with self.db.session() as s:
@@ -74,7 +112,8 @@ class TokenService:
         self.events.record("info", "token.deleted", name, f"API token {name} deleted")
 
     def verify(self, token: str) -> str | None:
-        """The token's name if ``token`` is valid, else None."""
+        """The token's name if ``token`` is valid, else None; raises Unauthorized for a right
+        token that has expired, so its owner learns why."""
         match = re.fullmatch(r"spk_([0-9a-f]{12})_([A-Za-z0-9_-]+)", token)
         if not match:
             return None
@@ -83,6 +122,8 @@ class TokenService:
             if row is None or not hmac.compare_digest(row.secret_hash, _digest(match.group(2))):
                 return None
             now = utcnow()
+            if row.expires_at is not None and row.expires_at <= now:
+                raise Unauthorized("the API token has expired")
             if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
                 row.last_used_at = now  # at most one write a minute per token
             return row.name

@@ -96,7 +96,7 @@ class UserService:
         max_len = 32 - len(self.settings.account_prefix)
         if reason := names.account_name(name, max_len):
             v.add("name", reason)
-        if reason := passwords.check(req.password):
+        if reason := passwords.check(req.password, req.name):
             v.add("password", reason)
         v.check()
         with self.db.session() as s:
@@ -278,7 +278,7 @@ class UserService:
 
     def set_password(self, name: str, password: str) -> None:
         v = Validator()
-        if reason := passwords.check(password):
+        if reason := passwords.check(password, name):
             v.add("password", reason)
         v.check()
         password_hash = passwords.hash_password(password)

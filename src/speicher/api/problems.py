@@ -93,6 +93,13 @@ def install(app: FastAPI) -> None:
         detail = "; ".join(f"{e.field}: {e.reason}" if e.field else e.reason for e in errors)
         return problem(422, "Invalid input", detail, errors)
 
+    @app.exception_handler(OverflowError)
+    async def overflow_error(_request: Request, exc: OverflowError) -> JSONResponse:
+        """A number too large for the database (64 bits) or for a float is the caller's error,
+        wherever a bound was forgotten, never a 500."""
+        log.info("number out of range in a request: %s", exc)
+        return problem(422, "Invalid input", "a number in the request is out of range")
+
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail), str(exc.detail), headers=exc.headers)

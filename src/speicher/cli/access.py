@@ -253,20 +253,50 @@ def group_remove_member(ctx: typer.Context, group: str, user: str) -> None:
     console.print(f"{user} removed from {group}")
 
 
+def _when(value: str | None) -> str:
+    return value.replace("T", " ")[:16] + " UTC" if value else "-"
+
+
+def _expires(token: dict[str, Any]) -> str:
+    if token["expired"]:
+        return "expired"
+    return _when(token["expires_at"])[:16] if token["expires_at"] else "never"
+
+
 @token_app.command("create")
-def token_create(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
-    """Create an admin API token; it is shown only now."""
-    token = client(ctx).post("/tokens", {"name": name})
+def token_create(
+    ctx: typer.Context,
+    name: str,
+    expires_days: Annotated[
+        int | None, typer.Option(help="It stops working after this many days.")
+    ] = None,
+    expires_at: Annotated[
+        str | None,
+        typer.Option(
+            help="It stops working at this time (UTC), e.g. 2027-01-31 or 2027-01-31T18:00."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an admin API token; it is shown only now. Without an expiry it works until it is
+    deleted."""
+    body: dict[str, Any] = {"name": name}
+    if expires_days is not None:
+        body["expires_days"] = expires_days
+    if expires_at is not None:
+        body["expires_at"] = expires_at
+    token = client(ctx).post("/tokens", body)
     if as_json:
         print_json(token)
         return
-    console.print(f"token {name} created. Store it now; it is not shown again:")
+    until = f", valid until {_when(token['expires_at'])}" if token["expires_at"] else ""
+    console.print(f"token {name} created{until}. Store it now; it is not shown again:")
     sys.stdout.write(token["token"] + "\n")
 
 
 @token_app.command("list")
 def token_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List API tokens (never their secrets)."""
+    """List API tokens (never their secrets): who created them and when they expire."""
     tokens = client(ctx).get("/tokens")
     if as_json:
         print_json(tokens)
@@ -276,8 +306,10 @@ def token_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         [
             ("NAME", "name"),
             ("KEY", "key"),
-            ("CREATED", "created_at"),
-            ("LAST USED", "last_used_at"),
+            ("CREATED BY", lambda t: t["created_by"] or "-"),
+            ("CREATED", lambda t: t["created_at"][:10]),
+            ("EXPIRES (UTC)", _expires),
+            ("LAST USED", lambda t: (t["last_used_at"] or "-")[:10]),
         ],
         empty="no tokens",
     )

@@ -230,6 +230,10 @@ class Token(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # refused from then on; null: until deleted
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # the principal that made it (`root`, `user:alice`, `token:ci`); empty for older tokens
+    created_by: Mapped[str] = mapped_column(String(80), default="", server_default="")
 
 
 class Job(Base):

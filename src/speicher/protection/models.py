@@ -75,6 +75,9 @@ class PolicyInfo(PolicyCreate):
     share: str = Field(description="The share it takes snapshots of.")
     last_run_at: dt.datetime | None = Field(description="When it last ran (UTC).")
     next_run_at: dt.datetime | None = Field(description="When it runs next (UTC), if enabled.")
+    problem: str = Field(
+        "", description="Why it cannot run (e.g. a schedule that never comes); empty if it can."
+    )
 
 
 class SnapshotInfo(BaseModel):
@@ -136,6 +139,9 @@ class ScrubScheduleInfo(ScrubSchedule):
     last_scrub_at: dt.datetime | None = Field(description="When its last scrub started (UTC).")
     next_scrub_at: dt.datetime | None = Field(
         description="When the schedule starts the next one (UTC); null without a schedule."
+    )
+    problem: str = Field(
+        "", description="Why the schedule cannot run (e.g. it never comes); empty if it can."
     )
 
 

@@ -50,6 +50,8 @@ class PolicyService:
         self.events = events
         self.shares = shares
         self.snapshots = snapshots
+        # policies whose stored schedule cannot be evaluated, with that schedule: told once
+        self._unschedulable: dict[int, str] = {}
 
     @staticmethod
     def _row(s: Session, share: str, name: str) -> SnapshotPolicy:
@@ -64,6 +66,15 @@ class PolicyService:
 
     @staticmethod
     def _info(p: SnapshotPolicy) -> PolicyInfo:
+        """A policy as shown; one whose stored schedule cannot be evaluated (saved before such
+        schedules were refused, or edited in the database) is shown with its problem, so a
+        listing never fails for one bad row."""
+        next_run, problem = None, ""
+        try:
+            following = schedule.following(p.schedule, now_utc())
+            next_run = following if p.enabled else None
+        except schedule.Unschedulable as exc:
+            problem = f"its schedule '{p.schedule}' {exc}; set another one"
         return PolicyInfo(
             share=p.share.name,
             name=p.name,
@@ -76,7 +87,8 @@ class PolicyService:
             lock_days=p.lock_days,
             enabled=p.enabled,
             last_run_at=p.last_run_at,
-            next_run_at=schedule.following(p.schedule, now_utc()) if p.enabled else None,
+            next_run_at=next_run,
+            problem=problem,
         )
 
     def list(self, share: str | None = None) -> builtins.list[PolicyInfo]:
@@ -189,26 +201,51 @@ class PolicyService:
                 s.delete(meta)
 
     def run_due(self, now: dt.datetime | None = None) -> builtins.list[SnapshotInfo]:
-        """Run every enabled policy whose time has come; after downtime, once (no burst)."""
+        """Run every enabled policy whose time has come; after downtime, once (no burst). Each
+        policy is on its own: one that fails, however, is an error event (so an alert) and the
+        others still run."""
         now = now or now_utc()
-        with self.db.session() as s:
-            due = [
-                (p.share.name, p.name)
-                for p in s.scalars(select(SnapshotPolicy).where(SnapshotPolicy.enabled.is_(True)))
-                if schedule.due(p.schedule, p.last_run_at, p.created_at, now)
-            ]
         taken = []
-        for share, name in due:
+        for share, name in self._due(now):
             try:
                 self.run(share, name, now)
                 taken += [
                     x for x in self.snapshots.list(share) if x.time == now.replace(microsecond=0)
                 ]
             except SpeicherError as exc:
-                self.events.record(
-                    "error",
-                    "policy.failed",
-                    share,
-                    f"snapshot policy {name} of {share} failed: {exc.message}",
-                )
+                self._failed(share, name, f"failed: {exc.message}")
+            except Exception:
+                log.exception("snapshot policy %s of %s failed", name, share)
+                self._failed(share, name, "failed: internal error; see the daemon's log")
         return taken
+
+    def _due(self, now: dt.datetime) -> builtins.list[tuple[str, str]]:
+        """The enabled policies whose time has come, as (share, policy). A policy whose stored
+        schedule cannot be evaluated is told once (until its schedule changes) and skipped."""
+        with self.db.session() as s:
+            rows = [
+                (p.id, p.share.name, p.name, p.schedule, p.last_run_at, p.created_at)
+                for p in s.scalars(select(SnapshotPolicy).where(SnapshotPolicy.enabled.is_(True)))
+            ]
+        due = []
+        for policy_id, share, name, cron, last_run, created in rows:
+            try:
+                if schedule.due(cron, last_run, created, now):
+                    due.append((share, name))
+            except schedule.Unschedulable as exc:
+                if self._unschedulable.get(policy_id) != cron:
+                    self._unschedulable[policy_id] = cron
+                    self._failed(
+                        share,
+                        name,
+                        f"cannot run: its schedule '{cron}' {exc}; set another one with "
+                        f"`speicher policy update {share} {name} --schedule ...`",
+                    )
+                continue
+            self._unschedulable.pop(policy_id, None)
+        return due
+
+    def _failed(self, share: str, name: str, what: str) -> None:
+        self.events.record(
+            "error", "policy.failed", share, f"snapshot policy {name} of {share} {what}"
+        )

@@ -101,6 +101,7 @@ class ScrubService:
         self.pools = pools
         self._lock = threading.Lock()
         self._running: set[str] = set()
+        self._unschedulable: dict[int, str] = {}  # pools whose stored schedule fails: told once
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -164,11 +165,13 @@ class ScrubService:
         with self.db.session() as s:
             row = self._pool(s, pool)
             cron, last = row.scrub_schedule, row.last_scrub_at
+        following, problem = None, ""
+        try:
+            following = schedule.following(cron, utcnow()) if cron else None
+        except schedule.Unschedulable as exc:  # stored before such schedules were refused
+            problem = f"its schedule '{cron}' {exc}; set another one"
         return ScrubScheduleInfo(
-            pool=pool,
-            schedule=cron,
-            last_scrub_at=last,
-            next_scrub_at=schedule.following(cron, utcnow()) if cron else None,
+            pool=pool, schedule=cron, last_scrub_at=last, next_scrub_at=following, problem=problem
         )
 
     def set_schedule(self, pool: str, cron: str) -> ScrubScheduleInfo:
@@ -189,17 +192,11 @@ class ScrubService:
     def run_due(self, now: dt.datetime | None = None) -> builtins.list[JobInfo]:
         """Start the scrubs whose schedule says so (called by the daemon's scheduler). After
         downtime a missed scrub runs once; a pool that is busy or not mounted is tried again
-        at the next call."""
+        at the next call. Each pool is on its own: one whose scrub cannot start is an error
+        event (so an alert), and the others still start."""
         now = now or utcnow()
-        with self.db.session() as s:
-            due = [
-                p.name
-                for p in s.scalars(select(Pool).where(Pool.state == "ready"))
-                if p.scrub_schedule
-                and schedule.due(p.scrub_schedule, p.last_scrub_at, p.created_at, now)
-            ]
         started = []
-        for pool in due:
+        for pool in self._due(now):
             try:
                 started.append(self.start(pool, scheduled=True, now=now))
             except Conflict as exc:
@@ -207,7 +204,37 @@ class ScrubService:
             except SpeicherError as exc:
                 message = f"scheduled scrub of {pool} failed: {exc.message}"
                 self.events.record("error", "scrub.failed", pool, message)
+            except Exception:
+                log.exception("scheduled scrub of %s failed", pool)
+                message = f"scheduled scrub of {pool} failed: internal error; see the daemon's log"
+                self.events.record("error", "scrub.failed", pool, message)
         return started
+
+    def _due(self, now: dt.datetime) -> builtins.list[str]:
+        """The mounted pools whose scrub is due. A pool whose stored schedule cannot be
+        evaluated is told once (until its schedule changes) and skipped."""
+        with self.db.session() as s:
+            rows = [
+                (p.id, p.name, p.scrub_schedule, p.last_scrub_at, p.created_at)
+                for p in s.scalars(select(Pool).where(Pool.state == "ready"))
+                if p.scrub_schedule
+            ]
+        due = []
+        for pool_id, pool, cron, last, created in rows:
+            try:
+                if schedule.due(cron, last, created, now):
+                    due.append(pool)
+            except schedule.Unschedulable as exc:
+                if self._unschedulable.get(pool_id) != cron:
+                    self._unschedulable[pool_id] = cron
+                    message = (
+                        f"scheduled scrubs of {pool} cannot run: the schedule '{cron}' {exc}; "
+                        f"set another one with `speicher pool scrub-schedule {pool} ...`"
+                    )
+                    self.events.record("error", "scrub.failed", pool, message)
+                continue
+            self._unschedulable.pop(pool_id, None)
+        return due
 
     # -- scrubbing -----------------------------------------------------------------------------
 

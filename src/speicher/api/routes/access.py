@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from speicher.access.models import (
     GroupCreate,
@@ -100,8 +100,8 @@ def list_tokens(services: ServicesDep) -> list[TokenInfo]:
 @router.post(
     "/tokens", tags=["tokens"], status_code=201, summary="Create an API token (shown once)"
 )
-def create_token(req: TokenCreate, services: ServicesDep) -> TokenCreated:
-    return services.tokens.create(req.name)
+def create_token(req: TokenCreate, request: Request, services: ServicesDep) -> TokenCreated:
+    return services.tokens.create(req, created_by=request.state.principal)
 
 
 @router.delete("/tokens/{name}", tags=["tokens"], status_code=204, summary="Delete an API token")

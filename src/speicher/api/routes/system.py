@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from speicher import __version__
@@ -12,6 +14,9 @@ from speicher.events.models import AlertConditionInfo
 from speicher.jobs import JobInfo
 
 router = APIRouter()
+
+# SQLite's integers are 64 bits; a larger number would not even reach a query
+JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The job's number.")]
 
 
 class SystemInfo(BaseModel):
@@ -86,7 +91,7 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"], summary="Show a job")
-def get_job(job_id: int, services: ServicesDep) -> JobInfo:
+def get_job(job_id: JobId, services: ServicesDep) -> JobInfo:
     return services.jobs.get(job_id)
 
 
