@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from speicher.access import GrantService
 from speicher.access.models import GrantRequest
 from speicher.config import Settings
-from speicher.errors import Conflict, InvalidInput, NotFound, translated
+from speicher.errors import Conflict, InvalidInput, NotFound, OperationFailed, translated
 from speicher.events import EventService
 from speicher.protection.models import RestoreResult, RollbackResult, SnapshotInfo
 from speicher.protection.snapshots import FORMAT, SnapshotService, now_utc
@@ -111,7 +111,13 @@ class RestoreService:
                     pass_fds=(source_dir, staging),
                 )
             try:
-                safety = self._put_in_place(share, staging, tmp, target_dir, name)
+                safety = self._put_in_place(
+                    share, staging, tmp, target_dir, name, replace=to == "original"
+                )
+            except OSError as exc:  # e.g. EXDEV: the folder is in a nested subvolume
+                raise OperationFailed(
+                    f"restoring failed: cannot move the copy into place ({exc.strerror})"
+                ) from None
             finally:
                 files.remove_tree(staging, tmp)
         result = str(rel.parent / name)
@@ -125,17 +131,19 @@ class RestoreService:
         return RestoreResult(path=result, safety_snapshot=safety)
 
     def _put_in_place(
-        self, share: str, staging: int, tmp: str, target_dir: int, name: str
+        self, share: str, staging: int, tmp: str, target_dir: int, name: str, *, replace: bool
     ) -> str | None:
-        """Move the copy ``tmp`` from staging to ``name``. Something already there is first
-        kept in a safety snapshot of the share, then swapped out atomically (it lands in
-        staging as ``tmp`` and is deleted with it). Returns the safety snapshot's name."""
-        if beneath.lstat(target_dir, name) is None:
+        """Move the copy ``tmp`` from staging to ``name``. With ``replace``, something already
+        there is first kept in a safety snapshot of the share, then swapped out atomically (it
+        lands in staging as ``tmp`` and is deleted with it). Returns the safety snapshot."""
+        if beneath.lstat(target_dir, name) is None or not replace:
             try:
                 beneath.rename(staging, tmp, target_dir, name, noreplace=True)
                 return None
             except FileExistsError:
-                pass  # made meanwhile: it gets a safety snapshot like everything replaced
+                if not replace:
+                    raise Conflict(f"'{name}' appeared meanwhile; nothing was restored") from None
+                # made meanwhile: it gets a safety snapshot like everything replaced
         safety = self.safety_snapshot(share).name
         try:
             beneath.rename(staging, tmp, target_dir, name, exchange=True)
