@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import logging
 import os
 import stat
 import uuid
@@ -23,6 +24,7 @@ from speicher.storage.models import ShareCreate, ShareInfo
 from speicher.system import beneath, btrfs, files
 
 INTERNAL = files.INTERNAL
+log = logging.getLogger(__name__)
 
 
 def safe_relative(path: str) -> PurePosixPath:
@@ -119,7 +121,7 @@ class RestoreService:
                     f"restoring failed: cannot move the copy into place ({exc.strerror})"
                 ) from None
             finally:
-                files.remove_tree(staging, tmp)
+                _clear(staging, tmp)
         result = str(rel.parent / name)
         saved = f"; what was there is in safety snapshot {safety}" if safety else ""
         self.events.record(
@@ -172,7 +174,11 @@ class RestoreService:
             else:
                 st = os.fstat(fd)
                 if st.st_uid == 0:
-                    _make_private(fd)
+                    try:
+                        _make_private(fd)
+                    except BaseException:
+                        os.close(fd)
+                        raise
                     return fd
                 os.close(fd)
             aside = f"{name}.moved-{uuid.uuid4().hex[:8]}"
@@ -262,3 +268,13 @@ def _make_private(fd: int) -> None:
             if exc.errno != errno.ENODATA:
                 raise
     os.fchmod(fd, 0o700)
+
+
+def _clear(staging: int, name: str) -> None:
+    """Delete what a restore left in staging (the copy, or what it replaced). The restore
+    itself is done by then: a failure here is logged, and the next restore's staging area
+    still works, as every restore uses a fresh name."""
+    try:
+        files.remove_tree(staging, name)
+    except OSError as exc:
+        log.warning("could not delete %s from the restore staging folder: %s", name, exc)
