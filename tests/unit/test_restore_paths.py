@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 
 import pytest
 
 from speicher.errors import InvalidInput
-from speicher.protection.restore import inside, safe_relative
+from speicher.protection.restore import open_folder, safe_relative
+from speicher.system import beneath
 
 
 @pytest.mark.parametrize(
@@ -30,6 +32,8 @@ def test_a_symlinked_folder_cannot_lead_out(tmp_path: Path) -> None:
     root = tmp_path / "share"
     (root / "real").mkdir(parents=True)
     (root / "escape").symlink_to("/etc")
-    assert inside(root, PurePosixPath("real/x.txt")) == (root / "real" / "x.txt").resolve()
-    with pytest.raises(InvalidInput):
-        inside(root, PurePosixPath("escape/passwd"))
+    with beneath.opened(beneath.open_root(root)) as top:
+        with beneath.opened(open_folder(top, PurePosixPath("real"), "share")) as fd:
+            assert os.path.samestat(os.fstat(fd), (root / "real").stat())
+        with pytest.raises(InvalidInput):
+            open_folder(top, PurePosixPath("escape"), "share")

@@ -132,12 +132,15 @@ def snapshot_restore(
     name: str,
     path: str,
     to: Annotated[
-        str, typer.Option(help="'beside' (default) or 'original' (replaces).")
+        str,
+        typer.Option(help="'beside' (default) or 'original' (replaces, after a safety snapshot)."),
     ] = "beside",
 ) -> None:
     """Restore a file or folder from a snapshot into the live share."""
     result = client(ctx).post(f"/shares/{share}/snapshots/{name}/restore", {"path": path, "to": to})
     console.print(f"restored to {result['path']}")
+    if result.get("safety_snapshot"):
+        console.print(f"what was there before is kept in snapshot {result['safety_snapshot']}")
 
 
 @snapshot_app.command("rollback")

@@ -36,6 +36,11 @@ class RestoreRequest(Request):
 
 class RestoreResult(BaseModel):
     path: str = Field(description="Where the restored copy now is, relative to the share.")
+    safety_snapshot: str | None = Field(
+        None,
+        description="When the restore replaced something (`to: original`): the snapshot of the "
+        "share taken just before, which still holds what was replaced.",
+    )
 
 
 class RollbackResult(BaseModel):

@@ -5,24 +5,28 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
+import logging
 import os
 import re
+import stat
 import uuid
 from pathlib import Path, PurePosixPath
 
 from speicher.access import GrantService
 from speicher.access.models import GrantRequest
 from speicher.config import Settings
-from speicher.errors import Conflict, InvalidInput, NotFound, translated
+from speicher.errors import Conflict, InvalidInput, NotFound, OperationFailed, translated
 from speicher.events import EventService
 from speicher.faults import crash_point
-from speicher.protection.models import RestoreResult, RollbackResult
+from speicher.protection.models import RestoreResult, RollbackResult, SnapshotInfo
 from speicher.protection.snapshots import FORMAT, SnapshotService, now_utc
 from speicher.storage import ShareService
 from speicher.storage.models import ShareCreate, ShareInfo
-from speicher.system import btrfs, files
+from speicher.system import beneath, btrfs, files
 
-INTERNAL = ".speicher"
+INTERNAL = files.INTERNAL
+log = logging.getLogger(__name__)
 
 
 def safe_relative(path: str) -> PurePosixPath:
@@ -39,14 +43,22 @@ def safe_relative(path: str) -> PurePosixPath:
     return rel
 
 
-def inside(root: Path, rel: PurePosixPath) -> Path:
-    """``root/rel``, where every folder on the way is a real folder inside ``root`` (no
-    symbolic link leads out). The last part may itself be a link: it is copied as a link."""
-    parent = Path(os.path.realpath(root / rel.parent))
-    real_root = Path(os.path.realpath(root))
-    if parent != real_root and real_root not in parent.parents:
-        raise InvalidInput(field="path", reason="leads outside the share")
-    return parent / rel.name
+def open_folder(root: int, rel: PurePosixPath, where: str) -> int:
+    """Folder ``rel`` beneath the open folder ``root`` through real folders only (see
+    :mod:`speicher.system.beneath`); a symbolic link on the way is refused, not followed."""
+    try:
+        return beneath.open_dir(root, rel)
+    except FileNotFoundError:
+        raise InvalidInput(
+            field="path", reason=f"folder '{rel}' does not exist in {where}"
+        ) from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EXDEV):
+            raise InvalidInput(
+                field="path",
+                reason=f"'{rel}' in {where} is not a folder or leads through a symbolic link",
+            ) from None
+        raise
 
 
 class RestoreService:
@@ -66,53 +78,137 @@ class RestoreService:
 
     def restore(self, share: str, snapshot: str, path: str, to: str) -> RestoreResult:
         """Copy ``path`` from the snapshot into the live share: back in its place (replacing
-        what is there now) or beside it, with the snapshot's time in its name."""
+        what is there now, after a safety snapshot of the share) or beside it, with the
+        snapshot's time in its name.
+
+        Users may change the live share meanwhile, so nothing is done by path there: its top
+        folder, the target's folder and the root-only staging folder are opened once and
+        everything happens relative to them. ``cp -a`` copies into the staging folder only,
+        and the copy is then renamed into place (atomically swapped with what was there)."""
         snap = self.snapshots.get(share, snapshot)
         rel = safe_relative(path)
-        source = inside(Path(snap.path), rel)
-        if not os.path.lexists(source):
-            raise NotFound(f"'{rel}' is not in snapshot {snapshot}")
         live = self.shares.path(share)
-        target = inside(live, rel)
-        if to == "beside":
-            stamp = snap.time.strftime("%Y-%m-%d %H%M%S")
-            suffix = "".join(PurePosixPath(rel.name).suffixes) if source.is_file() else ""
-            stem = rel.name[: len(rel.name) - len(suffix)] if suffix else rel.name
-            target = target.with_name(f"{stem} (restored {stamp}){suffix}")
-            if os.path.lexists(target):
-                raise Conflict(f"'{target.relative_to(live)}' already exists")
-        if not target.parent.is_dir():
-            raise InvalidInput(field="path", reason=f"folder '{rel.parent}' no longer exists")
-        staging = live / INTERNAL / "restore"
-        staging.mkdir(parents=True, exist_ok=True)
-        tmp = staging / uuid.uuid4().hex
-        old = staging / uuid.uuid4().hex
-        with translated("restoring"):
-            files.copy(source, tmp)
-            if os.path.lexists(target):
-                os.rename(target, old)
-            os.rename(tmp, target)
-            if os.path.lexists(old):
-                files.remove_tree(old)
-        result = str(target.relative_to(live))
+        with contextlib.ExitStack() as fds:
+
+            def keep(fd: int) -> int:
+                fds.callback(os.close, fd)
+                return fd
+
+            snap_top = keep(beneath.open_root(snap.path))
+            source_dir = keep(open_folder(snap_top, rel.parent, f"snapshot {snapshot}"))
+            source = beneath.lstat(source_dir, rel.name)
+            if source is None:
+                raise NotFound(f"'{rel}' is not in snapshot {snapshot}")
+            live_top = keep(beneath.open_root(live))
+            target_dir = keep(open_folder(live_top, rel.parent, f"share {share}"))
+            name = rel.name
+            if to == "beside":
+                name = _beside_name(rel.name, stat.S_ISREG(source.st_mode), snap.time)
+                if beneath.lstat(target_dir, name) is not None:
+                    raise Conflict(f"'{rel.parent / name}' already exists")
+            staging = keep(self._staging(share, live_top))
+            tmp = uuid.uuid4().hex
+            with translated("restoring"):
+                files.copy(
+                    beneath.proc_path(source_dir, rel.name),
+                    beneath.proc_path(staging, tmp),
+                    pass_fds=(source_dir, staging),
+                )
+            try:
+                safety = self._put_in_place(
+                    share, staging, tmp, target_dir, name, replace=to == "original"
+                )
+            except OSError as exc:  # e.g. EXDEV: the folder is in a nested subvolume
+                raise OperationFailed(
+                    f"restoring failed: cannot move the copy into place ({exc.strerror})"
+                ) from None
+            finally:
+                _clear(staging, tmp)
+        result = str(rel.parent / name)
+        saved = f"; what was there is in safety snapshot {safety}" if safety else ""
         self.events.record(
             "info",
             "snapshot.restored",
             share,
-            f"'{rel}' restored from {snapshot} of {share} to '{result}'",
+            f"'{rel}' restored from {snapshot} of {share} to '{result}'{saved}",
         )
-        return RestoreResult(path=result)
+        return RestoreResult(path=result, safety_snapshot=safety)
+
+    def _put_in_place(
+        self, share: str, staging: int, tmp: str, target_dir: int, name: str, *, replace: bool
+    ) -> str | None:
+        """Move the copy ``tmp`` from staging to ``name``. With ``replace``, something already
+        there is first kept in a safety snapshot of the share, then swapped out atomically (it
+        lands in staging as ``tmp`` and is deleted with it). Returns the safety snapshot."""
+        if beneath.lstat(target_dir, name) is None or not replace:
+            try:
+                beneath.rename(staging, tmp, target_dir, name, noreplace=True)
+                return None
+            except FileExistsError:
+                if not replace:
+                    raise Conflict(f"'{name}' appeared meanwhile; nothing was restored") from None
+                # made meanwhile: it gets a safety snapshot like everything replaced
+        safety = self.safety_snapshot(share).name
+        try:
+            beneath.rename(staging, tmp, target_dir, name, exchange=True)
+        except FileNotFoundError:  # deleted meanwhile
+            beneath.rename(staging, tmp, target_dir, name, noreplace=True)
+        return safety
+
+    def _staging(self, share: str, live_top: int) -> int:
+        """The share's root-only staging folder ``.speicher/restore``, opened."""
+        with beneath.opened(self._private_dir(share, live_top, INTERNAL)) as internal:
+            return self._private_dir(share, internal, "restore")
+
+    def _private_dir(self, share: str, parent: int, name: str) -> int:
+        """Open folder ``name`` of ``parent`` as a real folder owned by root, mode 0700, no
+        ACL. Users who may write the share's top folder can put anything at that name; what
+        is not root's own folder (a symbolic link, a file, a user's folder) is moved aside to
+        ``<name>.moved-<random>``, never followed or entered, and an event says so."""
+        for _ in range(3):
+            with contextlib.suppress(FileExistsError):
+                beneath.mkdir(parent, name, 0o700)
+            try:
+                fd = beneath.open_dir(parent, name)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+                    raise
+            else:
+                st = os.fstat(fd)
+                if st.st_uid == 0:
+                    try:
+                        _make_private(fd)
+                    except BaseException:
+                        os.close(fd)
+                        raise
+                    return fd
+                os.close(fd)
+            aside = f"{name}.moved-{uuid.uuid4().hex[:8]}"
+            with contextlib.suppress(FileNotFoundError):
+                beneath.rename(parent, name, parent, aside, noreplace=True)
+                self.events.record(
+                    "warning",
+                    "share.internal-moved",
+                    share,
+                    f"'{name}' in share {share} was not Speicher's own folder (a user's file, "
+                    f"folder or symbolic link); it was moved aside to '{aside}'",
+                )
+        raise Conflict(f"the internal folder '{name}' of share {share} keeps being replaced")
+
+    def safety_snapshot(self, share: str, now: dt.datetime | None = None) -> SnapshotInfo:
+        """A snapshot of the share as it is, named for now (or the next free second)."""
+        when = now or now_utc()
+        existing = {s.name for s in self.snapshots.list(share)}
+        while when.strftime(FORMAT) in existing:
+            when += dt.timedelta(seconds=1)
+        return self.snapshots.create(share, when.strftime(FORMAT), now=when)
 
     def rollback(self, share: str, snapshot: str, now: dt.datetime | None = None) -> RollbackResult:
         """Make the share what it was at the snapshot. A safety snapshot of its state before
         is taken first, so the rollback itself can be undone."""
         snap = self.snapshots.get(share, snapshot)
         info = self.shares.get(share)
-        when = now or now_utc()
-        existing = {s.name for s in self.snapshots.list(share)}
-        while when.strftime(FORMAT) in existing:
-            when += dt.timedelta(seconds=1)
-        safety = self.snapshots.create(share, when.strftime(FORMAT), now=when)
+        safety = self.safety_snapshot(share, now)
         live = Path(info.path)
         parked = live.parent / f".rollback-{share}-{uuid.uuid4().hex[:8]}"
         with translated("rolling the share back"):
@@ -192,3 +288,32 @@ def recover_rollbacks(restore: RestoreService) -> None:
                 share.name,
                 f"a rollback of share {share.name} was interrupted and is now {what}",
             )
+
+
+def _beside_name(name: str, is_file: bool, when: dt.datetime) -> str:
+    """``plan.txt`` -> ``plan (restored 2026-12-01 104500).txt``."""
+    stamp = when.strftime("%Y-%m-%d %H%M%S")
+    suffix = "".join(PurePosixPath(name).suffixes) if is_file else ""
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    return f"{stem} (restored {stamp}){suffix}"
+
+
+def _make_private(fd: int) -> None:
+    """Root's alone: no ACL (an inherited one would let the share's users in), mode 0700."""
+    for attribute in ("system.posix_acl_default", "system.posix_acl_access"):
+        try:
+            os.removexattr(fd, attribute)
+        except OSError as exc:
+            if exc.errno != errno.ENODATA:
+                raise
+    os.fchmod(fd, 0o700)
+
+
+def _clear(staging: int, name: str) -> None:
+    """Delete what a restore left in staging (the copy, or what it replaced). The restore
+    itself is done by then: a failure here is logged, and the next restore's staging area
+    still works, as every restore uses a fresh name."""
+    try:
+        files.remove_tree(staging, name)
+    except OSError as exc:
+        log.warning("could not delete %s from the restore staging folder: %s", name, exc)

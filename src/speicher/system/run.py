@@ -45,8 +45,10 @@ def run(
     check: bool = True,
     timeout: float = 300,
     input: str | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> Result:
-    """Run ``argv`` (no shell) and return its output; raise :class:`CommandError` on failure."""
+    """Run ``argv`` (no shell) and return its output; raise :class:`CommandError` on failure.
+    ``pass_fds`` stay open in the child under the same numbers (for ``/proc/self/fd/N`` paths)."""
     env = {**os.environ, "LC_ALL": "C", "PATH": _PATH}
     log.debug("run %s", argv)
     try:
@@ -59,6 +61,7 @@ def run(
             env=env,
             check=False,
             stdin=None if input is not None else subprocess.DEVNULL,
+            pass_fds=tuple(pass_fds),
         )
     except FileNotFoundError:
         raise CommandError(argv, 127, "", f"{argv[0]}: command not found") from None
