@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from anyio import to_thread
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from speicher import __version__
 from speicher.api.deps import ServicesDep
 from speicher.events import EventInfo
 from speicher.jobs import JobInfo
+from speicher.tls import CertificateInfo, CertificateStore, CertificateUpload
 
 router = APIRouter()
 
@@ -26,6 +28,48 @@ def system_info(services: ServicesDep) -> SystemInfo:
         mount_root=str(services.settings.mount_root),
         state_dir=str(services.settings.state_dir),
     )
+
+
+def _certificates(request: Request) -> CertificateStore:
+    store: CertificateStore = request.app.state.certificates
+    return store
+
+
+@router.get("/system/certificate", tags=["system"], summary="Show the API's TLS certificate")
+def show_certificate(request: Request) -> CertificateInfo:
+    return _certificates(request).show()
+
+
+# async: the live SSL context is re-loaded on the event loop, where handshakes happen; the
+# checks and the writing run in a worker thread
+
+
+@router.put(
+    "/system/certificate",
+    tags=["system"],
+    summary="Replace the API's TLS certificate",
+    description="Takes effect for new connections at once. The certificate must match the key "
+    "and must not have expired.",
+)
+async def set_certificate(upload: CertificateUpload, request: Request) -> CertificateInfo:
+    store = _certificates(request)
+    info = await to_thread.run_sync(store.replace, upload)
+    store.reload()
+    return info
+
+
+@router.post(
+    "/system/certificate/generate",
+    tags=["system"],
+    summary="Replace the API's TLS certificate by a new self-signed one",
+    description="Clients that pinned the old certificate will refuse the new one until "
+    "they pin it again.",
+)
+async def generate_certificate(request: Request) -> CertificateInfo:
+    store = _certificates(request)
+    info = await to_thread.run_sync(store.regenerate)
+    store.reload()
+    return info
 
 
 @router.get("/jobs", tags=["jobs"], summary="List jobs, newest first")
