@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,7 +10,7 @@ import typer
 
 from speicher.cli.client import CliError
 from speicher.cli.context import client
-from speicher.cli.output import details, print_json
+from speicher.cli.output import print_json
 from speicher.cli.storage import JsonOpt
 
 system_app = typer.Typer(help="The daemon itself.", no_args_is_help=True)
@@ -23,16 +24,17 @@ def _show(info: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(info)
         return
-    details(
-        [
-            ("subject", info["subject"]),
-            ("issuer", "self-signed" if info["self_signed"] else info["issuer"]),
-            ("names", ", ".join(info["sans"]) or "-"),
-            ("valid from", info["not_before"]),
-            ("valid until", info["not_after"]),
-            ("SHA-256", info["sha256"]),
-        ]
-    )
+    pairs = [
+        ("subject", info["subject"]),
+        ("issuer", "self-signed" if info["self_signed"] else info["issuer"]),
+        ("names", ", ".join(info["sans"]) or "-"),
+        ("valid from", info["not_before"]),
+        ("valid until", info["not_after"]),
+        ("SHA-256", info["sha256"]),
+    ]
+    # plain lines, never wrapped: admins compare and copy the fingerprint
+    for key, value in pairs:
+        sys.stdout.write(f"{key.ljust(11)}  {value}\n")
 
 
 def _read(path: Path, what: str) -> str:

@@ -159,7 +159,8 @@ def context_for(
     raise CliError(
         f"the certificate of {name} has changed (SHA-256 {seen}, pinned {pin}) and no CA "
         f"vouches for it; if it was replaced on purpose (check 'speicher system certificate "
-        f"show' on the server), delete the line '{name}' from {store.path} or use --ca FILE"
+        f"show' on the server), delete the line '{name}' from {store.path} or use --ca FILE",
+        2,
     )
 
 
