@@ -200,3 +200,24 @@ def test_no_credential_reaches_a_server_that_does_not_match_the_pin(
     finally:
         impostor.close()
     assert impostor.received == b""  # handshakes only: no request, no token
+
+
+def test_a_non_root_user_is_told_to_use_a_url_and_a_token(daemon: Daemon) -> None:
+    from fsaccess import as_user
+    from speicher_testing import speicher_executable
+
+    created = daemon.api.post("/users", json={"name": "nonroot", "password": "nonroot-pass-1"})
+    assert created.status_code == 201, created.text
+    r = as_user(
+        daemon.unix_name("nonroot"),
+        "env",
+        f"SPEICHER_STATE_DIR={daemon.state_dir}",
+        speicher_executable(),
+        "pool",
+        "list",
+    )
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == (
+        f"error: only root may use {daemon.state_dir / 'speicher.sock'}: run as root, or use "
+        "--url https://HOST:8443 with a token (--token-file or SPEICHER_TOKEN)\n"
+    )

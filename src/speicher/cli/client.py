@@ -83,14 +83,19 @@ class Client:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         if not self.target.url:
-            if not os.access(self.target.socket_path.parent, os.X_OK):
+            sock = self.target.socket_path
+            # the state directory is 0711, so others may see the socket but not connect (0600)
+            if not os.access(sock.parent, os.X_OK) or (
+                sock.exists() and not os.access(sock, os.R_OK | os.W_OK)
+            ):
                 raise CliError(
-                    f"cannot open {self.target.socket_path}: run as root, or give --url and --token"
+                    f"only root may use {sock}: run as root, or use --url https://HOST:8443 "
+                    "with a token (--token-file or SPEICHER_TOKEN)",
+                    2,
                 )
-            if not self.target.socket_path.exists():
+            if not sock.exists():
                 raise CliError(
-                    f"no Speicher daemon listens at {self.target.socket_path}; "
-                    "start it with 'speicher serve'"
+                    f"no Speicher daemon listens at {sock}; start it with 'speicher serve'"
                 )
         try:
             response = self._http.request(method, path, **kwargs)
