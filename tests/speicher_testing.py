@@ -43,7 +43,8 @@ class Daemon:
         self.base = base
         self.state_dir = base / "state"
         self.mount_root = base / "mnt"
-        self.port = free_port()
+        self.port = free_port()  # plain HTTP on localhost, what most tests talk to
+        self.https_port = free_port()
         self.smb_port = free_port()
         self.prefix = f"t{secrets.token_hex(2)}-"
         self.log_path = base / "daemon.log"
@@ -52,18 +53,35 @@ class Daemon:
             **os.environ,
             "SPEICHER_STATE_DIR": str(self.state_dir),
             "SPEICHER_MOUNT_ROOT": str(self.mount_root),
-            "SPEICHER_API_HOST": "127.0.0.1",
-            "SPEICHER_API_PORT": str(self.port),
+            "SPEICHER_HTTPS_HOST": "127.0.0.1",
+            "SPEICHER_HTTPS_PORT": str(self.https_port),
+            "SPEICHER_HTTP_HOST": "127.0.0.1",
+            "SPEICHER_HTTP_PORT": str(self.port),
+            # the CLI's pinned certificates (known_hosts) stay with this instance
+            "XDG_CONFIG_HOME": str(base / "config"),
             "SPEICHER_ACCOUNT_PREFIX": self.prefix,
             "SPEICHER_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "SPEICHER_MONITOR_INTERVAL": "2",
             "SPEICHER_SMB_PORT": str(self.smb_port),
         }
-        for name in ("SPEICHER_URL", "SPEICHER_TOKEN", "SPEICHER_USER", "SPEICHER_CONFIG"):
+        for name in (
+            "SPEICHER_URL",
+            "SPEICHER_TOKEN",
+            "SPEICHER_TOKEN_FILE",
+            "SPEICHER_CA",
+            "SPEICHER_USER",
+            "SPEICHER_PASSWORD",
+            "SPEICHER_CONFIG",
+        ):
             self.env.pop(name, None)
         self.url = f"http://127.0.0.1:{self.port}"
+        self.https_url = f"https://127.0.0.1:{self.https_port}"
+        # like the CLI, it says it is no browser (state changes need it or a JSON body)
         self.api = httpx.Client(
-            base_url=f"{self.url}/api/v1", auth=("admin", ADMIN_PASSWORD), timeout=120
+            base_url=f"{self.url}/api/v1",
+            auth=("admin", ADMIN_PASSWORD),
+            headers={"X-Speicher-Request": "1"},
+            timeout=120,
         )
 
     # -- process -------------------------------------------------------------------------------

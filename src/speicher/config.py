@@ -31,8 +31,20 @@ class Settings(BaseSettings):
     mount_root: Path = Field(
         Path("/srv/speicher"), description="Pools are mounted at <mount_root>/<pool>."
     )
-    api_host: str = Field("0.0.0.0", description="Address the REST API listens on.")  # noqa: S104
-    api_port: int = Field(8080, ge=0, le=65535, description="TCP port of the REST API.")
+    https_host: str = Field(
+        "0.0.0.0",  # noqa: S104
+        description="Address the REST API listens on over HTTPS (0.0.0.0: every IPv4 address, "
+        ":: every address).",
+    )
+    https_port: int = Field(8443, ge=1, le=65535, description="TCP port of the API over HTTPS.")
+    http_host: str = Field(
+        "127.0.0.1",
+        description="Address of the API over plain HTTP; only this machine unless the admin "
+        "chooses another address (passwords and tokens then cross the network unencrypted).",
+    )
+    http_port: int = Field(
+        8080, ge=0, le=65535, description="TCP port of the API over plain HTTP; 0 turns it off."
+    )
     smb_port: int = Field(
         445, ge=1, le=65535, description="Default TCP port of smbd (the API can change it)."
     )
@@ -71,6 +83,11 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def tls_dir(self) -> Path:
+        """The API's certificate and key (the key is root-only)."""
+        return self.state_dir / "tls"
+
+    @property
     def socket_path(self) -> Path:
         """The daemon's local Unix socket; only root may connect."""
         return self.state_dir / "speicher.sock"
@@ -94,6 +111,19 @@ class Settings(BaseSettings):
         return f"{self.account_prefix}speicher"
 
 
+RENAMED = {
+    "api_host": "https_host (HTTPS) or http_host (plain HTTP)",
+    "api_port": "https_port (HTTPS) or http_port (plain HTTP)",
+}
+
+
+def _refuse_renamed(values: dict[str, Any]) -> None:
+    """An old file must not silently fall back to defaults for the API's address."""
+    old = [Problem(name, f"was renamed: use {RENAMED[name]}") for name in values if name in RENAMED]
+    if old:
+        raise InvalidInput(old)
+
+
 def load_settings(config_file: Path | str | None = None) -> Settings:
     """Load settings from an optional TOML file (or ``$SPEICHER_CONFIG``) and the environment."""
     path = config_file or os.environ.get(CONFIG_ENV) or None
@@ -113,6 +143,7 @@ def load_settings(config_file: Path | str | None = None) -> Settings:
         file_values = file_values.get("speicher", file_values)
         if not isinstance(file_values, dict):
             raise InvalidInput(field="config", reason=f"[speicher] in {path} must be a table")
+        _refuse_renamed(file_values)
     env_names = {name for name in Settings.model_fields if f"SPEICHER_{name.upper()}" in os.environ}
     values = {k: v for k, v in file_values.items() if k not in env_names}
     try:

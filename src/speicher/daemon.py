@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import shutil
 import signal
 import socket
-import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -22,8 +22,9 @@ from speicher.config import Settings
 from speicher.errors import SpeicherError
 from speicher.protection.restore import recover_rollbacks
 from speicher.services import Services
-from speicher.system import accounts
+from speicher.system import accounts, ip
 from speicher.system.run import CommandError
+from speicher.tls import CertificateInfo, CertificateStore
 
 log = logging.getLogger("speicher.daemon")
 
@@ -106,7 +107,13 @@ def _tcp_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    if family == socket.AF_INET6 and host == "::":
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # "::" means IPv4 too
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SpeicherError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(512)
     sock.set_inheritable(True)
     return sock
@@ -141,6 +148,93 @@ def _mounts_below(path: Path) -> list[str]:
     return []
 
 
+def _listen(settings: Settings) -> tuple[socket.socket, socket.socket | None]:
+    """Bind the HTTPS port and, unless it is off, the plain HTTP port (before reconciling,
+    so a port in use stops the start before anything is touched)."""
+    https = _tcp_socket(settings.https_host, settings.https_port)
+    if not settings.http_port:
+        return https, None
+    try:
+        return https, _tcp_socket(settings.http_host, settings.http_port)
+    except SpeicherError:
+        https.close()
+        raise
+
+
+def _url(scheme: str, host: str, port: int) -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def listening_addresses(host: str, addresses: list[str]) -> list[str]:
+    """The addresses a socket bound to ``host`` answers on: for a wildcard the host's own
+    (those other machines can reach; loopback only if there are none)."""
+    if host not in ("0.0.0.0", "::"):  # noqa: S104
+        return [host]
+    own = [a for a in addresses if host == "::" or ":" not in a]
+    remote = [a for a in own if not ipaddress.ip_address(a).is_loopback]
+    return remote or [a for a in own if ipaddress.ip_address(a).is_loopback] or ["127.0.0.1"]
+
+
+def banner(
+    settings: Settings,
+    https_port: int,
+    http_port: int | None,
+    addresses: list[str],
+    certificate: CertificateInfo,
+    password: str | None,
+) -> str:
+    https_urls = [
+        _url("https", a, https_port) for a in listening_addresses(settings.https_host, addresses)
+    ]
+    lines = [f"Speicher {__version__} is running."]
+    lines += [f"  REST API:  {url}/api/v1  (docs: {url}/api/docs)" for url in https_urls]
+    kind = "self-signed" if certificate.self_signed else certificate.issuer
+    lines.append(f"  TLS:       SHA-256 {certificate.sha256} ({kind})")
+    if http_port:
+        where = listening_addresses(settings.http_host, addresses)
+        local = all(ipaddress.ip_address(a).is_loopback for a in where)
+        for address in where:
+            note = "plain HTTP, this machine only" if local else "plain HTTP, unencrypted"
+            lines.append(f"  REST API:  {_url('http', address, http_port)}/api/v1  ({note})")
+    lines.append(f"  CLI:       speicher ... (as root, over {settings.socket_path})")
+    if password:
+        lines += [
+            "",
+            "  First start: created the user 'admin' with the password",
+            f"      {password}",
+            "  It is shown only this once.",
+        ]
+    return "\n".join(lines)
+
+
+class _Server(uvicorn.Server):
+    """One of the daemon's servers; :func:`_serve_all` handles the signals for all of them."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def _serve_all(servers: list[tuple[_Server, list[socket.socket]]]) -> None:
+    """Run the servers in one event loop until SIGTERM or SIGINT (a second SIGINT cuts
+    their graceful shutdown short), or until one of them ends."""
+    loop = asyncio.get_running_loop()
+
+    def stop(sig: signal.Signals) -> None:
+        for server, _ in servers:
+            if server.should_exit and sig == signal.SIGINT:
+                server.force_exit = True
+            server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig)
+    tasks = [asyncio.create_task(server.serve(sockets=socks)) for server, socks in servers]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for server, _ in servers:
+        server.should_exit = True
+    await asyncio.gather(*tasks)
+
+
 def serve(settings: Settings) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
     logging.basicConfig(
@@ -150,41 +244,43 @@ def serve(settings: Settings) -> None:
     with undone_if_first_start_fails(settings):
         services = prepare(settings)
         try:
-            tcp = _tcp_socket(settings.api_host, settings.api_port)
-        except OSError as exc:
+            https_sock, http_sock = _listen(settings)
+        except BaseException:
             services.db.close()
-            raise SpeicherError(
-                f"cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror}"
-            ) from None
+            raise
+        certificates = CertificateStore(settings.tls_dir, services.events)
+        certificates.ensure()
+        ssl_context = certificates.context()
         reconcile(services)
         password = services.users.ensure_admin()
     services.events.record("info", "daemon.start", "speicher", f"Speicher {__version__} started")
-    host = "localhost" if settings.api_host in ("0.0.0.0", "::") else settings.api_host  # noqa: S104
-    port = tcp.getsockname()[1]
-    banner = [
-        f"Speicher {__version__} is running.",
-        f"  REST API:  http://{host}:{port}/api/v1  (docs: http://{host}:{port}/api/docs)",
-        f"  CLI:       speicher ... (as root, over {settings.socket_path})",
-    ]
-    if password:
-        banner += [
-            "",
-            "  First start: created the user 'admin' with the password",
-            f"      {password}",
-            "  It is shown only this once.",
-        ]
-    print("\n".join(banner), flush=True)
+    text = banner(
+        settings,
+        https_sock.getsockname()[1],
+        http_sock.getsockname()[1] if http_sock else None,
+        ip.addresses(),
+        certificates.show(),
+        password,
+    )
+    print(text, flush=True)
     unix = _unix_socket(settings.socket_path)
     services.smb.start()
     monitor = Monitor(services)
     monitor.start()
-    app = create_app(services)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    # uvicorn re-raises the signal after a graceful shutdown; make SIGTERM end us cleanly too
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    app = create_app(services, certificates)
+    https = _Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ssl_context_factory=lambda _config, _default: ssl_context,
+        )
+    )
+    http = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    plain = [unix, http_sock] if http_sock else [unix]
     try:
-        asyncio.run(server.serve(sockets=[tcp, unix]))
+        asyncio.run(_serve_all([(https, [https_sock]), (http, plain)]))
     finally:
         # a second SIGTERM (an impatient service manager) must not cut the orderly stop short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -14,9 +14,9 @@ request (a migration, a restored database).
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, field_validator
+from pydantic import BaseModel, BeforeValidator, ValidationInfo, field_validator
 
 # Cc: C0 and C1 controls and DEL; Zl/Zp: U+2028 and U+2029, which some parsers take as line
 # ends; Cs: a lone surrogate, which is not text at all and cannot be written as UTF-8.
@@ -53,12 +53,21 @@ def _check(value: Any) -> None:
 
 
 class Request(BaseModel):
-    """Base of every model the API accepts: strings hold no control characters."""
+    """Base of every model the API accepts: strings hold no control characters.
+
+    A model may name fields in ``multiline`` that are documents of several lines by nature (a
+    PEM certificate); there line ends are allowed, every other control character is not, and
+    the field's own parser is its renderer's check."""
+
+    multiline: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_control_characters(cls, value: Any) -> Any:
-        _check(value)
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name in cls.multiline and isinstance(value, str):
+            _check(value.replace("\r\n", "").replace("\n", ""))
+        else:
+            _check(value)
         return value
 
 

@@ -49,7 +49,7 @@ def test_ordinary_users_are_told_to_use_root_or_a_token(daemon: Daemon) -> None:
         timeout=60,
     )
     assert result.returncode != 0
-    assert "run as root, or use --url with a token" in result.stderr, result.stderr
+    assert "run as root, or use --url https://HOST:8443 with a token" in result.stderr
 
 
 def test_confirmations_say_what_is_lost(daemon: Daemon) -> None:

@@ -22,8 +22,10 @@ def test_serve_and_cli_read_the_config_file(tmp_path_factory: pytest.TempPathFac
         "[speicher]\n"
         f'state_dir = "{daemon.state_dir}"\n'
         f'mount_root = "{daemon.mount_root}"\n'
-        'api_host = "127.0.0.1"\n'
-        f"api_port = {daemon.port}\n"
+        'https_host = "127.0.0.1"\n'
+        f"https_port = {daemon.https_port}\n"
+        'http_host = "127.0.0.1"\n'
+        f"http_port = {daemon.port}\n"
         f'account_prefix = "{daemon.prefix}"\n'
         f'admin_password = "{ADMIN_PASSWORD}"\n'
     )

@@ -2,9 +2,10 @@
 
 Blocks fenced as ``sh`` are run with bash (``-euo pipefail``), one after another, with the
 ``speicher`` command of this checkout talking to a test daemon over its socket. A block
-preceded by ``<!-- not run by tests/test_readme.py: WHY -->`` is skipped (the install commands
+preceded by ``<!-- not run by tests/docs/test_readme.py: WHY -->`` is skipped (the install commands
 themselves, a mail server that is not there). The only change made to the text is the
-daemon's address: the README's ``localhost:8080`` is the test daemon's port.
+daemon's address and state: the README's ports 8080 and 8443 are the test daemon's, and its
+``/var/lib/speicher`` is the test daemon's state directory; ``HOME`` is a fresh folder.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def blocks() -> list[tuple[int, str]]:
     text = README.read_text()
     found = []
     for match in BLOCK.finditer(text):
-        if "not run by tests/test_readme.py" in match.group("before"):
+        if "not run by tests/docs/test_readme.py" in match.group("before"):
             continue
         found.append((text[: match.start("code")].count("\n") + 1, match.group("code")))
     return found
@@ -42,9 +43,14 @@ def test_every_example_runs_as_written(fresh_daemon: Daemon, tmp_path: Path) -> 
     env = {
         **fresh_daemon.env,
         "PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": str(tmp_path),
     }
     for line, code in blocks():
-        script = code.replace("localhost:8080", f"127.0.0.1:{fresh_daemon.port}")
+        script = (
+            code.replace("localhost:8080", f"127.0.0.1:{fresh_daemon.port}")
+            .replace("localhost:8443", f"127.0.0.1:{fresh_daemon.https_port}")
+            .replace("/var/lib/speicher", str(fresh_daemon.state_dir))
+        )
         result = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script],
             env=env,

@@ -28,7 +28,9 @@ def test_defaults_without_file_or_environment() -> None:
     settings = load_settings()
     assert settings.state_dir == Path("/var/lib/speicher")
     assert settings.mount_root == Path("/srv/speicher")
-    assert settings.api_port == 8080
+    assert (settings.https_host, settings.https_port) == ("0.0.0.0", 8443)  # noqa: S104
+    assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8080)  # this machine only
+    assert settings.tls_dir == Path("/var/lib/speicher/tls")
     assert settings.uid_base == 20000
     assert settings.account_prefix == ""
     assert settings.db_url == "sqlite:////var/lib/speicher/speicher.db"
@@ -40,12 +42,12 @@ def test_defaults_without_file_or_environment() -> None:
 def test_values_from_a_speicher_table(tmp_path: Path) -> None:
     config = write(
         tmp_path / "speicher.toml",
-        '[speicher]\nstate_dir = "/tmp/sp/state"\napi_port = 9000\naccount_prefix = "t1"\n'
+        '[speicher]\nstate_dir = "/tmp/sp/state"\nhttps_port = 9000\naccount_prefix = "t1"\n'
         "monitor_interval = 0.5\n",
     )
     settings = load_settings(config)
     assert settings.state_dir == Path("/tmp/sp/state")
-    assert settings.api_port == 9000
+    assert settings.https_port == 9000
     assert settings.monitor_interval == 0.5
     assert settings.primary_group == "t1speicher"
     assert settings.socket_path == Path("/tmp/sp/state/speicher.sock")
@@ -60,27 +62,27 @@ def test_values_from_a_flat_file(tmp_path: Path) -> None:
 
 
 def test_file_named_by_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = write(tmp_path / "env.toml", "[speicher]\napi_port = 9001\n")
+    config = write(tmp_path / "env.toml", "[speicher]\nhttps_port = 9001\n")
     monkeypatch.setenv("SPEICHER_CONFIG", str(config))
-    assert load_settings().api_port == 9001
+    assert load_settings().https_port == 9001
 
 
 def test_an_explicit_file_wins_over_the_environment_s_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SPEICHER_CONFIG", str(write(tmp_path / "a.toml", "api_port = 1111\n")))
-    assert load_settings(write(tmp_path / "b.toml", "api_port = 2222\n")).api_port == 2222
+    monkeypatch.setenv("SPEICHER_CONFIG", str(write(tmp_path / "a.toml", "https_port = 1111\n")))
+    assert load_settings(write(tmp_path / "b.toml", "https_port = 2222\n")).https_port == 2222
 
 
 def test_environment_wins_over_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = write(
         tmp_path / "speicher.toml",
-        '[speicher]\nstate_dir = "/tmp/sp/file"\napi_port = 9000\nlog_level = "DEBUG"\n',
+        '[speicher]\nstate_dir = "/tmp/sp/file"\nhttps_port = 9000\nlog_level = "DEBUG"\n',
     )
-    monkeypatch.setenv("SPEICHER_API_PORT", "9100")
+    monkeypatch.setenv("SPEICHER_HTTPS_PORT", "9100")
     monkeypatch.setenv("SPEICHER_STATE_DIR", "/tmp/sp/env")
     settings = load_settings(config)
-    assert settings.api_port == 9100
+    assert settings.https_port == 9100
     assert settings.state_dir == Path("/tmp/sp/env")
     assert settings.log_level == "DEBUG"  # not overridden: from the file
 
@@ -102,7 +104,7 @@ def test_a_missing_file(tmp_path: Path) -> None:
 
 
 def test_a_file_that_is_not_toml(tmp_path: Path) -> None:
-    path = write(tmp_path / "bad.toml", "[speicher\napi_port = \n")
+    path = write(tmp_path / "bad.toml", "[speicher\nhttps_port = \n")
     with pytest.raises(InvalidInput) as info:
         load_settings(path)
     (problem,) = info.value.problems
@@ -137,20 +139,34 @@ def test_a_relative_path_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 def test_every_problem_of_a_file_is_reported(tmp_path: Path) -> None:
     path = write(
         tmp_path / "many.toml",
-        'api_port = "eighty"\nuid_base = 5\naccount_prefix = "Way-Too-Long"\nbogus = 1\n',
+        'https_port = "eighty"\nuid_base = 5\naccount_prefix = "Way-Too-Long"\nbogus = 1\n',
     )
     with pytest.raises(InvalidInput) as info:
         load_settings(path)
     fields = sorted(p.field for p in info.value.problems)
-    assert fields == ["account_prefix", "api_port", "bogus", "uid_base"]
+    assert fields == ["account_prefix", "bogus", "https_port", "uid_base"]
     assert info.value.status == 422
+
+
+def test_the_old_api_settings_are_refused_with_their_new_names(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput) as info:
+        load_settings(write(tmp_path / "old.toml", 'api_host = "0.0.0.0"\napi_port = 8080\n'))
+    assert [p.field for p in info.value.problems] == ["api_host", "api_port"]
+    assert "https_port (HTTPS) or http_port (plain HTTP)" in info.value.message
+
+
+def test_plain_http_can_be_turned_off_but_https_cannot(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path / "off.toml", "http_port = 0\n")).http_port == 0
+    with pytest.raises(InvalidInput) as info:
+        load_settings(write(tmp_path / "nossl.toml", "https_port = 0\n"))
+    assert [p.field for p in info.value.problems] == ["https_port"]
 
 
 @pytest.mark.parametrize("port", [-1, 65536])
 def test_port_out_of_range(tmp_path: Path, port: int) -> None:
     with pytest.raises(InvalidInput) as info:
-        load_settings(write(tmp_path / "port.toml", f"api_port = {port}\n"))
-    assert [p.field for p in info.value.problems] == ["api_port"]
+        load_settings(write(tmp_path / "port.toml", f"https_port = {port}\n"))
+    assert [p.field for p in info.value.problems] == ["https_port"]
 
 
 def test_a_bad_environment_value_is_reported_by_field(monkeypatch: pytest.MonkeyPatch) -> None:

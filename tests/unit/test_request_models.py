@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import types
 import typing
+from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import pytest
@@ -107,6 +108,10 @@ def test_models_are_found() -> None:
 def test_control_characters_are_refused(
     model: type[Request], loc: tuple[str, ...], annotation: Any, text: str
 ) -> None:
+    if loc[-1] in model.multiline and not validation.control_reason(
+        text.replace("\r\n", "").replace("\n", "")
+    ):
+        pytest.skip("line ends are allowed in a multi-line document (a PEM certificate)")
     data: dict[str, Any] = {}
     target = data
     for part in loc[:-1]:
@@ -129,7 +134,10 @@ def test_printable_text_passes() -> None:
 def test_every_body_the_api_accepts_is_a_request() -> None:
     from speicher.api.app import create_app
 
-    app = create_app(typing.cast(Any, types.SimpleNamespace()))
+    fake = types.SimpleNamespace(
+        settings=types.SimpleNamespace(tls_dir=Path("/nonexistent")), events=None
+    )
+    app = create_app(typing.cast(Any, fake))
     bodies = set()
     for path in app.openapi()["paths"].values():
         for operation in path.values():

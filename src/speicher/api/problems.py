@@ -33,7 +33,7 @@ class ProblemDocument(BaseModel):
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ProblemDocument} for code in (401, 403, 404, 409, 422, 500)
+    code: {"model": ProblemDocument} for code in (401, 403, 404, 409, 422, 429, 500)
 }
 
 
@@ -69,7 +69,9 @@ def error_response(exc: SpeicherError) -> JSONResponse:
     if isinstance(exc, OperationFailed):
         log.error("%s (%s)", exc.message, exc.detail)
     errors = [FieldProblem(field=p.field, reason=p.reason) for p in exc.problems]
-    headers = {"WWW-Authenticate": 'Basic realm="Speicher"'} if exc.status == 401 else None
+    # never Basic: a browser that saw a Basic challenge caches the password and sends it with
+    # every later request, also with requests a foreign page triggers
+    headers = {"WWW-Authenticate": 'Bearer realm="Speicher"'} if exc.status == 401 else None
     return problem(exc.status, exc.title, exc.message, errors, headers)
 
 

@@ -1,8 +1,14 @@
-"""Talking to the daemon: over the local Unix socket as root, or to a URL with a token."""
+"""Talking to the daemon: over the local Unix socket as root, or to a URL with a token.
+
+Over ``https://`` the server's certificate is checked before any credential is sent (see
+:mod:`speicher.cli.trust`). Every request carries ``X-Speicher-Request``, which the daemon
+requires of state changes that are not JSON, so that no web page can make them.
+"""
 
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,37 +34,64 @@ class Target:
     user: str | None
     password: str | None
     socket_path: Path
+    ca: Path | None = None
+    known_hosts: Path | None = None
 
 
 class Client:
     def __init__(self, target: Target, timeout: float = 600) -> None:
         self.target = target
-        headers = {"user-agent": "speicher-cli"}
+        self.timeout = timeout
+        self.where = target.url.rstrip("/") if target.url else str(target.socket_path)
+        self._client: httpx.Client | None = None
+
+    @property
+    def _http(self) -> httpx.Client:
+        """Made at the first request: for HTTPS that is when the certificate is checked."""
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def _connect(self) -> httpx.Client:
+        target = self.target
+        headers = {"user-agent": "speicher-cli", "x-speicher-request": "1"}
         auth: httpx.BasicAuth | None = None
-        if target.url:
-            base = target.url.rstrip("/")
-            transport = None
-            if target.token:
-                headers["authorization"] = f"Bearer {target.token}"
-            elif target.user:
-                auth = httpx.BasicAuth(target.user, target.password or "")
-            self.where = base
-        else:
-            base = "http://speicher"
+        verify: ssl.SSLContext | bool = True
+        if not target.url:
             transport = httpx.HTTPTransport(uds=str(target.socket_path))
-            self.where = str(target.socket_path)
-        self._http = httpx.Client(
-            base_url=base + API, headers=headers, auth=auth, transport=transport, timeout=timeout
+            return httpx.Client(
+                base_url="http://speicher" + API,
+                headers=headers,
+                transport=transport,
+                timeout=self.timeout,
+            )
+        base = target.url.rstrip("/")
+        scheme = base.split("://", 1)[0].lower() if "://" in base else ""
+        if scheme not in ("http", "https"):
+            raise CliError(f"--url must start with https:// or http://, not {base!r}", 2)
+        if scheme == "https":
+            from speicher.cli import trust
+
+            verify = trust.context_for(base, target.ca, target.known_hosts)
+        if target.token:
+            headers["authorization"] = f"Bearer {target.token}"
+        elif target.user:
+            auth = httpx.BasicAuth(target.user, target.password or "")
+        return httpx.Client(
+            base_url=base + API, headers=headers, auth=auth, verify=verify, timeout=self.timeout
         )
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         if not self.target.url:
             sock = self.target.socket_path
+            # the state directory is 0711, so others may see the socket but not connect (0600)
             if not os.access(sock.parent, os.X_OK) or (
                 sock.exists() and not os.access(sock, os.R_OK | os.W_OK)
             ):
                 raise CliError(
-                    f"permission denied for {sock}: run as root, or use --url with a token"
+                    f"only root may use {sock}: run as root, or use --url https://HOST:8443 "
+                    "with a token (--token-file or SPEICHER_TOKEN)",
+                    2,
                 )
             if not sock.exists():
                 raise CliError(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from speicher.cli.client import Client, Target
+from speicher.cli.client import Client, CliError, Target
 
 
 @dataclass
@@ -17,6 +17,8 @@ class State:
     user: str | None = None
     password: str | None = None
     config: Path | None = None
+    token_file: Path | None = None
+    ca: Path | None = None
     _client: Client | None = field(default=None, repr=False)
 
     def client(self) -> Client:
@@ -24,10 +26,26 @@ class State:
             from speicher.config import load_settings
 
             settings = load_settings(self.config)
+            token = self.token or (read_token(self.token_file) if self.token_file else None)
             self._client = Client(
-                Target(self.url, self.token, self.user, self.password, settings.socket_path)
+                Target(self.url, token, self.user, self.password, settings.socket_path, ca=self.ca)
             )
         return self._client
+
+
+def read_token(path: Path) -> str:
+    """A token from a file (first line), so it need not be on a command line that every
+    local user can read in ``ps``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read the token file {path}: {exc.strerror}", 2) from None
+    except UnicodeDecodeError:
+        raise CliError(f"the token file {path} is not text", 2) from None
+    lines = text.strip().splitlines()
+    if not lines or not lines[0].strip():
+        raise CliError(f"the token file {path} is empty", 2)
+    return lines[0].strip()
 
 
 def client(ctx: typer.Context) -> Client:

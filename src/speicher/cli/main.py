@@ -15,6 +15,7 @@ from speicher.cli import health as _health  # noqa: F401 - adds pool scrub, disk
 from speicher.cli import status as _status
 from speicher.cli.access import group_app, token_app, user_app
 from speicher.cli.alerts import alert_app
+from speicher.cli.certificate import system_app
 from speicher.cli.client import CliError
 from speicher.cli.context import State
 from speicher.cli.protection import policy_app, snapshot_app
@@ -25,7 +26,7 @@ from speicher.errors import SpeicherError
 
 app = typer.Typer(
     help="Speicher: an open-source NAS server. As root the CLI talks to the local daemon; "
-    "elsewhere give --url and --token.",
+    "elsewhere give --url https://HOST:8443 and a token (--token-file or SPEICHER_TOKEN).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -43,6 +44,7 @@ for sub, name in (
     (snapshot_app, "snapshot"),
     (policy_app, "policy"),
     (alert_app, "alert"),
+    (system_app, "system"),
 ):
     app.add_typer(sub, name=name)
 
@@ -60,11 +62,34 @@ def main_options(
         str | None,
         typer.Option(
             envvar="SPEICHER_URL",
-            help="The daemon's URL, e.g. http://nas:8080 (default: local socket).",
+            help="The daemon's URL, e.g. https://nas:8443 (default: local socket). A "
+            "self-signed certificate is pinned on first use (~/.config/speicher/known_hosts).",
         ),
     ] = None,
     token: Annotated[
-        str | None, typer.Option(envvar="SPEICHER_TOKEN", help="An admin API token for --url.")
+        str | None,
+        typer.Option(
+            envvar="SPEICHER_TOKEN",
+            help="An admin API token for --url (other local users can read a command line: "
+            "prefer SPEICHER_TOKEN or --token-file).",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            envvar="SPEICHER_TOKEN_FILE",
+            help="Read the API token from this file.",
+        ),
+    ] = None,
+    ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca",
+            envvar="SPEICHER_CA",
+            help="Accept only server certificates this CA certificate (PEM) signed, "
+            "e.g. a copy of the server's <state_dir>/tls/cert.pem.",
+        ),
     ] = None,
     user: Annotated[
         str | None,
@@ -84,7 +109,13 @@ def main_options(
     import os
 
     ctx.obj = State(
-        url=url, token=token, user=user, password=os.environ.get("SPEICHER_PASSWORD"), config=config
+        url=url,
+        token=token,
+        user=user,
+        password=os.environ.get("SPEICHER_PASSWORD"),
+        config=config,
+        token_file=token_file,
+        ca=ca,
     )
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from anyio import to_thread
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from speicher import __version__
@@ -12,6 +13,7 @@ from speicher.api.deps import ServicesDep
 from speicher.events import EventInfo
 from speicher.events.models import AlertConditionInfo
 from speicher.jobs import JobInfo
+from speicher.tls import CertificateInfo, CertificateStore, CertificateUpload
 
 router = APIRouter()
 
@@ -72,13 +74,60 @@ def system_status(services: ServicesDep) -> StatusInfo:
             ServiceStatus(
                 name="api",
                 running=True,
-                addresses=[f"http://{settings.api_host}:{settings.api_port}/api/v1"],
+                addresses=[f"https://{settings.https_host}:{settings.https_port}/api/v1"]
+                + (
+                    [f"http://{settings.http_host}:{settings.http_port}/api/v1"]
+                    if settings.http_port
+                    else []
+                ),
             ),
             ServiceStatus(name="smb", running=smb.running, addresses=[f"port {smb.port}"]),
         ],
         alerts=services.alerts.active(),
         running_jobs=services.jobs.list(50, "running"),
     )
+
+
+def _certificates(request: Request) -> CertificateStore:
+    store: CertificateStore = request.app.state.certificates
+    return store
+
+
+@router.get("/system/certificate", tags=["system"], summary="Show the API's TLS certificate")
+def show_certificate(request: Request) -> CertificateInfo:
+    return _certificates(request).show()
+
+
+# async: the live SSL context is re-loaded on the event loop, where handshakes happen; the
+# checks and the writing run in a worker thread
+
+
+@router.put(
+    "/system/certificate",
+    tags=["system"],
+    summary="Replace the API's TLS certificate",
+    description="Takes effect for new connections at once. The certificate must match the key "
+    "and must not have expired.",
+)
+async def set_certificate(upload: CertificateUpload, request: Request) -> CertificateInfo:
+    store = _certificates(request)
+    info = await to_thread.run_sync(store.replace, upload)
+    store.reload()
+    return info
+
+
+@router.post(
+    "/system/certificate/generate",
+    tags=["system"],
+    summary="Replace the API's TLS certificate by a new self-signed one",
+    description="Clients that pinned the old certificate will refuse the new one until "
+    "they pin it again.",
+)
+async def generate_certificate(request: Request) -> CertificateInfo:
+    store = _certificates(request)
+    info = await to_thread.run_sync(store.regenerate)
+    store.reload()
+    return info
 
 
 @router.get("/jobs", tags=["jobs"], summary="List jobs, newest first")
