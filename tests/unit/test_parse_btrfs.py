@@ -381,6 +381,13 @@ def test_usage_of_a_healthy_raid1() -> None:
         data_ratio=2.0,
         data_profile="raid1",
         metadata_profile="raid1",
+        free_statfs=951713792,
+        unallocated=1701314560,
+        devices=2,
+        metadata_ratio=2.0,
+        metadata_size=107347968,
+        metadata_used=163840,
+        global_reserve=5767168,
     )
 
 
@@ -402,6 +409,13 @@ def test_usage_of_a_single_disk_with_dup_metadata() -> None:
         data_ratio=1.0,
         data_profile="single",
         metadata_profile="dup",
+        free_statfs=945422336,
+        unallocated=941228032,
+        devices=1,
+        metadata_ratio=2.0,
+        metadata_size=53673984,
+        metadata_used=131072,
+        global_reserve=5767168,
     )
 
 

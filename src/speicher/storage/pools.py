@@ -5,7 +5,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -158,10 +157,7 @@ class PoolService:
         health = "unavailable"
         refs = [d.disk for d in pool.disks]
         if mounted:
-            st = os.statvfs(mnt)
-            size = st.f_blocks * st.f_frsize
-            free = st.f_bavail * st.f_frsize
-            used = size - st.f_bfree * st.f_frsize
+            size, used, free = btrfs.capacity(btrfs.usage(mnt))  # statvfs: 89 % when full
             disks, degraded = self._disk_states(pool, refs)
             health = "degraded" if degraded or self._failing(pool.name, refs) else "ok"
         else:

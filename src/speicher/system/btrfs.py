@@ -30,6 +30,10 @@ class FsDevice:
 
 @dataclass(frozen=True)
 class Usage:
+    """``btrfs filesystem usage -b``: raw figures (bytes over all disks) unless named
+    otherwise; ``free`` and ``free_statfs`` are what files can still take (after the profile's
+    copies), by btrfs's two estimates."""
+
     device_size: int
     device_missing: int
     used: int
@@ -37,6 +41,13 @@ class Usage:
     data_ratio: float
     data_profile: str
     metadata_profile: str
+    free_statfs: int | None = None  # "Free (statfs, df)"; None if btrfs-progs does not say
+    unallocated: int = 0
+    devices: int = 0
+    metadata_ratio: float = 0.0
+    metadata_size: int = 0  # logical bytes of the metadata chunks (one copy)
+    metadata_used: int = 0
+    global_reserve: int = 0
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,10 @@ def parse_usage(output: str) -> Usage:
 
     data = re.search(r"^Data,([\w]+):", output, re.MULTILINE)
     meta = re.search(r"^Metadata,([\w]+):", output, re.MULTILINE)
+    # during a profile conversion there is one line per profile
+    meta_chunks = re.findall(r"^Metadata,\w+: Size:(\d+), Used:(\d+)", output, re.MULTILINE)
+    unallocated = output.split("\nUnallocated:\n", 1)
+    statfs = re.search(r"^\s*Free \(statfs, df\):\s+(\d+)", output, re.MULTILINE)
     return Usage(
         device_size=int(number("Device size")),
         device_missing=int(number("Device missing")),
@@ -131,7 +146,52 @@ def parse_usage(output: str) -> Usage:
         data_ratio=float(number("Data ratio")),
         data_profile=data.group(1).lower() if data else "",
         metadata_profile=meta.group(1).lower() if meta else "",
+        free_statfs=int(statfs.group(1)) if statfs else None,
+        unallocated=int(number("Device unallocated")),
+        devices=len(re.findall(r"^\s+\S.*\s\d+$", unallocated[1], re.MULTILINE))
+        if len(unallocated) == 2
+        else 0,
+        metadata_ratio=float(number("Metadata ratio")),
+        metadata_size=sum(int(size) for size, _ in meta_chunks),
+        metadata_used=sum(int(used) for _, used in meta_chunks),
+        global_reserve=int(number("Global reserve")),
     )
+
+
+MIB = 1024 * 1024
+RESERVED_PER_DEVICE = MIB  # the first MiB of every device, never allocated, counted unallocated
+# what metadata needs beyond the global reserve to take another file: the kernel's statfs
+# guesses 4 MiB; a pool of tiny files gave ENOSPC with 3.8 MiB left, so twice that
+METADATA_SLACK = 8 * MIB
+
+
+def metadata_exhausted(usage: Usage) -> bool:
+    """Whether btrfs can take no more files because their metadata has no room: the metadata
+    chunks are full but for the global reserve, and no disk space is left for a new one.
+    (Many tiny files fill metadata first; data chunks may still look free.)"""
+    if usage.metadata_size <= 0:  # mixed block groups: data and metadata share chunks
+        return False
+    room = usage.metadata_size - usage.metadata_used
+    spare = usage.unallocated - RESERVED_PER_DEVICE * max(1, usage.devices)
+    can_grow = spare >= usage.metadata_ratio * METADATA_SLACK
+    return not can_grow and room < usage.global_reserve + METADATA_SLACK
+
+
+def capacity(usage: Usage) -> tuple[int, int, int]:
+    """(size, used, free) of a pool in bytes users can store: what its files take and what
+    they can still take, after the profile's copies. ``statvfs`` counts raw chunk space
+    instead, so a full raid1 or single pool said 89 % used; here a full pool says 100 %.
+
+    ``used`` is all space in use (data and metadata, every copy) divided by the data ratio:
+    metadata takes room data could have had. ``free`` is the smaller of btrfs's two estimates
+    (``Free (estimated)`` overrates disks of unequal sizes, ``statfs`` underrates empty ones),
+    and nothing once metadata is exhausted. ``size`` is their sum."""
+    ratio = usage.data_ratio if usage.data_ratio > 0 else 1.0
+    used = round(usage.used / ratio)
+    free = usage.free if usage.free_statfs is None else min(usage.free, usage.free_statfs)
+    if metadata_exhausted(usage):
+        free = 0
+    return used + free, used, free
 
 
 def usage(mountpoint: Path) -> Usage:
