@@ -38,7 +38,7 @@ def make_pool(daemon: Daemon, pool: str, profile: str, disks: list[str]) -> Path
 def percent_used(daemon: Daemon, pool: str) -> float:
     info: dict[str, Any] = daemon.api.get(f"/pools/{pool}").json()
     assert info["size"] == info["used"] + info["free"], info
-    return 100.0 * info["used"] / info["size"]
+    return float(100.0 * info["used"] / info["size"])
 
 
 def write(path: Path, size: int) -> bool:

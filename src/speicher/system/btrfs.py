@@ -473,42 +473,45 @@ def parse_logical_resolve(output: str) -> list[InodeRef]:
     ]
 
 
-def logical_resolve(logical: int, mountpoint: Path) -> list[str]:
-    """Paths of the files that use the block at ``logical``; empty for metadata, free space or
-    a file since deleted. (``logical-resolve`` of btrfs-progs 6.2 cannot name files inside
-    subvolumes, "could not be accessed: not mounted"; so inodes are resolved one by one.)"""
+def logical_refs(logical: int, mountpoint: Path) -> list[InodeRef]:
+    """The files (inodes per subvolume) that use the block at byte ``logical`` of the
+    filesystem's address space; empty for metadata, free space or a file since deleted."""
     result = run(
         ["btrfs", "inspect-internal", "logical-resolve", "-P", str(logical), str(mountpoint)],
         check=False,
     )
-    if result.returncode != 0:
+    return parse_logical_resolve(result.stdout) if result.returncode == 0 else []
+
+
+def subvolume_path(root: int, mountpoint: Path) -> Path | None:
+    """Where subvolume ``root`` is (the pool is mounted at its top level, subvolume 5)."""
+    if root == 5:
+        return mountpoint
+    found = run(
+        ["btrfs", "inspect-internal", "subvolid-resolve", str(root), str(mountpoint)], check=False
+    )
+    name = found.stdout.strip()
+    return mountpoint / name if found.returncode == 0 and name else None
+
+
+def inode_paths(inode: int, subvolume: Path) -> list[Path]:
+    """Every path (hard link) of inode ``inode`` of the subvolume at ``subvolume``.
+    (``logical-resolve`` of btrfs-progs 6.2 cannot name files inside subvolumes, "could not
+    be accessed: not mounted"; so callers resolve inodes themselves.)"""
+    found = run(
+        ["btrfs", "inspect-internal", "inode-resolve", str(inode), str(subvolume)], check=False
+    )
+    if found.returncode != 0:
         return []
-    paths: list[str] = []
-    subvolumes: dict[int, Path | None] = {5: mountpoint}  # 5: the top-level subvolume
-    for ref in parse_logical_resolve(result.stdout):
-        if ref.root not in subvolumes:
-            found = run(
-                [
-                    "btrfs",
-                    "inspect-internal",
-                    "subvolid-resolve",
-                    str(ref.root),
-                    str(mountpoint),
-                ],
-                check=False,
-            )
-            name = found.stdout.strip()
-            subvolumes[ref.root] = mountpoint / name if found.returncode == 0 and name else None
-        subvolume = subvolumes[ref.root]
-        if subvolume is None:
-            continue
-        found = run(
-            ["btrfs", "inspect-internal", "inode-resolve", str(ref.inode), str(subvolume)],
-            check=False,
-        )
-        if found.returncode == 0:
-            paths += [p for p in found.stdout.splitlines() if p.strip() and p not in paths]
-    return paths
+    return [Path(p) for p in dict.fromkeys(found.stdout.splitlines()) if p.strip()]
+
+
+STRIPE_LEN = 64 * 1024  # what a scrub reads and checks as one piece (BTRFS_STRIPE_LEN)
+
+
+def sector_size(mountpoint: Path) -> int:
+    """The filesystem's sector size: the unit of checksums (btrfs's statfs block size)."""
+    return os.statvfs(mountpoint).f_bsize
 
 
 # -- what scrubs tell the kernel log -------------------------------------------------------------
@@ -532,17 +535,21 @@ class ScrubErrorPath:
     root: int
     inode: int
     path: str
+    offset: int = 0  # in the file
 
 
 # kernel 6.x: "scrub: fixed up error at logical 137756672 on dev /dev/loop2 physical 116785152";
-# older kernels lack the "scrub: " prefix and the physical address
+# older kernels lack the "scrub: " prefix and the physical address. One line per bad sector,
+# rate-limited (10 in 5 s), and since 6.4 the address is the start of the 64 KiB scrub stripe
+# holding the sector, not the sector (so is the "checksum error ... (path: ...)" line's file)
 _FIXUP = re.compile(
     r"(?P<what>fixed up|unable to fixup \(regular\)) error at logical (?P<logical>\d+) "
     r"on dev (?P<dev>.+?)(?: physical \d+)?$"
 )
 _CSUM_PATH = re.compile(
     r"error at logical (?P<logical>\d+) on dev (?P<dev>.+?), physical \d+,? root (?P<root>\d+),? "
-    r"inode (?P<inode>\d+),? offset \d+,? length \d+,? links \d+ \(path: (?P<path>.*)\)$"
+    r"inode (?P<inode>\d+),? offset (?P<offset>\d+),? length \d+,? links \d+ "
+    r"\(path: (?P<path>.*)\)$"
 )
 
 
@@ -583,6 +590,7 @@ def parse_scrub_errors(
                     int(match.group("root")),
                     int(match.group("inode")),
                     match.group("path"),
+                    int(match.group("offset")),
                 )
             )
     return errors, paths
