@@ -1,9 +1,10 @@
 """What a pool holds, in bytes users can store, from ``btrfs filesystem usage -b`` recorded
 (btrfs-progs v6.2, kernel 6.18, loop devices) on pools that were empty and then filled until
 every write failed with ENOSPC: a one-disk pool (data single, metadata dup) with big files
-and with ~158,000 tiny files that fill the metadata first, a two-disk raid1 pool, and a raid1
-pool over disks of 512M, 1G and 2G. ``statvfs`` said 89.1 % (single) and 89.8 % (raid1) used
-for the full pools; a pool that takes no more data must say at least 99 %."""
+and with ~158,000 tiny files that fill the metadata first, a two-disk raid1 pool, a raid1
+pool over disks of 512M, 1G and 2G, and a raid1 pool that got a third disk. ``statvfs`` said
+89.1 % (single) and 89.8 % (raid1) used for the full pools; a pool that takes no more data
+must say at least 99 %."""
 
 from __future__ import annotations
 
@@ -228,6 +229,40 @@ Unallocated:
    /dev/loop1\t   1048576
 """
 
+# two 2G disks in raid1 with 20M of files, then a third 2G disk added
+RAID1_ADDED = """\
+Overall:
+    Device size:\t\t        6442450944
+    Device allocated:\t\t         983040000
+    Device unallocated:\t\t        5459410944
+    Device missing:\t\t                 0
+    Device slack:\t\t                 0
+    Used:\t\t\t          42303488
+    Free (estimated):\t\t        2923429888\t(min: 2923429888)
+    Free (statfs, df):\t\t        1848639488
+    Data ratio:\t\t\t              2.00
+    Metadata ratio:\t\t              2.00
+    Global reserve:\t\t           5767168\t(used: 0)
+    Multiple profiles:\t\t                no
+
+Data,RAID1: Size:214695936, Used:20971520 (9.77%)
+   /dev/loop12\t 214695936
+   /dev/loop13\t 214695936
+
+Metadata,RAID1: Size:268435456, Used:163840 (0.06%)
+   /dev/loop12\t 268435456
+   /dev/loop13\t 268435456
+
+System,RAID1: Size:8388608, Used:16384 (0.20%)
+   /dev/loop12\t   8388608
+   /dev/loop13\t   8388608
+
+Unallocated:
+   /dev/loop12\t1655963648
+   /dev/loop13\t1655963648
+   /dev/loop14\t2147483648
+"""
+
 
 def percent_used(output: str) -> float:
     size, used, free = btrfs.capacity(btrfs.parse_usage(output))
@@ -258,13 +293,34 @@ def test_size_is_what_files_can_take_after_the_copies() -> None:
     assert 0.85 * 1024**3 < single[0] < 1024**3
 
 
-def test_free_is_the_smaller_estimate() -> None:
+def test_free_counts_only_space_the_copies_can_pair() -> None:
     # disks of unequal size: "Free (estimated)" still sees 270M the full pool cannot use
-    usage = btrfs.parse_usage(RAID1_UNEQUAL_FULL)
-    assert (usage.free, usage.free_statfs) == (270598144, 65536)
-    assert btrfs.capacity(usage)[2] == 65536
-    # older btrfs-progs without the statfs line: the estimate alone
-    assert btrfs.capacity(dataclasses.replace(usage, free_statfs=None))[2] == 270598144
+    full = btrfs.parse_usage(RAID1_UNEQUAL_FULL)
+    assert full.free == 270598144
+    assert full.unallocated_per_device == (1048576, 1048576, 538968064)
+    assert btrfs.free_for_data(full) == full.data_size - full.data_used == 65536
+    # empty, the same pool: the size is what it took when filled (1.33G), not statfs's 0.8G
+    empty = btrfs.capacity(btrfs.parse_usage(RAID1_UNEQUAL_EMPTY))[0]
+    full_size = btrfs.capacity(full)[0]
+    assert abs(empty - full_size) < 0.01 * full_size
+    # a third disk added: statfs says 1.8G free, the disks hold 2.9G of files
+    added = btrfs.parse_usage(RAID1_ADDED)
+    assert added.free_statfs == 1848639488
+    assert 2.9 * 1000**3 < btrfs.free_for_data(added) <= added.free == 2923429888
+    # a profile this does not know: btrfs's estimate
+    odd = dataclasses.replace(added, data_profile="raid5")
+    assert btrfs.free_for_data(odd) == added.free
+
+
+def test_pairing_copies_over_disks() -> None:
+    assert btrfs.pairable([10, 10], 2) == 10
+    assert btrfs.pairable([100, 10, 10], 2) == 20  # the big disk has no partner for the rest
+    assert btrfs.pairable([5, 5, 5], 2) == 7  # 15 // 2
+    assert btrfs.pairable([30, 10, 10, 10], 3) == 15  # (30 - 15) cannot go anywhere
+    assert btrfs.pairable([10, 10], 3) == 0  # raid1c3 needs three disks
+    assert btrfs.pairable([7, -1, 3], 1) == 10
+    dup = dataclasses.replace(btrfs.parse_usage(SINGLE_EMPTY), data_profile="dup")
+    assert btrfs.free_for_data(dup) == (941228032 - 1048576) // 2 + 8388608
 
 
 def test_exhausted_metadata_leaves_no_room_for_files() -> None:

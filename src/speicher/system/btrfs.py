@@ -44,6 +44,9 @@ class Usage:
     free_statfs: int | None = None  # "Free (statfs, df)"; None if btrfs-progs does not say
     unallocated: int = 0
     devices: int = 0
+    unallocated_per_device: tuple[int, ...] = ()  # missing devices included
+    data_size: int = 0  # logical bytes of the data chunks (one copy)
+    data_used: int = 0
     metadata_ratio: float = 0.0
     metadata_size: int = 0  # logical bytes of the metadata chunks (one copy)
     metadata_used: int = 0
@@ -136,7 +139,15 @@ def parse_usage(output: str) -> Usage:
     meta = re.search(r"^Metadata,([\w]+):", output, re.MULTILINE)
     # during a profile conversion there is one line per profile
     meta_chunks = re.findall(r"^Metadata,\w+: Size:(\d+), Used:(\d+)", output, re.MULTILINE)
+    data_chunks = re.findall(
+        r"^Data(?:\+Metadata)?,\w+: Size:(\d+), Used:(\d+)", output, re.MULTILINE
+    )
     unallocated = output.split("\nUnallocated:\n", 1)
+    per_device = (
+        tuple(int(n) for n in re.findall(r"^\s+\S.*\s(\d+)$", unallocated[1], re.MULTILINE))
+        if len(unallocated) == 2
+        else ()
+    )
     statfs = re.search(r"^\s*Free \(statfs, df\):\s+(\d+)", output, re.MULTILINE)
     return Usage(
         device_size=int(number("Device size")),
@@ -148,9 +159,10 @@ def parse_usage(output: str) -> Usage:
         metadata_profile=meta.group(1).lower() if meta else "",
         free_statfs=int(statfs.group(1)) if statfs else None,
         unallocated=int(number("Device unallocated")),
-        devices=len(re.findall(r"^\s+\S.*\s\d+$", unallocated[1], re.MULTILINE))
-        if len(unallocated) == 2
-        else 0,
+        devices=len(per_device),
+        unallocated_per_device=per_device,
+        data_size=sum(int(size) for size, _ in data_chunks),
+        data_used=sum(int(used) for _, used in data_chunks),
         metadata_ratio=float(number("Metadata ratio")),
         metadata_size=sum(int(size) for size, _ in meta_chunks),
         metadata_used=sum(int(used) for _, used in meta_chunks),
@@ -177,20 +189,48 @@ def metadata_exhausted(usage: Usage) -> bool:
     return not can_grow and room < usage.global_reserve + METADATA_SLACK
 
 
+COPIES = {"single": 1, "raid0": 1, "raid1": 2, "raid10": 2, "raid1c3": 3, "raid1c4": 4}
+
+
+def pairable(free: list[int], copies: int) -> int:
+    """How many bytes of data fit in unallocated space ``free`` (per device) when each byte
+    needs ``copies`` copies on different devices: a big disk cannot pair with itself. The
+    bound for each j < copies: the space outside the j biggest disks, over copies - j."""
+    ranked = sorted((max(0, f) for f in free), reverse=True)
+    if copies <= 1:
+        return sum(ranked)
+    if len(ranked) < copies:
+        return 0
+    return min(sum(ranked[j:]) // (copies - j) for j in range(copies))
+
+
+def free_for_data(usage: Usage) -> int:
+    """What files can still take: room in the data chunks plus what the unallocated space
+    of the disks holds in the data profile. btrfs's "Free (estimated)" divides unallocated
+    space by the data ratio, which overrates disks of unequal sizes (a raid1 pool that took
+    no more data still showed 270M there); "Free (statfs, df)" underrates pools whose disk
+    was added (1.8G of 2.9G). Where the profile or the disks are unknown, the estimate."""
+    spare = [f - RESERVED_PER_DEVICE for f in usage.unallocated_per_device]
+    if usage.data_profile == "dup":  # both copies on one disk
+        unallocated = sum(max(0, f) for f in spare) // 2
+    elif usage.data_profile in COPIES and spare:
+        unallocated = pairable(spare, COPIES[usage.data_profile])
+    else:
+        return usage.free
+    return min(usage.free, max(0, usage.data_size - usage.data_used) + unallocated)
+
+
 def capacity(usage: Usage) -> tuple[int, int, int]:
     """(size, used, free) of a pool in bytes users can store: what its files take and what
     they can still take, after the profile's copies. ``statvfs`` counts raw chunk space
     instead, so a full raid1 or single pool said 89 % used; here a full pool says 100 %.
 
     ``used`` is all space in use (data and metadata, every copy) divided by the data ratio:
-    metadata takes room data could have had. ``free`` is the smaller of btrfs's two estimates
-    (``Free (estimated)`` overrates disks of unequal sizes, ``statfs`` underrates empty ones),
-    and nothing once metadata is exhausted. ``size`` is their sum."""
+    metadata takes room data could have had. ``free`` is :func:`free_for_data`, and nothing
+    once metadata is exhausted. ``size`` is their sum."""
     ratio = usage.data_ratio if usage.data_ratio > 0 else 1.0
     used = round(usage.used / ratio)
-    free = usage.free if usage.free_statfs is None else min(usage.free, usage.free_statfs)
-    if metadata_exhausted(usage):
-        free = 0
+    free = 0 if metadata_exhausted(usage) else free_for_data(usage)
     return used + free, used, free
 
 
