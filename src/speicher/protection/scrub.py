@@ -41,6 +41,7 @@ from speicher.system.run import CommandError
 log = logging.getLogger(__name__)
 
 MISSING = "<missing disk>"  # how btrfs names a device it cannot see
+NO_FILE = "(no file fails to read: the damage is in metadata or in data no file uses any more)"
 
 
 @dataclass(frozen=True)
@@ -437,7 +438,7 @@ class ScrubService:
     ) -> builtins.list[str]:
         if messages is None:
             log.warning("the kernel log cannot be read: reading every file of %s", mnt)
-            return unreadable_files(mnt) or ["(no file fails to read: metadata was damaged)"]
+            return unreadable_files(mnt) or [NO_FILE]
         errors, described = btrfs.parse_scrub_errors(messages, devices)
         logged = sum(1 for e in errors if not e.corrected)
         if logged < uncorrectable:  # one line per bad sector, but rate-limited
@@ -447,7 +448,7 @@ class ScrubService:
                 uncorrectable,
                 mnt,
             )
-            return unreadable_files(mnt) or ["(no file fails to read: metadata was damaged)"]
+            return unreadable_files(mnt) or [NO_FILE]
         sector = btrfs.sector_size(mnt)
         stripes: dict[int, Suspects] = {}
         for start in lost_stripes(errors):
