@@ -6,12 +6,17 @@ The damage is done the way a failing disk would: garbage written straight into a
 disk's backing file at the physical offset of one copy of the file's first block. That
 offset comes from btrfs's own tools: FIEMAP (``filefrag -v``) gives the block's btrfs
 *logical* address, and ``btrfs-map-logical -l LOGICAL DEVICE`` maps it to each copy's
-device and physical offset (a loop device's offset is the backing file's offset)."""
+device and physical offset (a loop device's offset is the backing file's offset).
+
+The kernel logs a bad block by the start of its 64 KiB scrub stripe, which lies in the file
+before when files do not start on stripe boundaries; so files here have unaligned sizes, and
+some of the damage sits in a file's first, partial stripe."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import random
 import re
 import subprocess
 import time
@@ -26,6 +31,7 @@ from speicher_testing import Daemon
 pytestmark = pytest.mark.system
 
 BLOCK = 4096
+STRIPE = 64 * 1024
 
 
 def sha256(path: Path) -> str:
@@ -51,18 +57,57 @@ def logical_address(path: Path) -> int:
     return int(first.group(1)) * blocksize
 
 
+def logical_at(path: Path, offset: int) -> int:
+    """btrfs's logical address of the block of ``path`` that holds byte ``offset``."""
+    out = subprocess.run(
+        ["filefrag", "-v", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    blocksize = int(re.search(r"blocks of (\d+) bytes", out).group(1))  # type: ignore[union-attr]
+    block = offset // blocksize
+    for m in re.finditer(
+        r"^\s*\d+:\s+(\d+)\.\.\s*(\d+):\s+(\d+)\.\.\s*\d+:\s+\d+:(.*)$", out, re.M
+    ):
+        first, last, physical = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        if first <= block <= last:
+            assert "inline" not in m.group(4) and "encoded" not in m.group(4), out
+            return (physical + block - first) * blocksize
+    raise AssertionError(f"no block {block} in {out}")
+
+
+def damage(path: Path, offset: int, disk: dict[str, Any]) -> int:
+    """Rot the block of ``path`` holding byte ``offset`` on a one-disk pool; return its
+    logical address."""
+    logical = logical_at(path, offset)
+    where = copies(logical, disk["device"])
+    assert list(where) == [disk["device"]], where
+    rot(disk["backing_file"], where[disk["device"]])
+    return logical
+
+
+def write_files(folder: Path, sizes: list[int]) -> list[Path]:
+    folder.mkdir()
+    files = []
+    for i, size in enumerate(sizes):
+        files.append(folder / f"file {i:03d}.bin")
+        files[-1].write_bytes(os.urandom(size))
+    os.sync()  # on disk, with their final addresses (but still cached: no drop_caches)
+    return files
+
+
 def copies(logical: int, device: str) -> dict[str, int]:
     """Each copy of the block at ``logical``: {device: physical offset}."""
     out = subprocess.run(
-        ["btrfs-map-logical", "-l", str(logical), device],
+        # one block: by default it maps a node's worth (16 KiB), a line per 4 KiB extent piece,
+        # and a later line would be another file's block
+        ["btrfs-map-logical", "-l", str(logical), "-b", str(BLOCK), device],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    found = {
-        m.group(2): int(m.group(1))
-        for m in re.finditer(r"^mirror \d+ logical \d+ physical (\d+) device (\S+)$", out, re.M)
-    }
+    found: dict[str, int] = {}
+    for m in re.finditer(r"^mirror \d+ logical (\d+) physical (\d+) device (\S+)$", out, re.M):
+        if int(m.group(1)) == logical:
+            found.setdefault(m.group(3), int(m.group(2)))
     assert found, out
     return found
 
@@ -236,7 +281,7 @@ def test_progress_one_scrub_at_a_time_and_the_schedule(daemon: Daemon, tank: Pat
             time.sleep(0.2)
             job = daemon.api.get(f"/jobs/{job['id']}").json()
         assert job["state"] == "succeeded", job
-        assert any(0 < p < 100 for p in seen), seen
+        assert any(0 < p < 100 for p in seen), (seen, job)
         assert "no errors" in job["message"]
     finally:
         for limit in limits:
@@ -263,3 +308,75 @@ def test_progress_one_scrub_at_a_time_and_the_schedule(daemon: Daemon, tank: Pat
     assert '"schedule": ""' in off
     assert daemon.api.get("/pools/nope/scrubs").status_code == 404
     assert daemon.api.post("/pools/nope/scrub").status_code == 404
+
+
+def damaged_names(daemon: Daemon, pool: str) -> tuple[dict[str, Any], str]:
+    latest = scrub(daemon, pool)
+    events = daemon.api.get("/events", params={"kind": "scrub.uncorrectable"}).json()
+    mine = [e for e in events if e["subject"] == pool]
+    assert mine and mine[0]["level"] == "error", events
+    return latest, mine[0]["message"]
+
+
+def assert_named_exactly(
+    latest: dict[str, Any], message: str, damaged: list[Path], files: list[Path]
+) -> None:
+    assert sorted(latest["uncorrectable_files"]) == sorted(str(f) for f in damaged), latest
+    for f in files:  # the message shows ten names
+        if f not in damaged:
+            assert str(f) not in message, (f, message)
+        elif len(damaged) <= 10:
+            assert str(f) in message, (f, message)
+    drop_caches()
+    for f in files:  # the named ones are the ones that fail to read, and only they
+        if f in damaged:
+            with pytest.raises(OSError):
+                f.read_bytes()
+        else:
+            f.read_bytes()
+
+
+def test_unaligned_files_the_damaged_ones_are_named(daemon: Daemon) -> None:
+    """Six files of 300 KiB, the third and fourth damaged at their start: their first stripe
+    begins in the file before, which the kernel names (and the scrub used to)."""
+    share = make_pool(daemon, "six", "single", ["x1"], "reports")
+    files = write_files(share / "q3", [300 * 1024] * 6)
+    disk = disks(daemon)["x1"]
+    damaged = files[2:4]
+    starts = [damage(f, 0, disk) for f in damaged]
+    # the case that went wrong: a damaged block whose stripe starts in the file before
+    assert any(s % STRIPE for s in starts), starts
+    latest, message = damaged_names(daemon, "six")
+    assert latest["errors_uncorrectable"] == 2
+    assert_named_exactly(latest, message, damaged, files)
+
+
+def test_many_small_files_of_unaligned_sizes(daemon: Daemon) -> None:
+    rnd = random.Random(7)  # noqa: S311 (sizes, not secrets)
+    share = make_pool(daemon, "heap", "single", ["h1"], "heap")
+    files = write_files(share / "many", [rnd.randint(4097, 90_000) for _ in range(300)])
+    disk = disks(daemon)["h1"]
+    damaged = rnd.sample(files, 4)
+    for f in damaged:  # anywhere in the file, one block
+        damage(f, rnd.randrange(f.stat().st_size), disk)
+    latest, message = damaged_names(daemon, "heap")
+    assert latest["errors_uncorrectable"] == 4
+    assert_named_exactly(latest, message, damaged, files)
+
+
+def test_more_damage_than_the_kernel_logs_reads_every_file(daemon: Daemon) -> None:
+    """The kernel logs at most 10 bad blocks in 5 s; with more, every file is read. The walk
+    follows no symlink."""
+    share = make_pool(daemon, "wide", "single", ["w1"], "wide")
+    files = write_files(share / "lots", [5000 + 7919 * i for i in range(40)])
+    disk = disks(daemon)["w1"]
+    damaged = files[3:40:3]  # 13 files
+    for f in damaged:
+        damage(f, f.stat().st_size // 2, disk)
+    # were they followed, the damaged files would be named a second time, by these names
+    (share / "folder link").symlink_to(share / "lots")
+    (share / "file link").symlink_to(damaged[0])
+    latest, message = damaged_names(daemon, "wide")
+    assert latest["errors_uncorrectable"] == 13
+    assert_named_exactly(latest, message, damaged, files)
+    assert "reading every file" in daemon.log()

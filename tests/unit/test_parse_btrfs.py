@@ -381,6 +381,16 @@ def test_usage_of_a_healthy_raid1() -> None:
         data_ratio=2.0,
         data_profile="raid1",
         metadata_profile="raid1",
+        free_statfs=951713792,
+        unallocated=1701314560,
+        devices=2,
+        unallocated_per_device=(850657280, 850657280),
+        data_size=107347968,
+        data_used=5242880,
+        metadata_ratio=2.0,
+        metadata_size=107347968,
+        metadata_used=163840,
+        global_reserve=5767168,
     )
 
 
@@ -402,6 +412,16 @@ def test_usage_of_a_single_disk_with_dup_metadata() -> None:
         data_ratio=1.0,
         data_profile="single",
         metadata_profile="dup",
+        free_statfs=945422336,
+        unallocated=941228032,
+        devices=1,
+        unallocated_per_device=(941228032,),
+        data_size=8388608,
+        data_used=3145728,
+        metadata_ratio=2.0,
+        metadata_size=53673984,
+        metadata_used=131072,
+        global_reserve=5767168,
     )
 
 
@@ -517,3 +537,12 @@ def test_balance_status_with_zero_chunks_is_zero_not_a_division_error() -> None:
         "Balance on '/mnt' is running\n0 out of about 0 chunks balanced (0 considered), 0% left\n"
     )
     assert btrfs.parse_balance_status(output) == 0.0
+
+
+def test_a_degraded_pool_keeps_its_size() -> None:
+    # the missing disk's space counts as it will again once it is back or replaced, so a
+    # degraded pool does not also raise a capacity alert
+    healthy = btrfs.capacity(btrfs.parse_usage(USAGE))
+    degraded = btrfs.capacity(btrfs.parse_usage(USAGE_DEGRADED))
+    assert abs(healthy[0] - degraded[0]) < 0.05 * healthy[0]
+    assert degraded[1] == healthy[1] == 10846208 // 2

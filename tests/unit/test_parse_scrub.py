@@ -330,3 +330,32 @@ def test_logical_resolve_names_inodes_of_each_subvolume() -> None:
         btrfs.InodeRef(inode=257, offset=0, root=256),
     ]
     assert btrfs.parse_logical_resolve("") == []
+
+
+# kernel 6.18, one-disk pool of six 300 KiB files from logical 13631488; blocks of the third
+# (inode 259, file offset 163840) and fourth file (inode 260, offset 40960) overwritten. Both
+# lines give the start of the 64 KiB stripe, and the second names the third file again
+KMSG_STRIPE_STARTS = [
+    "3,677,670499834,-;BTRFS error (device loop0): scrub: unable to fixup (regular) error at "
+    "logical 14352384 on dev /dev/loop0 physical 14352384\n",
+    "4,678,670502141,-;BTRFS warning (device loop0): scrub: checksum error at logical 14352384 "
+    "on dev /dev/loop0, physical 14352384 root 256 inode 259 offset 106496 length 4096 links 1 "
+    "(path: f2)\n",
+    "4,679,670502189,-;btrfs_dev_stat_inc_and_print: 25899 callbacks suppressed\n",
+    "3,681,670503696,-;BTRFS error (device loop0): scrub: unable to fixup (regular) error at "
+    "logical 14548992 on dev /dev/loop0 physical 14548992\n",
+    "4,682,670506083,-;BTRFS warning (device loop0): scrub: checksum error at logical 14548992 "
+    "on dev /dev/loop0, physical 14548992 root 256 inode 259 offset 303104 length 4096 links 1 "
+    "(path: f2)\n",
+]
+
+
+def test_the_kernel_logs_stripe_starts_with_the_file_there() -> None:
+    messages = [btrfs.parse_kmsg_record(r) for r in KMSG_STRIPE_STARTS]
+    errors, described = btrfs.parse_scrub_errors(messages, {"/dev/loop0"})
+    assert [e.logical for e in errors] == [14352384, 14548992]
+    assert all(e.logical % btrfs.STRIPE_LEN == 0 for e in errors)
+    assert [(d.root, d.inode, d.offset, d.path) for d in described] == [
+        (256, 259, 106496, "f2"),
+        (256, 259, 303104, "f2"),
+    ]

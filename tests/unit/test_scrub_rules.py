@@ -1,10 +1,12 @@
-"""The rules around scrubs and disk health, without a machine: which files a scrub names, how
+"""The rules around scrubs and disk health, without a machine: which files a scrub names (the
+damaged-file reads faked, except for the symlink rules, on real files), how
 its result reads, when counters mean a failing disk, and when the scheduler starts a scrub
 (on a real SQLite database, with the clock passed in)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,17 @@ from speicher.events import EventService
 from speicher.hooks import Hooks
 from speicher.jobs import JobInfo, JobService
 from speicher.protection.health import failing_reason, grown
-from speicher.protection.scrub import Outcome, ScrubService, files_of, summary
+from speicher.protection.scrub import (
+    Outcome,
+    ScrubService,
+    damaged_files,
+    lost_stripes,
+    read_fails,
+    summary,
+    suspects_of,
+    unreadable_blocks,
+    unreadable_files,
+)
 from speicher.storage import DiskService, PoolService
 from speicher.system import btrfs
 
@@ -30,26 +42,110 @@ DAY = dt.timedelta(days=1)
 # -- which files a scrub names -------------------------------------------------------------------
 
 
-def test_files_come_from_logical_resolve_else_from_the_kernel() -> None:
+# six files of 300 KiB, one after the other from logical 13631488 (as on a one-disk pool of
+# kernel 6.18): the third (inode 259) and fourth (260) damaged, one block each; the kernel
+# logged the stripe starts 14352384 and 14548992, and named inode 259 for both
+SECTOR = 4096
+FILE = 300 * 1024
+FIRST = 13631488
+INODES = {257 + i: FIRST + i * FILE for i in range(6)}
+BAD = {259: {163840}, 260: {40960}}  # file offsets whose block fails to read
+KERNEL = [
+    btrfs.ScrubErrorPath(14352384, "/dev/loop0", 256, 259, "f2", 106496),
+    btrfs.ScrubErrorPath(14548992, "/dev/loop0", 256, 259, "f2", 303104),
+]
+
+
+def refs_of(start: int) -> dict[int, list[btrfs.InodeRef]]:
+    """What ``logical-resolve -P`` says of each sector of the stripe at ``start``."""
+    out: dict[int, list[btrfs.InodeRef]] = {}
+    for address in range(start, start + btrfs.STRIPE_LEN, SECTOR):
+        out[address] = [
+            btrfs.InodeRef(inode, address - begin, 256)
+            for inode, begin in INODES.items()
+            if begin <= address < begin + FILE
+        ]
+    return out
+
+
+def paths(root: int, inode: int) -> list[Path]:
+    return [Path(f"/srv/six/docs/f{inode - 257}")] if root == 256 else []
+
+
+def fake_read(path: Path, inode: int, offsets: set[int]) -> bool:
+    return any(o - o % SECTOR in BAD.get(inode, set()) for o in offsets)
+
+
+def test_the_stripe_is_searched_and_only_files_that_fail_to_read_are_named() -> None:
     errors = [
-        btrfs.ScrubError(100, "/dev/loop1", corrected=False),
-        btrfs.ScrubError(100, "/dev/loop2", corrected=False),  # the other copy of the block
-        btrfs.ScrubError(200, "/dev/loop1", corrected=False),
-        btrfs.ScrubError(300, "/dev/loop2", corrected=True),  # repaired: not lost
-        btrfs.ScrubError(400, "/dev/loop1", corrected=False),
+        btrfs.ScrubError(14352384, "/dev/loop0", corrected=False),
+        btrfs.ScrubError(14548992, "/dev/loop0", corrected=False),
+        btrfs.ScrubError(14548992, "/dev/loop0", corrected=False),  # another sector of it
+        btrfs.ScrubError(300, "/dev/loop1", corrected=True),  # repaired: not lost
     ]
-    described = [btrfs.ScrubErrorPath(200, "/dev/loop1", 256, 257, "report.txt")]
-    resolved = {100: ["/srv/tank/docs/a.pdf", "/srv/tank/.snapshots/docs/x/a.pdf"], 200: []}
-    assert files_of(errors, described, resolved) == [
-        "/srv/tank/docs/a.pdf",
-        "/srv/tank/.snapshots/docs/x/a.pdf",
-        "report.txt (subvolume 256)",
-        "logical address 400 (metadata, or a file since deleted)",
+    starts = lost_stripes(errors)
+    assert starts == [14352384, 14548992]
+    stripes = {s: suspects_of(s, refs_of(s), KERNEL) for s in starts}
+    # the second stripe holds the end of f2 and the start of f3: both are suspects
+    assert stripes[14548992] == {
+        (256, 259): {303104},
+        (256, 260): set(range(0, 61440, SECTOR)),  # its first 15 blocks
+    }
+    assert damaged_files(stripes, paths, fake_read) == ["/srv/six/docs/f2", "/srv/six/docs/f3"]
+    # what the kernel alone says, and the old code named: f2, twice
+    assert {d.path for d in KERNEL} == {"f2"}
+
+
+def test_a_stripe_no_file_fails_to_read_is_named_by_its_address() -> None:
+    stripes = {1048576: suspects_of(1048576, {1048576: []}, []), 14352384: {}}
+    stripes[14352384] = suspects_of(14352384, refs_of(14352384), [])
+    assert damaged_files(stripes, paths, lambda *_: False) == [
+        "logical address 1048576 (metadata, or data no file uses any more)",
+        "logical address 14352384 (metadata, or data no file uses any more)",
     ]
 
 
-def test_no_uncorrectable_errors_no_files() -> None:
-    assert files_of([btrfs.ScrubError(1, "/dev/loop1", corrected=True)], [], {}) == []
+def test_a_file_in_a_snapshot_too_each_name_once() -> None:
+    refs = {8192: [btrfs.InodeRef(257, 0, 256), btrfs.InodeRef(257, 0, 258)]}
+    stripes = {0: suspects_of(0, refs, []), 65536: suspects_of(65536, {65536: refs[8192]}, [])}
+
+    def names(root: int, inode: int) -> list[Path]:
+        return [Path({256: "/p/docs/a.pdf", 258: "/p/.snapshots/docs/x/a.pdf"}[root])]
+
+    assert damaged_files(stripes, names, lambda *_: True) == [
+        "/p/docs/a.pdf",
+        "/p/.snapshots/docs/x/a.pdf",
+    ]
+
+
+def test_no_uncorrectable_errors_no_stripes() -> None:
+    assert lost_stripes([btrfs.ScrubError(1, "/dev/loop1", corrected=True)]) == []
+    assert damaged_files({}, paths, fake_read) == []
+
+
+def test_reading_follows_no_symlink_and_checks_the_inode(tmp_path: Path) -> None:
+    (tmp_path / "share").mkdir()
+    real = tmp_path / "share" / "real.bin"
+    real.write_bytes(b"x" * 10000)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "real.bin").write_bytes(b"y" * 10000)
+    (tmp_path / "share" / "link").symlink_to(outside)
+    (tmp_path / "share" / "file link").symlink_to(real)
+    unreadable = unreadable_blocks(tmp_path, SECTOR)
+    ino = real.stat().st_ino
+    assert unreadable(real, ino, {0, 8192}) is False  # readable: not damaged
+    # a symlink anywhere on the way is not followed, whatever it points at
+    assert unreadable(tmp_path / "share" / "link" / "real.bin", ino, {0}) is False
+    assert unreadable(tmp_path / "share" / "file link", ino, {0}) is False
+    assert unreadable(tmp_path / "share" / "real.bin", ino + 1, {0}) is False  # another file
+    assert unreadable(Path("/etc/passwd"), ino, {0}) is False  # not beneath the pool
+    assert unreadable_files(tmp_path) == []  # everything reads
+    fd = os.open(real, os.O_RDONLY)
+    try:
+        assert read_fails(fd, [(0, 10000), (20000, 4096)]) is False  # past the end: no error
+    finally:
+        os.close(fd)
 
 
 def test_summary_says_what_was_checked_and_found() -> None:

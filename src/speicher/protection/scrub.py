@@ -3,16 +3,23 @@ from a good copy where the profile keeps one.
 
 A scrub runs ``btrfs scrub start -B`` blocking in a job thread while another thread follows
 ``btrfs scrub status -R`` for the progress figure. Its counters come from the command's own
-report; the files with lost data come from the kernel log, where btrfs names the logical
-address of each block it could not repair (``btrfs inspect-internal logical-resolve`` turns
-them into paths)."""
+report. The files with lost data are found in two steps. The kernel log names each block it
+could not repair, but (since kernel 6.4) by the start of its 64 KiB scrub stripe, which may
+lie in the file before; so every file with a block anywhere in a bad stripe is a suspect
+(``logical-resolve`` of each sector), and a suspect is named only if reading those blocks of
+it fails. Where the log is incomplete (the kernel rate-limits it to 10 lines in 5 s), every
+file of the pool is read instead."""
 
 from __future__ import annotations
 
 import builtins
 import datetime as dt
+import errno
 import logging
+import os
+import stat
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +41,7 @@ from speicher.system.run import CommandError
 log = logging.getLogger(__name__)
 
 MISSING = "<missing disk>"  # how btrfs names a device it cannot see
+NO_FILE = "(no file fails to read: the damage is in metadata or in data no file uses any more)"
 
 
 @dataclass(frozen=True)
@@ -65,24 +73,140 @@ def summary(outcome: Outcome) -> str:
     return text
 
 
-def files_of(
-    errors: builtins.list[btrfs.ScrubError],
-    described: builtins.list[btrfs.ScrubErrorPath],
-    resolve: dict[int, builtins.list[str]],
+# a file under suspicion: (subvolume id, inode) -> the file offsets of its blocks in bad stripes
+Suspects = dict[tuple[int, int], set[int]]
+
+
+def lost_stripes(errors: builtins.list[btrfs.ScrubError]) -> builtins.list[int]:
+    """The logical starts of the stripes (64 KiB) where a block could not be repaired."""
+    return sorted({e.logical for e in errors if not e.corrected})
+
+
+def suspects_of(
+    start: int,
+    refs: dict[int, builtins.list[btrfs.InodeRef]],
+    described: Iterable[btrfs.ScrubErrorPath],
+) -> Suspects:
+    """The files with a block in the stripe at ``start``: what ``logical-resolve`` said of
+    each of its sectors (``refs``), and what the kernel said of the stripe."""
+    found: Suspects = {}
+    for address in sorted(refs):
+        if start <= address < start + btrfs.STRIPE_LEN:
+            for ref in refs[address]:
+                found.setdefault((ref.root, ref.inode), set()).add(ref.offset)
+    for d in described:
+        if d.logical == start:
+            found.setdefault((d.root, d.inode), set()).add(d.offset)
+    return found
+
+
+def damaged_files(
+    stripes: dict[int, Suspects],
+    paths: Callable[[int, int], builtins.list[Path]],
+    unreadable: Callable[[Path, int, set[int]], bool],
 ) -> builtins.list[str]:
-    """The files behind the blocks a scrub could not repair. ``resolve`` maps a logical
-    address to its paths (from ``logical-resolve``); where it has none, the kernel's own
-    description (a path inside its subvolume) stands in, and failing that the address."""
-    kernel = {d.logical: f"{d.path} (subvolume {d.root})" for d in described}
+    """The names of the files whose data is lost, stripe by stripe: each suspect's paths
+    (``paths(root, inode)``), kept where ``unreadable(path, inode, offsets)`` confirms the
+    damage. A stripe no file fails to read is named by its address."""
     out: builtins.list[str] = []
-    for logical in sorted({e.logical for e in errors if not e.corrected}):
-        found = resolve.get(logical) or (
-            [kernel[logical]]
-            if logical in kernel
-            else [f"logical address {logical} (metadata, or a file since deleted)"]
-        )
-        out += [p for p in found if p not in out]
+    checked: dict[tuple[Path, frozenset[int]], bool] = {}
+    for start in sorted(stripes):
+        named = False
+        for (root, inode), offsets in sorted(stripes[start].items()):
+            for path in paths(root, inode):
+                key = (path, frozenset(offsets))
+                if key not in checked:
+                    checked[key] = unreadable(path, inode, offsets)
+                if checked[key]:
+                    named = True
+                    if str(path) not in out:
+                        out.append(str(path))
+        if not named:
+            out.append(f"logical address {start} (metadata, or data no file uses any more)")
     return out
+
+
+def open_beneath(top: Path, path: Path) -> int:
+    """Open ``path`` for reading, one component at a time from ``top``, following no symlink
+    (root must not be led outside a share); a FIFO does not block."""
+    parts = path.relative_to(top).parts
+    if not parts or ".." in parts:
+        raise OSError(errno.EINVAL, "not beneath the pool", str(path))
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            inner = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        return os.open(parts[-1], flags, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def read_fails(fd: int, ranges: Iterable[tuple[int, int]]) -> bool:
+    """Whether btrfs refuses to hand out a byte range of the open file (EIO: no copy has
+    the right checksum). The file's cached pages are dropped first, so a good copy in memory
+    does not hide a bad one on disk."""
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    for start, length in ranges:
+        position, end = start, start + length
+        try:
+            while position < end:
+                got = len(os.pread(fd, min(end - position, 1024 * 1024), position))
+                if got == 0:  # the file is shorter now
+                    break
+                position += got
+        except OSError as exc:
+            if exc.errno == errno.EIO:
+                return True
+            raise
+    return False
+
+
+def unreadable_blocks(top: Path, sector: int) -> Callable[[Path, int, set[int]], bool]:
+    """``unreadable(path, inode, offsets)`` for :func:`damaged_files`: the sector at each
+    offset of the regular file ``path`` (still inode ``inode``) fails to read."""
+
+    def unreadable(path: Path, inode: int, offsets: set[int]) -> bool:
+        try:
+            fd = open_beneath(top, path)
+        except (OSError, ValueError):
+            return False  # gone, renamed, or a symlink now: nothing to confirm
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_ino != inode:
+                return False
+            return read_fails(fd, [(o - o % sector, sector) for o in sorted(offsets)])
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
+    return unreadable
+
+
+def unreadable_files(top: Path) -> builtins.list[str]:
+    """Every regular file under ``top`` (snapshots included) that fails to read, found by
+    reading them all; symlinks are not followed."""
+    out: builtins.list[str] = []
+    for folder, _dirs, files, dirfd in os.fwalk(top, follow_symlinks=False):
+        for name in sorted(files):
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+            try:
+                fd = os.open(name, flags, dir_fd=dirfd)
+            except OSError:
+                continue  # a symlink, or gone
+            try:
+                st = os.fstat(fd)
+                if stat.S_ISREG(st.st_mode) and read_fails(fd, [(0, st.st_size)]):
+                    out.append(os.path.join(folder, name))
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+    return sorted(out)
 
 
 class ScrubService:
@@ -332,22 +456,50 @@ class ScrubService:
         files: builtins.list[str] = []
         if stats.uncorrectable:
             progress(99, "naming the damaged files")
-            files = self._damaged_files(mnt, devices, messages)
+            files = self._damaged_files(mnt, devices, messages, stats.uncorrectable)
         return Outcome(stats, files, by_disk, skipped)
 
     @staticmethod
     def _damaged_files(
-        mnt: Path, devices: set[str], messages: builtins.list[str] | None
+        mnt: Path, devices: set[str], messages: builtins.list[str] | None, uncorrectable: int
     ) -> builtins.list[str]:
         if messages is None:
-            return ["(the kernel log, where btrfs names the damaged blocks, cannot be read)"]
+            log.warning("the kernel log cannot be read: reading every file of %s", mnt)
+            return unreadable_files(mnt) or [NO_FILE]
         errors, described = btrfs.parse_scrub_errors(messages, devices)
-        bad = {e.logical for e in errors if not e.corrected}
-        resolved = {logical: btrfs.logical_resolve(logical, mnt) for logical in sorted(bad)}
-        files = files_of(errors, described, resolved)
-        if not files:
-            files = ["(btrfs logged no addresses; see the kernel log, `dmesg`)"]
-        return files
+        logged = sum(1 for e in errors if not e.corrected)
+        if logged < uncorrectable:  # one line per bad sector, but rate-limited
+            log.warning(
+                "the kernel logged %d of %d damaged blocks: reading every file of %s",
+                logged,
+                uncorrectable,
+                mnt,
+            )
+            return unreadable_files(mnt) or [NO_FILE]
+        sector = btrfs.sector_size(mnt)
+        stripes: dict[int, Suspects] = {}
+        for start in lost_stripes(errors):
+            refs = {
+                address: btrfs.logical_refs(address, mnt)
+                for address in range(start, start + btrfs.STRIPE_LEN, sector)
+            }
+            stripes[start] = suspects_of(start, refs, described)
+        subvolumes: dict[int, Path | None] = {}
+        kernel = {(d.root, d.inode): d.path for d in described}
+
+        def paths(root: int, inode: int) -> builtins.list[Path]:
+            if root not in subvolumes:
+                subvolumes[root] = btrfs.subvolume_path(root, mnt)
+            subvolume = subvolumes[root]
+            if subvolume is None:
+                return []
+            found = btrfs.inode_paths(inode, subvolume)
+            if not found and (root, inode) in kernel:  # the kernel's own name of the file
+                found = [subvolume / kernel[root, inode]]
+            return found
+
+        log.info("naming the files of %d damaged stripes of %s", len(stripes), mnt)
+        return damaged_files(stripes, paths, unreadable_blocks(mnt, sector))
 
     def _finish(self, run_id: int, outcome: Outcome | None) -> None:
         with self.db.session() as s:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +55,7 @@ class _Facts:
     at: float
     state: str  # the pool's state they were read in
     mounted: bool
+    capacity: tuple[int, int, int]  # size, used, free as users can store
     devices: builtins.list[btrfs.FsDevice]
     names: dict[str, str]  # device path -> disk name
 
@@ -201,13 +201,19 @@ class PoolService:
             return facts
         try:
             mounted = pool.state != "creating" and self.is_mounted(pool.name)
+            capacity = (0, 0, 0)
+            if mounted:
+                try:
+                    capacity = btrfs.capacity(btrfs.usage(self.mountpoint(pool.name)))
+                except CommandError as exc:
+                    log.warning("reading the usage of pool %s: %s", pool.name, exc)
             devices: builtins.list[btrfs.FsDevice] = []
             if mounted and PROFILES[pool.profile].md_level is None:
                 devices = [
                     d for d in btrfs.filesystem_show(self.mountpoint(pool.name)) if d.devid != 0
                 ]
             names = {d.path: self.disks.name_of(d.path) for d in devices if not d.missing}
-            facts = _Facts(time.monotonic(), pool.state, mounted, devices, names)
+            facts = _Facts(time.monotonic(), pool.state, mounted, capacity, devices, names)
             self._facts[pool.name] = facts
             return facts
         finally:
@@ -239,10 +245,7 @@ class PoolService:
         refs = [d.disk for d in pool.disks]
         problem = ""
         if mounted:
-            st = os.statvfs(mnt)
-            size = st.f_blocks * st.f_frsize
-            free = st.f_bavail * st.f_frsize
-            used = size - st.f_bfree * st.f_frsize
+            size, used, free = facts.capacity  # btrfs's own figures: statvfs says 89 % when full
             disks, degraded = self._disk_states(pool, refs, facts)
             failing = self._failing(pool.name, refs)
             health = "degraded" if degraded or failing else "ok"

@@ -30,6 +30,10 @@ class FsDevice:
 
 @dataclass(frozen=True)
 class Usage:
+    """``btrfs filesystem usage -b``: raw figures (bytes over all disks) unless named
+    otherwise; ``free`` and ``free_statfs`` are what files can still take (after the profile's
+    copies), by btrfs's two estimates."""
+
     device_size: int
     device_missing: int
     used: int
@@ -37,6 +41,16 @@ class Usage:
     data_ratio: float
     data_profile: str
     metadata_profile: str
+    free_statfs: int | None = None  # "Free (statfs, df)"; None if btrfs-progs does not say
+    unallocated: int = 0
+    devices: int = 0
+    unallocated_per_device: tuple[int, ...] = ()  # missing devices included
+    data_size: int = 0  # logical bytes of the data chunks (one copy)
+    data_used: int = 0
+    metadata_ratio: float = 0.0
+    metadata_size: int = 0  # logical bytes of the metadata chunks (one copy)
+    metadata_used: int = 0
+    global_reserve: int = 0
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,18 @@ def parse_usage(output: str) -> Usage:
 
     data = re.search(r"^Data,([\w]+):", output, re.MULTILINE)
     meta = re.search(r"^Metadata,([\w]+):", output, re.MULTILINE)
+    # during a profile conversion there is one line per profile
+    meta_chunks = re.findall(r"^Metadata,\w+: Size:(\d+), Used:(\d+)", output, re.MULTILINE)
+    data_chunks = re.findall(
+        r"^Data(?:\+Metadata)?,\w+: Size:(\d+), Used:(\d+)", output, re.MULTILINE
+    )
+    unallocated = output.split("\nUnallocated:\n", 1)
+    per_device = (
+        tuple(int(n) for n in re.findall(r"^\s+\S.*\s(\d+)$", unallocated[1], re.MULTILINE))
+        if len(unallocated) == 2
+        else ()
+    )
+    statfs = re.search(r"^\s*Free \(statfs, df\):\s+(\d+)", output, re.MULTILINE)
     return Usage(
         device_size=int(number("Device size")),
         device_missing=int(number("Device missing")),
@@ -131,7 +157,81 @@ def parse_usage(output: str) -> Usage:
         data_ratio=float(number("Data ratio")),
         data_profile=data.group(1).lower() if data else "",
         metadata_profile=meta.group(1).lower() if meta else "",
+        free_statfs=int(statfs.group(1)) if statfs else None,
+        unallocated=int(number("Device unallocated")),
+        devices=len(per_device),
+        unallocated_per_device=per_device,
+        data_size=sum(int(size) for size, _ in data_chunks),
+        data_used=sum(int(used) for _, used in data_chunks),
+        metadata_ratio=float(number("Metadata ratio")),
+        metadata_size=sum(int(size) for size, _ in meta_chunks),
+        metadata_used=sum(int(used) for _, used in meta_chunks),
+        global_reserve=int(number("Global reserve")),
     )
+
+
+MIB = 1024 * 1024
+RESERVED_PER_DEVICE = MIB  # the first MiB of every device, never allocated, counted unallocated
+# what metadata needs beyond the global reserve to take another file: the kernel's statfs
+# guesses 4 MiB; a pool of tiny files gave ENOSPC with 3.8 MiB left, so twice that
+METADATA_SLACK = 8 * MIB
+
+
+def metadata_exhausted(usage: Usage) -> bool:
+    """Whether btrfs can take no more files because their metadata has no room: the metadata
+    chunks are full but for the global reserve, and no disk space is left for a new one.
+    (Many tiny files fill metadata first; data chunks may still look free.)"""
+    if usage.metadata_size <= 0:  # mixed block groups: data and metadata share chunks
+        return False
+    room = usage.metadata_size - usage.metadata_used
+    spare = usage.unallocated - RESERVED_PER_DEVICE * max(1, usage.devices)
+    can_grow = spare >= usage.metadata_ratio * METADATA_SLACK
+    return not can_grow and room < usage.global_reserve + METADATA_SLACK
+
+
+COPIES = {"single": 1, "raid0": 1, "raid1": 2, "raid10": 2, "raid1c3": 3, "raid1c4": 4}
+
+
+def pairable(free: list[int], copies: int) -> int:
+    """How many bytes of data fit in unallocated space ``free`` (per device) when each byte
+    needs ``copies`` copies on different devices: a big disk cannot pair with itself. The
+    bound for each j < copies: the space outside the j biggest disks, over copies - j."""
+    ranked = sorted((max(0, f) for f in free), reverse=True)
+    if copies <= 1:
+        return sum(ranked)
+    if len(ranked) < copies:
+        return 0
+    return min(sum(ranked[j:]) // (copies - j) for j in range(copies))
+
+
+def free_for_data(usage: Usage) -> int:
+    """What files can still take: room in the data chunks plus what the unallocated space
+    of the disks holds in the data profile. btrfs's "Free (estimated)" divides unallocated
+    space by the data ratio, which overrates disks of unequal sizes (a raid1 pool that took
+    no more data still showed 270M there); "Free (statfs, df)" underrates pools whose disk
+    was added (1.8G of 2.9G). Where the profile or the disks are unknown, the estimate."""
+    spare = [f - RESERVED_PER_DEVICE for f in usage.unallocated_per_device]
+    if usage.data_profile == "dup":  # both copies on one disk
+        unallocated = sum(max(0, f) for f in spare) // 2
+    elif usage.data_profile in COPIES and spare:
+        unallocated = pairable(spare, COPIES[usage.data_profile])
+    else:
+        return usage.free
+    return min(usage.free, max(0, usage.data_size - usage.data_used) + unallocated)
+
+
+def capacity(usage: Usage) -> tuple[int, int, int]:
+    """(size, used, free) of a pool in bytes users can store: what its files take and what
+    they can still take, after the profile's copies. ``statvfs`` counts raw chunk space
+    instead, so a full raid1 or single pool said 89 % used; here a full pool says 100 %.
+
+    ``used`` is all space in use (data and metadata, every copy) divided by the data ratio:
+    metadata takes room data could have had. ``free`` is :func:`free_for_data`, and nothing
+    once metadata is exhausted. ``size`` is their sum."""
+    ratio = usage.data_ratio if usage.data_ratio > 0 else 1.0
+    used = round(usage.used / ratio)
+    free = 0 if metadata_exhausted(usage) else free_for_data(usage)
+    return used + free, used, free
 
 
 def usage(mountpoint: Path) -> Usage:
@@ -430,42 +530,45 @@ def parse_logical_resolve(output: str) -> list[InodeRef]:
     ]
 
 
-def logical_resolve(logical: int, mountpoint: Path) -> list[str]:
-    """Paths of the files that use the block at ``logical``; empty for metadata, free space or
-    a file since deleted. (``logical-resolve`` of btrfs-progs 6.2 cannot name files inside
-    subvolumes, "could not be accessed: not mounted"; so inodes are resolved one by one.)"""
+def logical_refs(logical: int, mountpoint: Path) -> list[InodeRef]:
+    """The files (inodes per subvolume) that use the block at byte ``logical`` of the
+    filesystem's address space; empty for metadata, free space or a file since deleted."""
     result = run(
         ["btrfs", "inspect-internal", "logical-resolve", "-P", str(logical), str(mountpoint)],
         check=False,
     )
-    if result.returncode != 0:
+    return parse_logical_resolve(result.stdout) if result.returncode == 0 else []
+
+
+def subvolume_path(root: int, mountpoint: Path) -> Path | None:
+    """Where subvolume ``root`` is (the pool is mounted at its top level, subvolume 5)."""
+    if root == 5:
+        return mountpoint
+    found = run(
+        ["btrfs", "inspect-internal", "subvolid-resolve", str(root), str(mountpoint)], check=False
+    )
+    name = found.stdout.strip()
+    return mountpoint / name if found.returncode == 0 and name else None
+
+
+def inode_paths(inode: int, subvolume: Path) -> list[Path]:
+    """Every path (hard link) of inode ``inode`` of the subvolume at ``subvolume``.
+    (``logical-resolve`` of btrfs-progs 6.2 cannot name files inside subvolumes, "could not
+    be accessed: not mounted"; so callers resolve inodes themselves.)"""
+    found = run(
+        ["btrfs", "inspect-internal", "inode-resolve", str(inode), str(subvolume)], check=False
+    )
+    if found.returncode != 0:
         return []
-    paths: list[str] = []
-    subvolumes: dict[int, Path | None] = {5: mountpoint}  # 5: the top-level subvolume
-    for ref in parse_logical_resolve(result.stdout):
-        if ref.root not in subvolumes:
-            found = run(
-                [
-                    "btrfs",
-                    "inspect-internal",
-                    "subvolid-resolve",
-                    str(ref.root),
-                    str(mountpoint),
-                ],
-                check=False,
-            )
-            name = found.stdout.strip()
-            subvolumes[ref.root] = mountpoint / name if found.returncode == 0 and name else None
-        subvolume = subvolumes[ref.root]
-        if subvolume is None:
-            continue
-        found = run(
-            ["btrfs", "inspect-internal", "inode-resolve", str(ref.inode), str(subvolume)],
-            check=False,
-        )
-        if found.returncode == 0:
-            paths += [p for p in found.stdout.splitlines() if p.strip() and p not in paths]
-    return paths
+    return [Path(p) for p in dict.fromkeys(found.stdout.splitlines()) if p.strip()]
+
+
+STRIPE_LEN = 64 * 1024  # what a scrub reads and checks as one piece (BTRFS_STRIPE_LEN)
+
+
+def sector_size(mountpoint: Path) -> int:
+    """The filesystem's sector size: the unit of checksums (btrfs's statfs block size)."""
+    return os.statvfs(mountpoint).f_bsize
 
 
 # -- what scrubs tell the kernel log -------------------------------------------------------------
@@ -489,17 +592,21 @@ class ScrubErrorPath:
     root: int
     inode: int
     path: str
+    offset: int = 0  # in the file
 
 
 # kernel 6.x: "scrub: fixed up error at logical 137756672 on dev /dev/loop2 physical 116785152";
-# older kernels lack the "scrub: " prefix and the physical address
+# older kernels lack the "scrub: " prefix and the physical address. One line per bad sector,
+# rate-limited (10 in 5 s), and since 6.4 the address is the start of the 64 KiB scrub stripe
+# holding the sector, not the sector (so is the "checksum error ... (path: ...)" line's file)
 _FIXUP = re.compile(
     r"(?P<what>fixed up|unable to fixup \(regular\)) error at logical (?P<logical>\d+) "
     r"on dev (?P<dev>.+?)(?: physical \d+)?$"
 )
 _CSUM_PATH = re.compile(
     r"error at logical (?P<logical>\d+) on dev (?P<dev>.+?), physical \d+,? root (?P<root>\d+),? "
-    r"inode (?P<inode>\d+),? offset \d+,? length \d+,? links \d+ \(path: (?P<path>.*)\)$"
+    r"inode (?P<inode>\d+),? offset (?P<offset>\d+),? length \d+,? links \d+ "
+    r"\(path: (?P<path>.*)\)$"
 )
 
 
@@ -540,6 +647,7 @@ def parse_scrub_errors(
                     int(match.group("root")),
                     int(match.group("inode")),
                     match.group("path"),
+                    int(match.group("offset")),
                 )
             )
     return errors, paths
