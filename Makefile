@@ -15,8 +15,16 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: run test deps-run deps-test lint typecheck unit clean
 
+# A first start that fails removes what it made (the daemon its state directory, mount root and
+# group; this target the `speicher` link it made), so the next try starts clean.
 run: deps-run
-	$(BIN)/speicher serve
+	@linked=""; \
+	if [ "$$(id -u)" -eq 0 ] && [ "$$(readlink /usr/local/bin/speicher)" != "$(CURDIR)/$(BIN)/speicher" ]; then \
+		ln -sfn "$(CURDIR)/$(BIN)/speicher" /usr/local/bin/speicher; linked=1; fi; \
+	$(BIN)/speicher serve; code=$$?; \
+	if [ $$code -ne 0 ] && [ -n "$$linked" ] && [ ! -e "$${SPEICHER_STATE_DIR:-/var/lib/speicher}/speicher.db" ]; then \
+		rm -f /usr/local/bin/speicher; echo "make run: the first start failed; removed the speicher link" >&2; fi; \
+	exit $$code
 
 test: deps-test lint typecheck
 	@# one test module per worker: the steps of a scenario module share one daemon, in order
@@ -34,8 +42,6 @@ unit: deps-test
 
 deps-run: $(VENV)/.run-installed
 	@scripts/apt-install $(APT_RUN)
-	@# the 'speicher' command for root's shell, pointing into this checkout's venv
-	@if [ "$$(id -u)" -eq 0 ]; then ln -sfn "$(CURDIR)/$(BIN)/speicher" /usr/local/bin/speicher; fi
 	@# Speicher runs its own smbd: the distribution's Samba services must not hold port 445
 	@if [ -d /run/systemd/system ]; then \
 		systemctl disable --now smbd nmbd samba-ad-dc >/dev/null 2>&1 || true; fi
