@@ -10,6 +10,7 @@ from fastapi_offline import FastAPIOffline
 from speicher import __version__
 from speicher.api import problems
 from speicher.api.auth import AuthMiddleware, principal
+from speicher.api.cache import ListingCache
 from speicher.api.routes import access, alerts, health, protection, protocols, storage, system
 from speicher.services import Services
 from speicher.tls import CertificateStore
@@ -33,6 +34,7 @@ def create_app(services: Services, certificates: CertificateStore | None = None)
         static_url="/api/static",
     )
     app.state.services = services
+    app.state.listings = ListingCache()
     app.state.certificates = certificates or CertificateStore(
         services.settings.tls_dir, services.events
     )

@@ -151,7 +151,9 @@ class AuthMiddleware:
         scheme, _, value = Headers(scope=scope).get("authorization", "").partition(" ")
         value = value.strip()
         if scheme.lower() == "bearer" and value:
-            name = await to_thread.run_sync(self.services.tokens.verify, value)
+            name = self.services.tokens.cached(value) or await to_thread.run_sync(
+                self.services.tokens.verify, value
+            )
             if name is None:
                 raise Unauthorized("the API token is not valid")
             return f"token:{name}"
@@ -204,7 +206,7 @@ class AuthMiddleware:
             )
 
 
-def principal(
+async def principal(
     request: Request,
     _bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     _basic_credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],

@@ -37,6 +37,9 @@ class Database:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # bumped after every commit that changed something (a cheap "did anything change?")
+        self.generation = 0
+        self._watch_changes()
 
     def migrate(self) -> None:
         """Bring the schema to the newest version."""
@@ -48,8 +51,32 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
+        with self._sessions() as session:
+            with session.begin():
+                yield session
+            if session.info.get("changed") and not session.info.get("quiet"):
+                self.generation += 1
+
+    @contextmanager
+    def quiet_session(self) -> Iterator[Session]:
+        """A session whose changes do not count as news for cached listings (a job's progress
+        figure, written several times a second)."""
+        with self.session() as session:
+            session.info["quiet"] = True
             yield session
+
+    def _watch_changes(self) -> None:
+        """Count committed changes (``generation``), so readers can cache what they built from
+        the database until it changes."""
+
+        @event.listens_for(self._sessions, "after_flush")
+        def _flushed(session: Session, _context: Any) -> None:
+            session.info["changed"] = True
+
+        @event.listens_for(self._sessions, "do_orm_execute")
+        def _executed(state: Any) -> None:
+            if not state.is_select:
+                state.session.info["changed"] = True
 
     def close(self) -> None:
         self.engine.dispose()

@@ -34,7 +34,7 @@ class Progress:
         values: dict[str, object] = {"progress": max(0.0, min(100.0, percent))}
         if message:
             values["message"] = message
-        with self._db.session() as s:
+        with self._db.quiet_session() as s:
             s.execute(update(Job).where(Job.id == self.job_id).values(**values))
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from speicher.access.models import GrantRequest
+from speicher.api.cache import ListingCache
 from speicher.api.deps import ServicesDep
 from speicher.jobs import JobInfo
 from speicher.storage.models import (
@@ -41,9 +42,12 @@ def delete_virtual_disk(name: str, services: ServicesDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/pools", tags=["pools"], summary="List pools")
-def list_pools(services: ServicesDep) -> list[PoolInfo]:
-    return services.pools.list()
+@router.get("/pools", tags=["pools"], summary="List pools", response_model=list[PoolInfo])
+async def list_pools(services: ServicesDep, request: Request) -> Response:
+    cache: ListingCache = request.app.state.listings
+    return await cache.respond(
+        "pools", lambda: services.db.generation, services.pools.list, PoolInfo
+    )
 
 
 @router.post("/pools", tags=["pools"], status_code=202, summary="Create a pool (runs as a job)")
@@ -94,9 +98,17 @@ def replace_pool_disk(name: Name, req: PoolReplace, services: ServicesDep) -> Jo
     return services.pools.replace_disk(name, req)
 
 
-@router.get("/shares", tags=["shares"], summary="List shares")
-def list_shares(services: ServicesDep, pool: Name | None = None) -> list[ShareInfo]:
-    return services.shares.list(pool)
+@router.get("/shares", tags=["shares"], summary="List shares", response_model=list[ShareInfo])
+async def list_shares(
+    services: ServicesDep, request: Request, pool: Name | None = None
+) -> Response:
+    cache: ListingCache = request.app.state.listings
+    return await cache.respond(
+        f"shares:{pool or ''}",
+        lambda: services.db.generation,
+        lambda: services.shares.list(pool),
+        ShareInfo,
+    )
 
 
 @router.post("/shares", tags=["shares"], status_code=201, summary="Create a share")
