@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import re
+import shlex
 import signal
 from pathlib import Path
 
@@ -39,10 +40,18 @@ _INTERFACE = re.compile(r"[A-Za-z0-9.:/_-]{1,64}")
 # Samba runs a share's dfree command as the connected user, with no arguments of ours (it
 # takes the whole parameter as the program), so each share gets its own tiny script.
 DFREE_SCRIPT = """#!/bin/sh
-# Written by Speicher: the size and free space (1K blocks) of share {share} as its quota
-# leaves them. The daemon keeps the figures up to date.
-exec cat "{figures}"
+# Written by Speicher: the size and free space (1K blocks) of a share as its quota leaves
+# them. The daemon keeps the figures up to date.
+exec cat {figures}
 """
+
+
+def dfree_script(figures: Path) -> str:
+    """The dfree script for one share: shell text, so the path is quoted for the shell (and a
+    path with a control character, which no quoting makes one line, is refused)."""
+    if any(render.is_control(c) for c in str(figures)):
+        raise ValueError(f"{str(figures)!r} contains a control character")
+    return DFREE_SCRIPT.format(figures=shlex.quote(str(figures)))
 
 
 def write_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
@@ -223,12 +232,12 @@ class SmbService:
         prefix = self.settings.account_prefix
         if not prefix:
             return
-        lines = [
-            f"{unix} = {unix[len(prefix) :]}"
+        names = {
+            unix: unix[len(prefix) :]
             for unix in samba.users(self.conf)
-            if unix.startswith(prefix)
-        ]
-        write_if_changed(self.usermap, "\n".join(lines) + "\n", 0o644)
+            if unix.startswith(prefix) and len(unix) > len(prefix)
+        }
+        write_if_changed(self.usermap, render.usermap_text(names), 0o644)
 
     def _password(self, name: str, unix_name: str, password: str) -> None:
         with translated("setting the SMB password"):
@@ -362,8 +371,7 @@ class SmbService:
                     free = max(0, min(free, quota - used))
             figures = self.dfree_dir / opts.name
             write_if_changed(figures, f"{total // 1024} {free // 1024}\n")
-            script = DFREE_SCRIPT.format(share=opts.name, figures=figures)
-            write_if_changed(self.dfree_dir / f"{opts.name}.sh", script, 0o755)
+            write_if_changed(self.dfree_dir / f"{opts.name}.sh", dfree_script(figures), 0o755)
 
     def purge_recycle(self) -> None:
         """Delete what lay in a share's recycle folder longer than the share keeps it."""
