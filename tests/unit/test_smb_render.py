@@ -157,8 +157,11 @@ def test_snapshot_format_keeps_its_percent_signs() -> None:
 @pytest.mark.parametrize(
     ("typed", "shown"),
     [
-        ("hi %$(SPEICHER_ADMIN_PASSWORD) %h %v \\", "hi ％$(SPEICHER_ADMIN_PASSWORD) ％h ％v"),
-        ("100% sure", "100％ sure"),
+        (
+            "hi %$(SPEICHER_ADMIN_PASSWORD) %h %v \\",
+            "hi \uff05$(SPEICHER_ADMIN_PASSWORD) \uff05h \uff05v",
+        ),
+        ("100% sure", "100\uff05 sure"),
         ("  spaced  ", "spaced"),
         ("a \\ \\\\ ", "a"),
         ("back\\slash inside", "back\\slash inside"),
@@ -195,7 +198,7 @@ def test_usermap_maps_prefixed_accounts_and_refuses_other_names() -> None:
 
 
 def test_dfree_script_quotes_its_path_for_the_shell(tmp_path: Path) -> None:
-    figures = tmp_path / "it's $(echo pwned) `id` \"x\"; y"
+    figures = tmp_path / 'it\'s $(echo pwned) `id` "x"; y'
     figures.write_text("1000 500\n")
     script = dfree_script(figures)
     result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)

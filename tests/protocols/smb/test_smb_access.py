@@ -402,8 +402,8 @@ def acl_of(path: Path) -> dict[str, str]:
         check=True,
     ).stdout
     entries = {}
-    for line in out.splitlines():
-        line = line.split("#")[0].strip()
+    for raw in out.splitlines():
+        line = raw.split("#")[0].strip()
         if line and not line.startswith("default:"):
             head, perms = line.rsplit(":", 1)
             entries[head + ":"] = perms

@@ -57,6 +57,7 @@ class GlobalOptions:
     interfaces: list[str]
     dirs: SambaDirs
     username_map: str | None = None
+    signing_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ def smb_conf(glob: GlobalOptions, shares: list[ShareOptions]) -> dict[str, dict[
             "printcap name": "/dev/null",
             "disable spoolss": "yes",
             "map to guest": "Bad User" if any(s.guest for s in shares) else "Never",
+            # anonymous sessions get no share list, user list or other RPC answers; guest
+            # access (a bad user mapped to the guest account) is not anonymous and still works
+            "restrict anonymous": "2",
             "guest account": "nobody",
             "unix password sync": "no",
             "obey pam restrictions": "no",
@@ -121,6 +125,8 @@ def smb_conf(glob: GlobalOptions, shares: list[ShareOptions]) -> dict[str, dict[
         conf["global"]["bind interfaces only"] = "yes"
     if glob.username_map:
         conf["global"]["username map"] = glob.username_map
+    if glob.signing_required:
+        conf["global"]["server signing"] = "mandatory"
     if any(s.mac for s in shares):
         conf["global"]["fruit:aapl"] = "yes"
         conf["global"]["fruit:model"] = "MacSamba"

@@ -34,6 +34,15 @@ from speicher.system.run import CommandError
 
 log = logging.getLogger(__name__)
 
+# SMB logins: after this many wrong passwords in a row an account is locked for some minutes
+# (Windows 11's defaults: 10 attempts, 10 minutes). Someone who knows a user name can lock
+# that user out for as long; without a lockout, passwords can be guessed at network speed.
+LOCKOUT_POLICY = {
+    "bad lockout attempt": 10,
+    "lockout duration": 10,  # minutes
+    "reset count minutes": 10,  # the count of wrong passwords is forgotten after this
+}
+
 _NETBIOS = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,14}")
 _INTERFACE = re.compile(r"[A-Za-z0-9.:/_-]{1,64}")
 
@@ -132,6 +141,9 @@ class SmbService:
         os.chmod(self.dfree_dir, 0o755)  # noqa: S103 - read by users' processes
         self.write_usermap()
         self.apply()
+        with translated("setting Samba's lockout policy"):
+            for name, value in LOCKOUT_POLICY.items():
+                samba.set_account_policy(self.conf, name, value)
         self._check_users()
 
     def _check_users(self) -> None:
@@ -151,7 +163,9 @@ class SmbService:
         with self.db.session() as s:
             row = s.get(SmbSettings, 1)
             if row is None:
-                row = SmbSettings(id=1, workgroup="WORKGROUP", server_name="", interfaces="")
+                row = SmbSettings(
+                    id=1, workgroup="WORKGROUP", server_name="", interfaces="", signing="default"
+                )
                 s.add(row)
                 s.flush()
             s.expunge(row)
@@ -206,6 +220,7 @@ class SmbService:
             interfaces=interfaces,
             dirs=self._dirs(),
             username_map=str(self.usermap) if self.settings.account_prefix else None,
+            signing_required=row.signing == "required",
         )
         return render.to_text(render.smb_conf(glob, self._shares()))
 
@@ -242,11 +257,19 @@ class SmbService:
     def _password(self, name: str, unix_name: str, password: str) -> None:
         with translated("setting the SMB password"):
             samba.set_password(self.conf, unix_name, password)
+            self._unlock(name, unix_name)
         self.write_usermap()
+
+    def _unlock(self, name: str, unix_name: str) -> None:
+        """A new password, or enabling the account, ends a lockout (an admin's act)."""
+        if samba.unlock(self.conf, unix_name):
+            self.events.record("info", "smb.unlocked", name, f"SMB lockout of {name} ended")
 
     def _state(self, name: str, unix_name: str, enabled: bool) -> None:
         with translated("changing the SMB account"):
             samba.set_enabled(self.conf, unix_name, enabled)
+            if enabled:
+                self._unlock(name, unix_name)
         if not enabled:
             self.disconnect(unix_name)
 
@@ -294,6 +317,7 @@ class SmbService:
             interfaces=interfaces,
             running=self.supervisor.running,
             min_protocol="SMB2_02",
+            signing="required" if row.signing == "required" else "default",
         )
 
     def update_settings(self, req: SmbSettingsUpdate) -> SmbSettingsInfo:
@@ -316,6 +340,8 @@ class SmbService:
                 row.port = req.port
             if req.interfaces is not None:
                 row.interfaces = " ".join(req.interfaces)
+            if req.signing is not None:
+                row.signing = req.signing
             s.add(row)
         self.apply()
         self.events.record("info", "smb.settings", "smbd", "SMB settings changed")
