@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import signal
+import threading
 from pathlib import Path
 
 from sqlalchemy import select
@@ -42,6 +43,10 @@ LOCKOUT_POLICY = {
     "lockout duration": 10,  # minutes
     "reset count minutes": 10,  # the count of wrong passwords is forgotten after this
 }
+
+# How often the free space clients see is refreshed: a share that filled up must not look empty
+# to clients for the monitor's interval (a minute by default).
+DFREE_INTERVAL = 5.0
 
 _NETBIOS = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,14}")
 _INTERFACE = re.compile(r"[A-Za-z0-9.:/_-]{1,64}")
@@ -98,6 +103,9 @@ class SmbService:
         self.usermap = self.dir / "usermap"
         self.dfree_dir = settings.public_dir / "dfree"
         self._listening: tuple[int, tuple[str, ...]] | None = None
+        self._dfree_lock = threading.Lock()
+        self._dfree_stop = threading.Event()
+        self._dfree_thread: threading.Thread | None = None
         self.supervisor = Supervisor(
             "smbd",
             lambda: samba.smbd_argv(self.conf),
@@ -297,9 +305,25 @@ class SmbService:
         self.supervisor.start()
         if not self.supervisor.running:
             self.events.record("error", "smb.failed", "smbd", "smbd did not start; see smbd.log")
+        self._dfree_stop.clear()
+        self._dfree_thread = threading.Thread(
+            target=self._refresh_dfree, name="smb-dfree", daemon=True
+        )
+        self._dfree_thread.start()
 
     def stop(self) -> None:
+        self._dfree_stop.set()
+        if self._dfree_thread is not None:
+            self._dfree_thread.join(30)
         self.supervisor.stop()
+
+    def _refresh_dfree(self) -> None:
+        interval = min(DFREE_INTERVAL, self.settings.monitor_interval)
+        while not self._dfree_stop.wait(interval):
+            try:
+                self.update_dfree()
+            except Exception:  # the next round tries again; a log line, never a dead thread
+                log.exception("refreshing the SMB free space figures failed")
 
     def _restarted(self, code: int | None) -> None:
         self.events.record(
@@ -378,16 +402,33 @@ class SmbService:
 
     def update_dfree(self) -> None:
         """Write each SMB share's size and free space as its quota leaves them, so clients see
-        the quota (not the pool) as the disk's size."""
-        for opts in self._shares():
+        the quota (not the pool) as the disk's size.
+
+        btrfs updates a quota group's figures only when it commits a transaction (every 30 s),
+        so each pool with a quota'd share is synced first: right after an upload filled a
+        share, its figures say it is full. A sync with nothing to write costs next to
+        nothing."""
+        with self._dfree_lock:
+            self._update_dfree()
+
+    def _update_dfree(self) -> None:
+        shares = self._shares()
+        quotas: dict[str, int | None] = {}
+        with self.db.session() as s:
+            for share in s.scalars(select(Share).where(Share.name.in_([o.name for o in shares]))):
+                quotas[share.name] = share.quota
+        synced: set[Path] = set()
+        for opts in shares:
             path = Path(opts.path)
-            with self.db.session() as s:
-                share = s.scalars(select(Share).where(Share.name == opts.name)).one()
-                quota = share.quota
+            quota = quotas.get(opts.name)
             try:
                 st = os.statvfs(path)
             except OSError:
                 continue
+            if quota is not None and path.parent not in synced:
+                with contextlib.suppress(CommandError):
+                    btrfs.sync(path.parent)  # the pool's mount point
+                synced.add(path.parent)
             total = st.f_blocks * st.f_frsize
             free = st.f_bavail * st.f_frsize
             if quota is not None:
