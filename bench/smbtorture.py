@@ -4,11 +4,12 @@ baseline.
 The script starts a real Speicher daemon (``tests/speicher_testing.Daemon``), makes virtual
 disks, a pool, a user with a password and a share with SMB on and an rw grant, all through the
 API. Next to it, it starts a stock smbd of its own (own smb.conf, own directories, own port)
-serving a second subvolume of the same pool with the share options Speicher renders (copied
-from ``GET /api/v1/smb/config`` and adapted to a separate Unix user), so both sides are
-non-root users on the same file system. Every suite runs against both; a test that passes on
-the stock share and fails on Speicher's is a regression, and the script exits 1 if there is
-any (0 if none, 2 without root; a crash shows a traceback).
+serving a second subvolume of the same pool to a separate Unix user with the same POSIX ACL,
+so both sides are non-root users on the same file system. The stock share has Samba's
+defaults (path, writeable, valid users: ``--baseline stock``, the default), or the share
+section Speicher renders, adapted (``--baseline same-options``). Every suite runs against
+both; a test that passes on the stock share and fails on Speicher's is a regression, and the
+script exits 1 if there is any (0 if none, 2 without root; a crash shows a traceback).
 
 Run as root:  .venv/bin/python bench/smbtorture.py [--suites smb2.rw ...] [--json FILE]
 
@@ -56,7 +57,15 @@ DEFAULT_SUITES = [
     "smb2.setinfo",
     "smb2.timestamps",
     "smb2.sharemode",
+    "smb2.notify",
+    "smb2.acls",
+    "smb2.streams",
+    "smb2.durable-open",
+    "smb2.oplock",
+    "smb2.compound",
+    "smb2.maxfid",
 ]
+BASELINES = ("stock", "same-options")
 
 # What Samba's own selftest passes when it runs smbtorture against smbd (source3/selftest).
 TORTURE_OPTIONS = [
@@ -466,8 +475,19 @@ def stock_config(
     subvolume: dict[str, Any],
     args: argparse.Namespace,
 ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    """The stock [global] and share sections: Speicher's share section with its paths, dfree
-    helper and users swapped for the stock ones."""
+    """The stock [global] and share sections. Baseline ``stock``: a share with Samba's
+    defaults (path, writeable, the user), so every option Speicher sets is under test.
+    Baseline ``same-options``: Speicher's share section with its paths, dfree helper and users
+    swapped for the stock ones, so only what is not in the share section is."""
+    if args.baseline == "stock":
+        glob = {**STOCK_GLOBALS, **dict(args.stock_global)}
+        if args.stock_globals_from_speicher:
+            glob.update(
+                {k: v for k, v in speicher_conf["global"].items() if k not in INSTANCE_GLOBALS}
+            )
+        section = {"path": subvolume["path"], "read only": "no", "valid users": stock.user}
+        section.update(dict(args.stock_share))
+        return glob, {SHARE: section}
     glob = dict(STOCK_GLOBALS)
     # vfs_fruit's global half belongs to the share option that turned it on
     glob.update({k: v for k, v in speicher_conf["global"].items() if k.startswith("fruit:")})
@@ -774,6 +794,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--parallel", action="store_true", help="run both servers at once")
     p.add_argument(
+        "--baseline",
+        choices=BASELINES,
+        default="stock",
+        help="stock: a share with Samba's defaults (default); same-options: Speicher's share "
+        "section on a stock [global]",
+    )
+    p.add_argument(
         "--stock-globals-from-speicher",
         action="store_true",
         help="copy Speicher's [global] options (not its paths or port) to the stock smbd",
@@ -869,6 +896,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             results = {
                 "command": sys.argv,
+                "baseline": args.baseline,
                 "samba": run(["smbd", "--version"]).stdout.strip(),
                 "seconds": round(elapsed),
                 "suites": {

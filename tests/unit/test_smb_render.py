@@ -105,7 +105,7 @@ def test_text_form() -> None:
 def test_files_and_folders_are_made_so_that_grantees_can_write() -> None:
     g = render.smb_conf(GLOBAL, [share()])["global"]
     assert g["inherit acls"] == "yes"
-    assert g["create mask"] == "0666" and g["directory mask"] == "0777"
+    assert g["create mask"] == "0764" and g["directory mask"] == "0775"
 
 
 HOSTILE = [

@@ -22,12 +22,14 @@ INTERNAL_DIR = ".speicher"
 
 # New files and folders are made with ``0777 & create mask`` / ``0777 & directory mask`` when
 # the parent has a default ACL (``inherit acls``); the group bits of that mode become the ACL
-# mask, which caps every named user and group entry. Samba's defaults (0744, 0755) would cap
-# the share's rw grantees at r-- / r-x on each other's files, so a team could not edit each
-# other's documents. Files never get execute bits; folders get rwx. The grants, not the mode,
-# decide who gets what: the share's top folder has no group or other rights.
-CREATE_MASK = "0666"
-DIRECTORY_MASK = "0777"
+# mask, which caps every named user and group entry. Samba's defaults (0744, 0755) capped the
+# share's rw grantees at r-- / r-x on each other's files, so a team could not edit each
+# other's documents. Only the group bits are widened: the owner keeps Samba's rwx on files
+# (a client asking for all rights, GENERIC_ALL, on its new file needs FILE_EXECUTE: with 0666
+# smbtorture's smb2.connect failed), grantees get rw- on files and rwx on folders, and the
+# other bits are Samba's (the share's default ACL has other::---, so they end up ---).
+CREATE_MASK = "0764"
+DIRECTORY_MASK = "0775"
 
 # Values whose ``%`` is Speicher's own and not a Samba substitution (vfs_shadow_copy2 reads its
 # format with strftime).
