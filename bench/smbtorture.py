@@ -4,11 +4,12 @@ baseline.
 The script starts a real Speicher daemon (``tests/speicher_testing.Daemon``), makes virtual
 disks, a pool, a user with a password and a share with SMB on and an rw grant, all through the
 API. Next to it, it starts a stock smbd of its own (own smb.conf, own directories, own port)
-serving a second subvolume of the same pool with the share options Speicher renders (copied
-from ``GET /api/v1/smb/config`` and adapted to a separate Unix user), so both sides are
-non-root users on the same file system. Every suite runs against both; a test that passes on
-the stock share and fails on Speicher's is a regression, and the script exits 1 if there is
-any (0 if none, 2 without root; a crash shows a traceback).
+serving a second subvolume of the same pool to a separate Unix user with the same POSIX ACL,
+so both sides are non-root users on the same file system. The stock share has Samba's
+defaults (path, writeable, valid users: ``--baseline stock``, the default), or the share
+section Speicher renders, adapted (``--baseline same-options``). Every suite runs against
+both; a test that passes on the stock share and fails on Speicher's is a regression, and the
+script exits 1 if there is any (0 if none, 2 without root; a crash shows a traceback).
 
 Run as root:  .venv/bin/python bench/smbtorture.py [--suites smb2.rw ...] [--json FILE]
 
@@ -56,7 +57,18 @@ DEFAULT_SUITES = [
     "smb2.setinfo",
     "smb2.timestamps",
     "smb2.sharemode",
+    "smb2.notify",
+    "smb2.acls",
+    "smb2.streams",
+    "smb2.durable-open",
+    "smb2.oplock",
+    "smb2.compound",
+    "smb2.maxfid",
 ]
+BASELINES = ("stock", "same-options")
+# Suites whose tests run one smbtorture each, with --test-timeout: in smb2.notify a test can
+# wait forever (on stock Samba too), and a suite-wide timeout would lose the tests after it.
+SPLIT_SUITES = ["smb2.notify"]
 
 # What Samba's own selftest passes when it runs smbtorture against smbd (source3/selftest).
 TORTURE_OPTIONS = [
@@ -466,8 +478,19 @@ def stock_config(
     subvolume: dict[str, Any],
     args: argparse.Namespace,
 ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    """The stock [global] and share sections: Speicher's share section with its paths, dfree
-    helper and users swapped for the stock ones."""
+    """The stock [global] and share sections. Baseline ``stock``: a share with Samba's
+    defaults (path, writeable, the user), so every option Speicher sets is under test.
+    Baseline ``same-options``: Speicher's share section with its paths, dfree helper and users
+    swapped for the stock ones, so only what is not in the share section is."""
+    if args.baseline == "stock":
+        glob = {**STOCK_GLOBALS, **dict(args.stock_global)}
+        if args.stock_globals_from_speicher:
+            glob.update(
+                {k: v for k, v in speicher_conf["global"].items() if k not in INSTANCE_GLOBALS}
+            )
+        plain = {"path": subvolume["path"], "read only": "no", "valid users": stock.user}
+        plain.update(dict(args.stock_share))
+        return glob, {SHARE: plain}
     glob = dict(STOCK_GLOBALS)
     # vfs_fruit's global half belongs to the share option that turned it on
     glob.update({k: v for k, v in speicher_conf["global"].items() if k.startswith("fruit:")})
@@ -627,6 +650,42 @@ def run_suite(
     return result
 
 
+def tests_of(suite: str) -> list[str]:
+    """The tests of a suite as smbtorture names them (``smbtorture --list``), e.g.
+    ``smb2.notify.valid-req``."""
+    out = subprocess.run(
+        ["smbtorture", "--list"], capture_output=True, text=True, check=False, timeout=60
+    ).stdout
+    names: list[str] = []
+    for line in out.splitlines():
+        parts = line.strip().split(".")
+        if line.startswith(suite + ".") and len(parts) >= 3:
+            name = ".".join(parts[:3])
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def run_split(suite: str, target: Target, client_conf: Path, args: argparse.Namespace) -> SuiteRun:
+    """A suite test by test, each with ``--test-timeout``, as one result."""
+    merged = SuiteRun(suite, target.label)
+    for test in tests_of(suite):
+        r = run_suite(test, target, client_conf, args.test_timeout, args.torture_option)
+        merged.status.update(r.status)
+        merged.messages.update(r.messages)
+        merged.seconds += r.seconds
+        merged.timed_out = merged.timed_out or r.timed_out
+        merged.output += r.output
+        merged.returncode = r.returncode if r.returncode else merged.returncode
+    return merged
+
+
+def run_one(suite: str, target: Target, client_conf: Path, args: argparse.Namespace) -> SuiteRun:
+    if suite in args.split:
+        return run_split(suite, target, client_conf, args)
+    return run_suite(suite, target, client_conf, args.timeout, args.torture_option)
+
+
 def run_all(
     suites: list[str],
     targets: list[Target],
@@ -638,15 +697,10 @@ def run_all(
         runs[suite] = {}
         if args.parallel:
             with concurrent.futures.ThreadPoolExecutor(len(targets)) as pool:
-                futures = [
-                    pool.submit(run_suite, suite, t, client_conf, args.timeout, args.torture_option)
-                    for t in targets
-                ]
+                futures = [pool.submit(run_one, suite, t, client_conf, args) for t in targets]
                 done = [f.result() for f in futures]
         else:
-            done = [
-                run_suite(suite, t, client_conf, args.timeout, args.torture_option) for t in targets
-            ]
+            done = [run_one(suite, t, client_conf, args) for t in targets]
         for r in done:
             runs[suite][r.target] = r
             c = r.counts()
@@ -759,6 +813,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--logs", type=Path, help="keep smbtorture output, smb.confs and logs here")
     p.add_argument("--timeout", type=float, default=1200, help="seconds per suite and server")
+    p.add_argument(
+        "--test-timeout",
+        type=float,
+        default=60,
+        help="seconds per test in the suites run test by test (--split)",
+    )
+    p.add_argument(
+        "--split",
+        nargs="*",
+        default=SPLIT_SUITES,
+        help="suites to run test by test (default: smb2.notify)",
+    )
     p.add_argument("--profile", choices=["raid1", "single"], default="raid1")
     p.add_argument("--disk-size", default="2G", help="size of each virtual disk")
     p.add_argument(
@@ -773,6 +839,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="which servers to test: speicher,stock (default), speicher or stock",
     )
     p.add_argument("--parallel", action="store_true", help="run both servers at once")
+    p.add_argument(
+        "--baseline",
+        choices=BASELINES,
+        default="stock",
+        help="stock: a share with Samba's defaults (default); same-options: Speicher's share "
+        "section on a stock [global]",
+    )
     p.add_argument(
         "--stock-globals-from-speicher",
         action="store_true",
@@ -869,6 +942,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             results = {
                 "command": sys.argv,
+                "baseline": args.baseline,
                 "samba": run(["smbd", "--version"]).stdout.strip(),
                 "seconds": round(elapsed),
                 "suites": {

@@ -25,6 +25,7 @@ def _show_settings(settings: dict[str, Any]) -> None:
             ("port", settings["port"]),
             ("interfaces", " ".join(settings["interfaces"]) or "(all)"),
             ("lowest protocol", settings["min_protocol"]),
+            ("signing", settings["signing"]),
         ]
     )
 
@@ -60,6 +61,10 @@ def smb_update(
     all_interfaces: Annotated[
         bool, typer.Option("--all-interfaces", help="Listen on every interface again.")
     ] = False,
+    signing: Annotated[
+        str | None,
+        typer.Option(help="required (refuse clients that do not sign) or default."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change the global SMB settings."""
@@ -71,6 +76,7 @@ def smb_update(
             "server_name": server_name,
             "port": port,
             "interfaces": interfaces,
+            "signing": signing,
         },
     )
     if as_json:

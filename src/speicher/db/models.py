@@ -275,6 +275,7 @@ class SmbSettings(Base):
     server_name: Mapped[str] = mapped_column(String(15), default="")
     port: Mapped[int | None] = mapped_column(Integer, nullable=True)
     interfaces: Mapped[str] = mapped_column(String(1024), default="")
+    signing: Mapped[str] = mapped_column(String(16), default="default", server_default="default")
 
 
 class SnapshotPolicy(Base):

@@ -14,6 +14,17 @@ log = logging.getLogger(__name__)
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+def minimal_env() -> dict[str, str]:
+    """The whole environment of every child: a fixed PATH, the C locale (output we parse is
+    English and stable), root's HOME, and the time zone if one is set. Never the daemon's own
+    environment, which may hold secrets (``SPEICHER_*`` settings, an admin password given at
+    first start) that a child could reveal: smbd expands ``%$(VAR)`` from its environment."""
+    env = {"PATH": _PATH, "LC_ALL": "C", "LANG": "C", "HOME": "/root"}
+    if os.environ.get("TZ"):
+        env["TZ"] = os.environ["TZ"]
+    return env
+
+
 class CommandError(Exception):
     """A command failed or could not be run; carries the command and what it printed."""
 
@@ -49,7 +60,7 @@ def run(
 ) -> Result:
     """Run ``argv`` (no shell) and return its output; raise :class:`CommandError` on failure.
     ``pass_fds`` stay open in the child under the same numbers (for ``/proc/self/fd/N`` paths)."""
-    env = {**os.environ, "LC_ALL": "C", "PATH": _PATH}
+    env = minimal_env()
     log.debug("run %s", argv)
     try:
         proc = subprocess.run(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,47 @@ def delete_user(conf: Path, unix_name: str) -> None:
     )
     if result.returncode != 0 and unix_name in users(conf):
         raise CommandError(result.argv, result.returncode, result.stdout, result.stderr)
+
+
+def account_policy(conf: Path, name: str) -> int:
+    """An account policy of the passdb (``pdbedit -P``), e.g. ``bad lockout attempt``."""
+    out = run(["pdbedit", f"--configfile={conf}", "-P", name], timeout=30).stdout
+    m = re.search(r"value is: (-?\d+)", out)
+    if m is None:
+        raise CommandError(["pdbedit", "-P", name], 0, out, "no value in pdbedit's output")
+    return int(m[1])
+
+
+def set_account_policy(conf: Path, name: str, value: int) -> None:
+    """Set an account policy if it differs (``pdbedit -P NAME -C VALUE``)."""
+    if account_policy(conf, name) != value:
+        run(["pdbedit", f"--configfile={conf}", "-P", name, "-C", str(value)], timeout=30)
+
+
+def account_flags(conf: Path, unix_name: str) -> str:
+    """The account's flags as pdbedit shows them, e.g. ``U`` or ``DUL`` (disabled, locked)."""
+    out = run(["pdbedit", f"--configfile={conf}", "-v", "-u", unix_name], timeout=30).stdout
+    m = re.search(r"^Account Flags:\s*\[([A-Z ]*)\]", out, flags=re.MULTILINE)
+    if m is None:
+        raise CommandError(["pdbedit", "-v", "-u", unix_name], 0, out, "no account flags")
+    return m[1].replace(" ", "")
+
+
+# The flags ``pdbedit -c`` sets; giving the list without L clears a lockout and keeps the rest.
+_SETTABLE_FLAGS = "NDHX"
+
+
+def unlock(conf: Path, unix_name: str) -> bool:
+    """End a lockout after too many wrong passwords: clear the L flag and the bad password
+    count. Neither a new password nor enabling the account does that in Samba. Returns
+    whether the account was locked."""
+    flags = account_flags(conf, unix_name)
+    if "L" not in flags:
+        return False
+    keep = "".join(f for f in _SETTABLE_FLAGS if f in flags)
+    run(["pdbedit", f"--configfile={conf}", "-u", unix_name, "-c", f"[{keep}]"], timeout=30)
+    run(["pdbedit", f"--configfile={conf}", "-u", unix_name, "-z"], timeout=30)
+    return True
 
 
 def users(conf: Path) -> list[str]:

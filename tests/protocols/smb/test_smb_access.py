@@ -390,3 +390,89 @@ def test_guest_reads_files_written_before_guest_access_was_on(
     result = run_smbclient(daemon, "lobby", f"get info\\hours.txt {got}")
     assert result.returncode == 0, result.stdout
     assert got.read_text() == "open 9 to 5"
+
+
+def acl_of(path: Path) -> dict[str, str]:
+    """``getfacl`` of one file as {entry without its permissions: permissions}, e.g.
+    ``{"user::": "rw-", "mask::": "rw-", "user:t1-ann:": "rwx"}`` (effective rights aside)."""
+    out = subprocess.run(
+        ["getfacl", "--omit-header", "--absolute-names", "--numeric", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    entries = {}
+    for raw in out.splitlines():
+        line = raw.split("#")[0].strip()
+        if line and not line.startswith("default:"):
+            head, perms = line.rsplit(":", 1)
+            entries[head + ":"] = perms
+    return entries
+
+
+def test_a_team_edits_each_others_files_and_folders(daemon: Daemon, world: dict[str, Any]) -> None:
+    """Two users granted rw directly, and two through a group: each edits, renames, deletes and
+    writes into what the other made (a mask of r-- / r-x from Samba's create and directory
+    masks used to cap the grantees' entries, so only the owner could)."""
+    for user in ("ann", "ben", "cara", "dan"):
+        make_user(daemon, user)
+    assert daemon.api.post("/groups", json={"name": "crew"}).status_code == 201
+    for user in ("cara", "dan"):
+        assert daemon.api.put(f"/groups/crew/members/{user}").status_code == 200
+    team = make_share(daemon, "team-room", {"ann": "rw", "ben": "rw"})
+    r = daemon.api.post("/shares/team-room/grants", json={"group": "crew", "access": "rw"})
+    assert r.status_code == 200, r.text
+
+    def make(maker: str) -> None:
+        with smb_user(daemon, maker) as c:
+            c.write("team-room", f"{maker}.txt", f"by {maker}".encode())
+            c.mkdir("team-room", f"{maker}-dir")
+            c.write("team-room", f"{maker}-dir/inside.txt", b"inside")
+            c.mkdir("team-room", f"{maker}-dir/sub")
+
+    def edit(editor: str, maker: str) -> None:
+        with smb_user(daemon, editor) as c:
+            name, folder = f"{maker}.txt", f"{maker}-dir"
+            c.write("team-room", name, f"{editor} rewrote it".encode())
+            c.write("team-room", name, b", appended", mode="ab")
+            assert c.read("team-room", name) == f"{editor} rewrote it, appended".encode()
+            c.write("team-room", f"{folder}/inside.txt", f"{editor} was here".encode())
+            c.write("team-room", f"{folder}/{editor}-new.txt", b"new in the other's folder")
+            c.mkdir("team-room", f"{folder}/sub/{editor}-sub")
+            c.rename("team-room", name, f"{folder}/{maker}-moved.txt")
+            c.rename("team-room", folder, f"{folder}-renamed-by-{editor}")
+            folder = f"{folder}-renamed-by-{editor}"
+            assert sorted(c.listdir("team-room", folder)) == sorted(
+                [f"{maker}-moved.txt", "inside.txt", f"{editor}-new.txt", "sub"]
+            )
+            for f in (f"{maker}-moved.txt", "inside.txt", f"{editor}-new.txt"):
+                c.remove("team-room", f"{folder}/{f}")
+            c.rmdir("team-room", f"{folder}/sub/{editor}-sub")
+            c.rmdir("team-room", f"{folder}/sub")
+            c.rmdir("team-room", folder)
+
+    pairs = [("ann", "ben"), ("ben", "ann"), ("cara", "dan"), ("dan", "cara"), ("ann", "cara")]
+    for maker in ("ann", "ben", "cara", "dan"):
+        make(maker)
+    # what Samba made: the grantees' entries are not capped (mask rw- on files, rwx on
+    # folders); the owner keeps Samba's rwx; nobody else gets anything
+    for maker in ("ann", "ben", "cara", "dan"):
+        file_acl = acl_of(team / f"{maker}.txt")
+        assert file_acl["user::"] == "rwx" and file_acl["mask::"] == "rw-", file_acl
+        assert file_acl["group::"] == "---" and file_acl["other::"] == "---", file_acl
+        dir_acl = acl_of(team / f"{maker}-dir")
+        assert dir_acl["user::"] == "rwx" and dir_acl["mask::"] == "rwx", dir_acl
+        assert dir_acl["group::"] == "---" and dir_acl["other::"] == "---", dir_acl
+    # the grantees' named entries are there, with their grants' rights
+    entries = acl_of(team / "ann.txt")
+    uid = pwd.getpwnam(daemon.unix_name("ben")).pw_uid
+    assert entries[f"user:{uid}:"] == "rwx", entries
+
+    for editor, maker in pairs:
+        if maker == "cara" and editor == "ann":
+            make("cara")  # dan already took cara's things apart
+        try:
+            edit(editor, maker)
+        except Exception as exc:
+            raise AssertionError(f"{editor} on {maker}'s: {exc!r}") from exc
+    assert sorted(p.name for p in team.iterdir()) == []

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +273,83 @@ def test_status_shows_no_cipher_for_an_unencrypted_session(
         assert bob.tree.encrypt_data is False
         sessions = daemon.api.get("/smb/status").json()["sessions"]
         assert [s["encryption"] for s in sessions if s["user"] == "bob"] == [""], sessions
+
+
+@pytest.fixture
+def slow_monitor_daemon() -> Iterator[Daemon]:
+    """A daemon of its own whose monitor runs once a minute, as in production."""
+    base = Path(tempfile.mkdtemp(prefix="speicher-test-", dir="/tmp"))
+    base.chmod(0o755)
+    d = Daemon(base)
+    d.env["SPEICHER_MONITOR_INTERVAL"] = "60"
+    try:
+        d.start()
+        make_pool(d)
+        make_user(d, "alice")
+        yield d
+    finally:
+        d.cleanup()
+
+
+def test_first_upload_past_a_fresh_quota_is_disk_full_and_the_share_shows_full(
+    slow_monitor_daemon: Daemon, tmp_path: Path
+) -> None:
+    """smbclient on a fresh 20M share, 30M upload. The server answers DISK_FULL; smbclient
+    itself then prints NT_STATUS_INVALID_NETWORK_RESPONSE for the close (its cli_push drops the
+    writes it still had in flight, and their answers make it call the connection broken; see
+    docs/architecture.md). Right after, clients see the share as full, not as empty."""
+    daemon = slow_monitor_daemon
+    path = make_share(daemon, "fresh", {"alice": "rw"}, quota="20M")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(30 * MiB))
+    put = run_smbclient(daemon, "fresh", f"put {big} big.bin", user="alice")
+    assert put.returncode != 0, put.stdout
+    assert "NT_STATUS_DISK_FULL" in put.stdout, put.stdout
+    listed = run_smbclient(daemon, "fresh", "ls", user="alice")
+    assert listed.returncode == 0 and "big.bin" in listed.stdout, listed.stdout
+    # what the failed upload left: what fitted (Samba cannot know the client gave up)
+    assert (path / "big.bin").stat().st_size <= 20 * MiB
+    with smb_user(daemon, "alice") as alice:
+        # no os.sync() here: the figures must not wait for btrfs's next commit
+        wait_for("clients see the share full", lambda: alice.disk("fresh")[1] < MiB, timeout=20)
+        assert alice.disk("fresh")[0] == 20 * MiB
+        refused(lambda: alice.write("fresh", "more.bin", os.urandom(MiB)), DISK_FULL)
+
+
+def test_pipelined_writes_past_a_quota_each_get_disk_full(
+    daemon: Daemon, world: dict[str, Any]
+) -> None:
+    """What a client that keeps several writes in flight gets: every write an answer, OK until
+    the quota is reached and DISK_FULL after; the connection stays sound and the close works."""
+    make_share(daemon, "piped", {"alice": "rw"}, quota="20M")
+    size = 64 * 1024  # one credit each: smbprotocol waits for no credits
+    chunk = os.urandom(size)
+    with raw_smb(daemon, "alice", "piped") as alice:
+        handle = alice.open("big.bin", write=True)
+        session, tree = alice.session.session_id, alice.tree.tree_connect_id
+        in_flight: list[tuple[Any, Any]] = []
+        statuses: list[int] = []
+
+        def collect() -> None:
+            request, receive = in_flight.pop(0)
+            try:
+                assert receive(request) == size
+                statuses.append(0)
+            except SMBResponseException as exc:
+                statuses.append(status_of(exc))
+
+        for n in range(30 * MiB // size):
+            write, receive = handle.write(chunk, n * size, send=False)
+            in_flight.append((alice.connection.send(write, session, tree), receive))
+            if len(in_flight) >= 16:
+                collect()
+        while in_flight:
+            collect()
+        handle.close()
+        assert set(statuses) == {0, DISK_FULL}, statuses
+        first_full = statuses.index(DISK_FULL)
+        assert 10 * MiB <= first_full * size <= 20 * MiB, first_full
+        assert all(s == DISK_FULL for s in statuses[first_full:]), statuses
+        again = alice.open("big.bin")  # the same connection still works
+        assert again.read(0, size) == chunk
+        again.close()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from speicher.validation import Request
+
+Signing = Literal["default", "required"]
 
 
 class SmbSettingsInfo(BaseModel):
@@ -16,6 +20,10 @@ class SmbSettingsInfo(BaseModel):
     interfaces: list[str] = Field(description="Interfaces or addresses to listen on; empty: all.")
     running: bool = Field(description="Whether smbd is running.")
     min_protocol: str = Field(description="Lowest protocol offered (SMB1 never is).")
+    signing: Signing = Field(
+        description="`default`: clients sign if they want to (encrypted shares are protected "
+        "anyway); `required`: every client must sign (Samba's `server signing = mandatory`)."
+    )
 
 
 class SmbSettingsUpdate(Request):
@@ -24,6 +32,9 @@ class SmbSettingsUpdate(Request):
     port: int | None = Field(None, ge=1, le=65535, description="New port (restarts smbd).")
     interfaces: list[str] | None = Field(
         None, description="New interfaces (restarts smbd); empty list for all."
+    )
+    signing: Signing | None = Field(
+        None, description="`required` to refuse clients that do not sign, or `default`."
     )
 
 

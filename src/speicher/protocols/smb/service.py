@@ -7,7 +7,10 @@ import contextlib
 import logging
 import os
 import re
+import secrets
+import shlex
 import signal
+import threading
 from pathlib import Path
 
 from sqlalchemy import select
@@ -33,25 +36,48 @@ from speicher.system.run import CommandError
 
 log = logging.getLogger(__name__)
 
+# SMB logins: after this many wrong passwords in a row an account is locked for some minutes
+# (Windows 11's defaults: 10 attempts, 10 minutes). Someone who knows a user name can lock
+# that user out for as long; without a lockout, passwords can be guessed at network speed.
+LOCKOUT_POLICY = {
+    "bad lockout attempt": 10,
+    "lockout duration": 10,  # minutes
+    "reset count minutes": 10,  # the count of wrong passwords is forgotten after this
+}
+
+# How often the free space clients see is refreshed: a share that filled up must not look empty
+# to clients for the monitor's interval (a minute by default).
+DFREE_INTERVAL = 5.0
+
 _NETBIOS = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,14}")
 _INTERFACE = re.compile(r"[A-Za-z0-9.:/_-]{1,64}")
 
 # Samba runs a share's dfree command as the connected user, with no arguments of ours (it
 # takes the whole parameter as the program), so each share gets its own tiny script.
 DFREE_SCRIPT = """#!/bin/sh
-# Written by Speicher: the size and free space (1K blocks) of share {share} as its quota
-# leaves them. The daemon keeps the figures up to date.
-exec cat "{figures}"
+# Written by Speicher: the size and free space (1K blocks) of a share as its quota leaves
+# them. The daemon keeps the figures up to date.
+exec cat {figures}
 """
 
 
+def dfree_script(figures: Path) -> str:
+    """The dfree script for one share: shell text, so the path is quoted for the shell (and a
+    path with a control character, which no quoting makes one line, is refused)."""
+    if any(render.is_control(c) for c in str(figures)):
+        raise ValueError(f"{str(figures)!r} contains a control character")
+    return DFREE_SCRIPT.format(figures=shlex.quote(str(figures)))
+
+
 def write_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
-    """Write atomically (temp file, fsync, rename); return whether the content changed."""
+    """Write atomically (temp file, fsync, rename); return whether the content changed. The
+    temp file's name is unique: the monitor and a request may write the same file at once
+    (a shared name made one of them fail with FileNotFoundError, a 500)."""
     with contextlib.suppress(FileNotFoundError):
         if path.read_text() == text:
             return False
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         os.write(fd, text.encode())
         os.fsync(fd)
@@ -80,6 +106,9 @@ class SmbService:
         self.usermap = self.dir / "usermap"
         self.dfree_dir = settings.public_dir / "dfree"
         self._listening: tuple[int, tuple[str, ...]] | None = None
+        self._dfree_lock = threading.Lock()
+        self._dfree_stop = threading.Event()
+        self._dfree_thread: threading.Thread | None = None
         self.supervisor = Supervisor(
             "smbd",
             lambda: samba.smbd_argv(self.conf),
@@ -123,6 +152,9 @@ class SmbService:
         os.chmod(self.dfree_dir, 0o755)  # noqa: S103 - read by users' processes
         self.write_usermap()
         self.apply()
+        with translated("setting Samba's lockout policy"):
+            for name, value in LOCKOUT_POLICY.items():
+                samba.set_account_policy(self.conf, name, value)
         self._check_users()
 
     def _check_users(self) -> None:
@@ -142,7 +174,9 @@ class SmbService:
         with self.db.session() as s:
             row = s.get(SmbSettings, 1)
             if row is None:
-                row = SmbSettings(id=1, workgroup="WORKGROUP", server_name="", interfaces="")
+                row = SmbSettings(
+                    id=1, workgroup="WORKGROUP", server_name="", interfaces="", signing="default"
+                )
                 s.add(row)
                 s.flush()
             s.expunge(row)
@@ -200,6 +234,7 @@ class SmbService:
             interfaces=interfaces,
             dirs=self._dirs(),
             username_map=str(self.usermap) if self.settings.account_prefix else None,
+            signing_required=row.signing == "required",
         )
         return render.to_text(render.smb_conf(glob, self._shares()))
 
@@ -226,21 +261,29 @@ class SmbService:
         prefix = self.settings.account_prefix
         if not prefix:
             return
-        lines = [
-            f"{unix} = {unix[len(prefix) :]}"
+        names = {
+            unix: unix[len(prefix) :]
             for unix in samba.users(self.conf)
-            if unix.startswith(prefix)
-        ]
-        write_if_changed(self.usermap, "\n".join(lines) + "\n", 0o644)
+            if unix.startswith(prefix) and len(unix) > len(prefix)
+        }
+        write_if_changed(self.usermap, render.usermap_text(names), 0o644)
 
     def _password(self, name: str, unix_name: str, password: str) -> None:
         with translated("setting the SMB password"):
             samba.set_password(self.conf, unix_name, password)
+            self._unlock(name, unix_name)
         self.write_usermap()
+
+    def _unlock(self, name: str, unix_name: str) -> None:
+        """A new password, or enabling the account, ends a lockout (an admin's act)."""
+        if samba.unlock(self.conf, unix_name):
+            self.events.record("info", "smb.unlocked", name, f"SMB lockout of {name} ended")
 
     def _state(self, name: str, unix_name: str, enabled: bool) -> None:
         with translated("changing the SMB account"):
             samba.set_enabled(self.conf, unix_name, enabled)
+            if enabled:
+                self._unlock(name, unix_name)
         if not enabled:
             self.disconnect(unix_name)
 
@@ -268,9 +311,25 @@ class SmbService:
         self.supervisor.start()
         if not self.supervisor.running:
             self.events.record("error", "smb.failed", "smbd", "smbd did not start; see smbd.log")
+        self._dfree_stop.clear()
+        self._dfree_thread = threading.Thread(
+            target=self._refresh_dfree, name="smb-dfree", daemon=True
+        )
+        self._dfree_thread.start()
 
     def stop(self) -> None:
+        self._dfree_stop.set()
+        if self._dfree_thread is not None:
+            self._dfree_thread.join(30)
         self.supervisor.stop()
+
+    def _refresh_dfree(self) -> None:
+        interval = min(DFREE_INTERVAL, self.settings.monitor_interval)
+        while not self._dfree_stop.wait(interval):
+            try:
+                self.update_dfree()
+            except Exception:  # the next round tries again; a log line, never a dead thread
+                log.exception("refreshing the SMB free space figures failed")
 
     def _restarted(self, code: int | None) -> None:
         self.events.record(
@@ -288,6 +347,7 @@ class SmbService:
             interfaces=interfaces,
             running=self.supervisor.running,
             min_protocol="SMB2_02",
+            signing="required" if row.signing == "required" else "default",
         )
 
     def update_settings(self, req: SmbSettingsUpdate) -> SmbSettingsInfo:
@@ -310,6 +370,8 @@ class SmbService:
                 row.port = req.port
             if req.interfaces is not None:
                 row.interfaces = " ".join(req.interfaces)
+            if req.signing is not None:
+                row.signing = req.signing
             s.add(row)
         self.apply()
         self.events.record("info", "smb.settings", "smbd", "SMB settings changed")
@@ -346,16 +408,33 @@ class SmbService:
 
     def update_dfree(self) -> None:
         """Write each SMB share's size and free space as its quota leaves them, so clients see
-        the quota (not the pool) as the disk's size."""
-        for opts in self._shares():
+        the quota (not the pool) as the disk's size.
+
+        btrfs updates a quota group's figures only when it commits a transaction (every 30 s),
+        so each pool with a quota'd share is synced first: right after an upload filled a
+        share, its figures say it is full. A sync with nothing to write costs next to
+        nothing."""
+        with self._dfree_lock:
+            self._update_dfree()
+
+    def _update_dfree(self) -> None:
+        shares = self._shares()
+        quotas: dict[str, int | None] = {}
+        with self.db.session() as s:
+            for share in s.scalars(select(Share).where(Share.name.in_([o.name for o in shares]))):
+                quotas[share.name] = share.quota
+        synced: set[Path] = set()
+        for opts in shares:
             path = Path(opts.path)
-            with self.db.session() as s:
-                share = s.scalars(select(Share).where(Share.name == opts.name)).one()
-                quota = share.quota
+            quota = quotas.get(opts.name)
             try:
                 st = os.statvfs(path)
             except OSError:
                 continue
+            if quota is not None and path.parent not in synced:
+                with contextlib.suppress(CommandError):
+                    btrfs.sync(path.parent)  # the pool's mount point
+                synced.add(path.parent)
             total = st.f_blocks * st.f_frsize
             free = st.f_bavail * st.f_frsize
             if quota is not None:
@@ -365,8 +444,7 @@ class SmbService:
                     free = max(0, min(free, quota - used))
             figures = self.dfree_dir / opts.name
             write_if_changed(figures, f"{total // 1024} {free // 1024}\n")
-            script = DFREE_SCRIPT.format(share=opts.name, figures=figures)
-            write_if_changed(self.dfree_dir / f"{opts.name}.sh", script, 0o755)
+            write_if_changed(self.dfree_dir / f"{opts.name}.sh", dfree_script(figures), 0o755)
 
     def purge_recycle(self) -> None:
         """Delete what lay in a share's recycle folder longer than the share keeps it."""

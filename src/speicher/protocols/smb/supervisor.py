@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from speicher.system.run import minimal_env
+
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
@@ -76,6 +78,7 @@ class Supervisor:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=minimal_env(),  # smbd expands %$(VAR): never the daemon's environment
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before exec
             )
             log_file.close()
