@@ -132,10 +132,16 @@ class SnapshotService:
     ) -> SnapshotInfo:
         source = self.shares.path(share)
         self.check_lock(locked_until, "locked_until", now)
-        name = name or (now or now_utc()).strftime(FORMAT)
+        directory = self.directory(share)
+        if name is None:
+            # names have one-second steps: a second snapshot within the same second (a
+            # safety snapshot right after a manual one) takes the next free second
+            when = now or now_utc()
+            while (directory / when.strftime(FORMAT)).exists():
+                when += dt.timedelta(seconds=1)
+            name = when.strftime(FORMAT)
         if parse_name(name) is None:
             raise InvalidInput(field="name", reason="must look like @GMT-2026.01.31-23.59.59")
-        directory = self.directory(share)
         target = directory / name
         if target.exists():
             raise Conflict(f"snapshot {name} of share '{share}' already exists")
