@@ -30,7 +30,7 @@ class EventService:
     def record(self, level: str, kind: str, subject: str, message: str) -> EventInfo:
         """Store an event and write it to the daemon's log."""
         log.log(_LEVELS.get(level, logging.INFO), "%s %s: %s", kind, subject, message)
-        with self.db.session() as s:
+        with self.db.quiet_session() as s:  # an event changes no listing of pools or shares
             event = Event(level=level, kind=kind, subject=subject, message=message)
             s.add(event)
             s.flush()
