@@ -104,6 +104,23 @@ class DiskService:
             return os.path.realpath(ref)
         return ref
 
+    def devices_of(self, refs: builtins.list[str]) -> dict[str, str | None]:
+        """:meth:`device_of` for many disks, with one query and one loop-device listing."""
+        names = [r for r in refs if not r.startswith("/")]
+        paths: dict[str, str] = {}
+        if names:
+            with self.db.session() as s:
+                query = select(VirtualDisk).where(VirtualDisk.name.in_(names))
+                paths = {vd.name: vd.path for vd in s.scalars(query)}
+        loops = {dev.backing_file: dev.device for dev in loop.list_devices()} if paths else {}
+        out: dict[str, str | None] = {}
+        for ref in refs:
+            if ref.startswith("/"):
+                out[ref] = self.device_of(ref)
+            else:
+                out[ref] = loops.get(paths[ref]) if ref in paths else None
+        return out
+
     def device_of(self, ref: str) -> str | None:
         """The block device a disk reference names now, or None (unknown or detached)."""
         if ref.startswith("/"):
@@ -134,8 +151,9 @@ class DiskService:
         by_uuid = {uuid: pool for _, pool, uuid in refs if uuid}
         for member, fsid in blockdev.mounted_btrfs_members().items():
             found[member] = by_uuid.get(fsid, f"a mounted btrfs filesystem ({fsid})")
+        devices = self.devices_of([ref for ref, _, _ in refs])
         for ref, pool, _ in refs:
-            device = self.device_of(ref)
+            device = devices[ref]
             number = blockdev.device_number(device) if device else None
             if number is not None:
                 found[number] = pool

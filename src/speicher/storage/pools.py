@@ -259,14 +259,15 @@ class PoolService:
             reasons += [f"{disk} is failing: {why}" for disk, why in failing.items()]
             problem = "; ".join(reasons)
         else:
+            present = self.disks.devices_of(refs)
             disks = [
                 PoolDiskInfo(
                     disk=r,
-                    device=self.disks.device_of(r) or "",
+                    device=present[r] or "",
                     devid=None,
                     size=0,
                     used=0,
-                    state="online" if self.disks.device_of(r) else "missing",
+                    state="online" if present[r] else "missing",
                 )
                 for r in refs
             ]
