@@ -73,6 +73,14 @@ class Settings(BaseSettings):
         description="How far ahead a snapshot may be locked (days; 10 years by default). Set "
         "in the file or environment only, so an API token cannot raise it.",
     )
+    scrub_speed_limit_mib: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="Most a scrub reads per disk and second (MiB/s; 0: as fast as the disks "
+        "go). A scrub of fast disks checksums with every core it gets; a limit keeps the box "
+        "responsive while it runs.",
+    )
     log_level: str = Field("INFO", description="Python log level of the daemon.")
 
     @field_validator("state_dir", "mount_root")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import logging
 import os
@@ -18,7 +19,7 @@ import uvicorn
 import uvloop
 
 from speicher import __version__
-from speicher.api.app import create_app
+from speicher.api.app import serve_app
 from speicher.config import Settings
 from speicher.errors import SpeicherError
 from speicher.protection.restore import recover_rollbacks
@@ -268,20 +269,28 @@ def serve(settings: Settings) -> None:
     services.smb.start()
     monitor = Monitor(services)
     monitor.start()
-    app = create_app(services, certificates)
+    app = serve_app(services, certificates)
     https = _Server(
         uvicorn.Config(
             app,
             log_level="warning",
             access_log=False,
             lifespan="off",
+            proxy_headers=False,  # no proxy in front: X-Forwarded-For must not pick the address
             ssl_context_factory=lambda _config, _default: ssl_context,
         )
     )
-    http = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    http = _Server(
+        uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", proxy_headers=False
+        )
+    )
     plain = [unix, http_sock] if http_sock else [unix]
     try:
         # uvloop: a faster event loop for many clients at once (bench/api_concurrency.py)
+        # what start-up made lives as long as the daemon: keep it out of the collector's way,
+        # so a full collection does not stall every client (tens of ms with the whole heap)
+        gc.freeze()
         uvloop.run(_serve_all([(https, [https_sock]), (http, plain)]))
     finally:
         # a second SIGTERM (an impatient service manager) must not cut the orderly stop short

@@ -6,16 +6,36 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.types import Receive, Scope, Send
 
 from speicher import __version__
 from speicher.api import problems
 from speicher.api.auth import AuthMiddleware, principal
-from speicher.api.cache import ListingCache
+from speicher.api.cache import FastListings, ListingCache
 from speicher.api.routes import access, alerts, health, protection, protocols, storage, system
 from speicher.services import Services
 from speicher.tls import CertificateStore
 
 PREFIX = "/api/v1"
+
+
+class Front:
+    """What the daemon serves: the API, with a fast lane in front for a crowd asking for the
+    same listings (:class:`FastListings`; bench/api_concurrency.py measures it)."""
+
+    def __init__(self, app: FastAPI, fast: FastListings) -> None:
+        self.app = app
+        self.fast = fast
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not await self.fast.answer(scope, send):
+            await self.app(scope, receive, send)
+
+
+def serve_app(services: Services, certificates: CertificateStore | None = None) -> Front:
+    app = create_app(services, certificates)
+    listings = {f"{PREFIX}/pools": "pools", f"{PREFIX}/shares": "shares:"}
+    return Front(app, FastListings(app.state.listings, services.tokens.cached, listings))
 
 
 def create_app(services: Services, certificates: CertificateStore | None = None) -> FastAPI:
@@ -38,6 +58,7 @@ def create_app(services: Services, certificates: CertificateStore | None = None)
     app.state.certificates = certificates or CertificateStore(
         services.settings.tls_dir, services.events
     )
+    # the last added runs first: authentication, then cached listings, then the routes
     app.add_middleware(AuthMiddleware, services=services)
     problems.install(app)
     auth = [Depends(principal)]

@@ -37,8 +37,11 @@ class Database:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # bumped after every commit that changed something (a cheap "did anything change?")
+        # bumped after every commit that changed something (a cheap "did anything change?");
+        # _tables: the generation at which each table last changed ("*": a change of unknown
+        # tables, such as a textual statement), so a listing waits only for its own tables
         self.generation = 0
+        self._tables: dict[str, int] = {}
         self._watch_changes()
 
     def migrate(self) -> None:
@@ -56,6 +59,15 @@ class Database:
                 yield session
             if session.info.get("changed") and not session.info.get("quiet"):
                 self.generation += 1
+                for table in session.info.get("tables", ("*",)):
+                    self._tables[table] = self.generation
+
+    def generation_of(self, tables: frozenset[str]) -> int:
+        """The generation at which any of ``tables`` last changed (0: never since start)."""
+        found = self._tables.get("*", 0)
+        for table in tables:
+            found = max(found, self._tables.get(table, 0))
+        return found
 
     @contextmanager
     def quiet_session(self) -> Iterator[Session]:
@@ -69,14 +81,22 @@ class Database:
         """Count committed changes (``generation``), so readers can cache what they built from
         the database until it changes."""
 
+        def changed(session: Session, table: str) -> None:
+            session.info["changed"] = True
+            session.info.setdefault("tables", set()).add(table)
+
         @event.listens_for(self._sessions, "after_flush")
         def _flushed(session: Session, _context: Any) -> None:
+            for obj in (*session.new, *session.dirty, *session.deleted):
+                table = getattr(obj, "__table__", None)
+                changed(session, table.name if table is not None else "*")
             session.info["changed"] = True
 
         @event.listens_for(self._sessions, "do_orm_execute")
         def _executed(state: Any) -> None:
             if not state.is_select:
-                state.session.info["changed"] = True
+                table = getattr(state.statement, "table", None)
+                changed(state.session, getattr(table, "name", "*"))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -409,6 +409,21 @@ class ScrubService:
         with self._lock:
             self._running.discard(pool)
 
+    def _limit_speed(self, pool: str, uuid: str, devids: builtins.list[int]) -> None:
+        """Set every disk's scrub speed to the setting (also "no limit", so an earlier value
+        does not linger); a kernel without the knob scrubs at full speed, with an event."""
+        limit = self.settings.scrub_speed_limit_mib * 1024 * 1024
+        try:
+            btrfs.set_scrub_speed(uuid, devids, limit)
+        except OSError as exc:
+            if limit:
+                self.events.record(
+                    "warning",
+                    "scrub.unlimited",
+                    pool,
+                    f"scrub of {pool} runs at full speed: the kernel took no limit ({exc})",
+                )
+
     def _work(self, pool: str, run_id: int, mnt: Path, progress: Progress) -> str:
         try:
             try:
@@ -427,13 +442,17 @@ class ScrubService:
 
     def _scrub(self, pool: str, mnt: Path, progress: Progress) -> Outcome:
         progress(0, "checking every block")
-        members = self.pools.get(pool).disks
+        info = self.pools.get(pool)
+        members = info.disks
         devices = {d.device for d in members if d.device}
         by_devid = {d.devid: d.disk for d in members if d.devid is not None}
 
         def disk_of(dev: btrfs.DeviceScrub) -> str:
             return by_devid.get(dev.devid, dev.device)
 
+        self._limit_speed(
+            pool, info.uuid, [d.devid for d in members if d.devid is not None and d.device]
+        )
         total = max(1, btrfs.usage(mnt).used)  # raw bytes over all disks: what a scrub reads
         results: builtins.list[btrfs.ScrubResult] = []
 

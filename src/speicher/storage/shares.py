@@ -14,11 +14,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from speicher import names
 from speicher.config import Settings
-from speicher.db import Database, Pool, Share
+from speicher.db import Database, Grant, Pool, Share
 from speicher.errors import Conflict, InvalidInput, NotFound, SpeicherError, Validator, translated
 from speicher.events import EventService
 from speicher.faults import crash_point
@@ -189,7 +189,17 @@ class ShareService:
 
     def list(self, pool: str | None = None) -> builtins.list[ShareInfo]:
         with self.db.session() as s:
-            query = select(Share).where(Share.state != "creating").order_by(Share.name)
+            query = (
+                select(Share)
+                .where(Share.state != "creating")
+                .order_by(Share.name)
+                # three queries for any number of shares, not three per share
+                .options(
+                    joinedload(Share.pool),
+                    selectinload(Share.grants).joinedload(Grant.user),
+                    selectinload(Share.grants).joinedload(Grant.group),
+                )
+            )
             if pool:
                 query = query.join(Pool).where(Pool.name == pool)
             rows = [_row_of(sh) for sh in s.scalars(query)]

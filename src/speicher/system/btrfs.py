@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -497,6 +498,15 @@ class ScrubResult:
     returncode: int  # 0 clean or corrected, 3 uncorrectable errors, else the scrub failed
     devices: list[DeviceScrub]
     messages: str  # what btrfs printed on stderr
+
+
+def set_scrub_speed(uuid: str, devids: Iterable[int], bytes_per_second: int) -> None:
+    """Limit the scrub of each device of filesystem ``uuid`` (0: no limit); the kernel reads
+    the limit as the scrub goes (``/sys/fs/btrfs/<uuid>/devinfo/<devid>/scrub_speed_max``,
+    Linux 5.14 and later). Raises OSError where the kernel has no such file."""
+    base = Path("/sys/fs/btrfs") / uuid / "devinfo"
+    for devid in devids:
+        (base / str(devid) / "scrub_speed_max").write_text(f"{bytes_per_second}\n")
 
 
 def scrub(mountpoint: Path) -> ScrubResult:

@@ -42,11 +42,16 @@ def delete_virtual_disk(name: str, services: ServicesDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+# what the cached listings are built from: a change elsewhere (a job, an event) keeps them
+POOL_TABLES = frozenset({"pools", "pool_disks", "shares", "virtual_disks"})
+SHARE_TABLES = frozenset({"shares", "pools", "grants", "users", "groups"})
+
+
 @router.get("/pools", tags=["pools"], summary="List pools", response_model=list[PoolInfo])
 async def list_pools(services: ServicesDep, request: Request) -> Response:
     cache: ListingCache = request.app.state.listings
     return await cache.respond(
-        "pools", lambda: services.db.generation, services.pools.list, PoolInfo
+        "pools", lambda: services.db.generation_of(POOL_TABLES), services.pools.list, PoolInfo
     )
 
 
@@ -105,7 +110,7 @@ async def list_shares(
     cache: ListingCache = request.app.state.listings
     return await cache.respond(
         f"shares:{pool or ''}",
-        lambda: services.db.generation,
+        lambda: services.db.generation_of(SHARE_TABLES),
         lambda: services.shares.list(pool),
         ShareInfo,
     )
