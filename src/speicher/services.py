@@ -9,6 +9,7 @@ from speicher.config import Settings
 from speicher.db import Database
 from speicher.events import EventService
 from speicher.events.alerts import AlertService
+from speicher.files import ShareFS
 from speicher.hooks import Hooks
 from speicher.jobs import JobService
 from speicher.protection import DiskHealthService, PolicyService, ScrubService, SnapshotService
@@ -37,6 +38,7 @@ class Services:
     health: DiskHealthService
     alerts: AlertService
     smb: SmbService
+    files: ShareFS
     hooks: Hooks
 
     @classmethod
@@ -68,6 +70,7 @@ class Services:
             health=DiskHealthService(settings, db, events, pools, disks),
             alerts=AlertService(db, events),
             smb=SmbService(settings, db, events, hooks, users),
+            files=ShareFS(settings, db),
             hooks=hooks,
             groups=GroupService(settings, db, events, grants),
             tokens=TokenService(db, events),

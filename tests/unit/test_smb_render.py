@@ -56,7 +56,8 @@ def test_grants_become_valid_users_and_write_list() -> None:
     assert s["valid users"] == "+accounting alice"
     assert s["write list"] == "alice"
     assert s["guest ok"] == "no"
-    assert s["veto files"] == "/.speicher/"
+    assert s["veto files"] == "/.speicher/.speicher-upload-*/"  # and ShareFS's uploads
+    assert s["follow symlinks"] == "no"  # as ShareFS: links are never followed
     assert s["vfs objects"] == "shadow_copy2"
     assert s["shadow:snapdir"] == "/srv/speicher/tank/.snapshots/finance"
     assert s["shadow:format"] == "@GMT-%Y.%m.%d-%H.%M.%S"

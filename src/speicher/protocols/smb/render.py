@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 SNAPSHOT_FORMAT = "@GMT-%Y.%m.%d-%H.%M.%S"
 RECYCLE_DIR = "#recycle"
 INTERNAL_DIR = ".speicher"
+UPLOAD_PREFIX = ".speicher-upload-"  # ShareFS's temp files (speicher.files.paths)
 
 # New files and folders are made with ``0777 & create mask`` / ``0777 & directory mask`` when
 # the parent has a default ACL (``inherit acls``); the group bits of that mode become the ACL
@@ -147,8 +148,11 @@ def _share(s: ShareOptions) -> dict[str, str]:
         "valid users": " ".join(readers),
         "write list": " ".join(sorted(set(s.writers))),
         "guest ok": _yes(s.guest),
-        "veto files": f"/{INTERNAL_DIR}/",
+        # Speicher's folder and ShareFS's uploads in progress are invisible, as over WebDAV
+        "veto files": f"/{INTERNAL_DIR}/{UPLOAD_PREFIX}*/",
         "delete veto files": "no",
+        # a symbolic link in a share is never followed, by any protocol (docs/files.md)
+        "follow symlinks": "no",
     }
     if s.abe:
         section["access based share enum"] = "yes"

@@ -1,0 +1,864 @@
+"""ShareFS: the one view of a share's files that every Python protocol goes through.
+
+``ShareFS.open(user, share, protocol, address)`` decides access once, from the grants (the
+same rule Samba's ``valid users``/``write list`` follow: any rw grant, direct or through a
+group, gives rw; any grant gives ro; a disabled user, a user without file access, or a share
+that is not ready gives nothing) and returns a :class:`ShareView`. Every operation of the view
+works relative to a directory descriptor of the share opened once, resolving the rest with
+:mod:`speicher.system.beneath` (``openat2`` with ``RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS``),
+and acts on the last name with ``*at`` calls and ``O_NOFOLLOW``: no path string is joined and
+re-resolved, so ``..``, absolute paths and symbolic links, also one swapped in mid-request,
+lead nowhere outside.
+
+Decisions, the same on every adapter (docs/files.md):
+
+- Symbolic links inside a share are never followed and never shown (Samba is configured to
+  agree: ``follow symlinks = no``); nor are FIFOs, sockets and device nodes. Only folders and
+  regular files exist for the protocols.
+- A regular file with more than one hard link is not served (it may be the same inode as a
+  file outside the share); it is listed by no protocol of ours and refused with EACCES.
+- New files and folders are made by root with Samba's modes (``create mask`` 0764,
+  ``directory mask`` 0775), so the kernel applies the folder's default ACL exactly as for a
+  file Samba makes, and then belong to the acting user and Speicher's primary group, as
+  Samba's do. A file replaced by an upload keeps its owner, group, mode and ACL, as a file
+  overwritten over SMB does.
+- Whole-file writes are atomic and durable: a temp file ``.speicher-upload-*`` in the same
+  folder (hidden from every protocol, Samba's ``veto files`` included), written, ``fsync``ed,
+  renamed over the target, and the folder ``fsync``ed. An interrupted write removes its temp
+  file; :meth:`ShareFS.remove_leftovers` removes what a crash left, at start.
+- ``/.snapshots/@GMT-…/`` in every share shows the share's snapshots, read only.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import errno
+import hashlib
+import os
+import secrets
+import stat
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from speicher.config import Settings
+from speicher.db import Database, Grant, Share, User
+from speicher.files import paths
+from speicher.files.errors import FsError, from_os
+from speicher.files.events import FileEvents
+from speicher.protocols.smb.render import CREATE_MASK, DIRECTORY_MASK
+from speicher.system import beneath
+from speicher.system.accounts import gid_of
+
+Access = Literal["rw", "ro"]
+FILE_MODE = int(CREATE_MASK, 8)
+DIR_MODE = int(DIRECTORY_MASK, 8)
+META_PREFIX = "user.speicher.meta."  # dead properties, object metadata: user xattrs
+ACL_ACCESS = "system.posix_acl_access"
+ACCESS_TABLES = frozenset({"users", "groups", "grants", "shares", "pools"})
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A folder or regular file as every protocol sees it."""
+
+    name: str
+    is_dir: bool
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    mode: int
+    uid: int
+    gid: int
+
+    @property
+    def mtime(self) -> float:
+        return self.mtime_ns / 1e9
+
+    @property
+    def etag(self) -> str:
+        """Changes whenever the content may have: inode, size and modification time."""
+        return f"{self.inode:x}-{self.size:x}-{self.mtime_ns:x}"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who acts: a Speicher user with file access, and the Unix ids files get."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+def _entry(name: str, st: os.stat_result) -> Entry:
+    return Entry(
+        name=name,
+        is_dir=stat.S_ISDIR(st.st_mode),
+        size=st.st_size if stat.S_ISREG(st.st_mode) else 0,
+        mtime_ns=st.st_mtime_ns,
+        ctime_ns=st.st_ctime_ns,
+        inode=st.st_ino,
+        mode=stat.S_IMODE(st.st_mode),
+        uid=st.st_uid,
+        gid=st.st_gid,
+    )
+
+
+def _served(st: os.stat_result) -> bool:
+    if stat.S_ISDIR(st.st_mode):
+        return True
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+
+
+class ShareFS:
+    """Opens views of shares for users; one per daemon."""
+
+    def __init__(self, settings: Settings, db: Database, events: FileEvents | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.events = events or FileEvents()
+        # (user, share) -> (generation of ACCESS_TABLES, principal, access, pool)
+        self._access: dict[tuple[str, str], tuple[int, Principal | None, Access | None, str]] = {}
+        self._gid: int | None = None
+
+    # -- who may open what ---------------------------------------------------------------------
+
+    def _primary_gid(self) -> int:
+        if self._gid is None:
+            self._gid = gid_of(self.settings.primary_group)
+        return self._gid
+
+    def access(self, user: str, share: str) -> tuple[Principal | None, Access | None, str]:
+        """The user (None if unknown, disabled or without file access), their access to the
+        share (None: nothing) and the share's pool."""
+        key = (user, share)
+        now = self.db.generation_of(ACCESS_TABLES)
+        cached = self._access.get(key)
+        if cached is not None and cached[0] == now:
+            return cached[1], cached[2], cached[3]
+        principal: Principal | None = None
+        access: Access | None = None
+        pool = ""
+        with self.db.session() as s:
+            row = s.scalars(
+                select(User).where(User.name == user).options(selectinload(User.groups))
+            ).first()
+            shared = s.scalars(
+                select(Share)
+                .where(Share.name == share)
+                .options(selectinload(Share.grants), selectinload(Share.pool))
+            ).first()
+            usable = (
+                row is not None
+                and row.state == "ready"
+                and row.enabled
+                and row.file_access
+                and row.uid is not None
+            )
+            if usable and row is not None and row.uid is not None:
+                principal = Principal(row.name, row.uid, self._primary_gid())
+            if principal is not None and row is not None and shared is not None:
+                pool = shared.pool.name
+                if shared.state == "ready":
+                    access = _grant_access(shared.grants, row.id, {g.id for g in row.groups})
+        if len(self._access) > 10_000:
+            self._access.clear()
+        self._access[key] = (now, principal, access, pool)
+        return principal, access, pool
+
+    def shares(self, user: str) -> list[tuple[str, Access]]:
+        """The shares ``user`` may open, by name, with their access."""
+        with self.db.session() as s:
+            names = list(s.scalars(select(Share.name).where(Share.state == "ready")))
+        found = []
+        for name in sorted(names):
+            _principal, access, _pool = self.access(user, name)
+            if access is not None:
+                found.append((name, access))
+        return found
+
+    def open(self, user: str, share: str, protocol: str, address: str | None = None) -> ShareView:
+        """A view of ``share`` for ``user``; FsError ENOENT if the share does not exist for
+        them (also when they have no grant: a user learns nothing of shares they cannot
+        open), EIO if its pool is not mounted."""
+        principal, access, pool = self.access(user, share)
+        if principal is None or access is None:
+            raise FsError(errno.ENOENT, f"no share named '{share}'")
+        top = self.settings.mount_root / pool / share
+        snapshots = self.settings.mount_root / pool / ".snapshots" / share
+        if not os.path.ismount(self.settings.mount_root / pool):
+            raise FsError(errno.EIO, f"share '{share}' is unavailable: its pool is not mounted")
+        try:
+            fd = beneath.open_root(top)
+        except OSError as exc:
+            raise FsError(errno.EIO, f"share '{share}' is unavailable") from exc
+        return ShareView(self, principal, share, access, protocol, address, fd, snapshots)
+
+    # -- at start ------------------------------------------------------------------------------
+
+    def remove_leftovers(self, top: Path) -> int:
+        """Remove the upload temp files a crash left in the share at ``top``; how many."""
+        removed = 0
+        try:
+            fd = beneath.open_root(top)
+        except OSError:
+            return 0
+        with beneath.opened(fd):
+            for node in beneath.walk(fd, skip=frozenset({paths.INTERNAL_DIR})):
+                if node.parent is None or not node.name.startswith(paths.UPLOAD_PREFIX):
+                    continue
+                if stat.S_ISREG(node.st.st_mode):
+                    with contextlib.suppress(OSError):
+                        os.unlink(node.name, dir_fd=node.parent)
+                        removed += 1
+        return removed
+
+
+def _grant_access(grants: Iterable[Grant], user_id: int, group_ids: set[int]) -> Access | None:
+    found: Access | None = None
+    for g in grants:
+        if g.user_id == user_id or (g.group_id is not None and g.group_id in group_ids):
+            if g.access == "rw":
+                return "rw"
+            found = "ro"
+    return found
+
+
+class ReadFile:
+    """An open regular file for reading; ``read`` and ``chunks`` never move a shared offset."""
+
+    def __init__(self, fd: int, entry: Entry) -> None:
+        self.fd = fd
+        self.entry = entry
+
+    def read(self, offset: int, size: int) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+    def chunks(self, start: int = 0, end: int | None = None, size: int = _CHUNK) -> Iterator[bytes]:
+        """The bytes from ``start`` to ``end`` (exclusive; None: to the end)."""
+        stop = self.entry.size if end is None else end
+        offset = start
+        while offset < stop:
+            data = os.pread(self.fd, min(size, stop - offset), offset)
+            if not data:
+                return
+            offset += len(data)
+            yield data
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+    def __enter__(self) -> ReadFile:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+class Upload:
+    """A whole-file write in progress: bytes go to a hidden temp file beside the target;
+    :meth:`commit` makes them the file at once, :meth:`abort` (or an error) leaves the old
+    file as it was. Also computes MD5 and SHA-256 of the bytes in the same pass (S3 ETags)."""
+
+    def __init__(self, view: ShareView, parts: tuple[str, ...], dir_fd: int, name: str) -> None:
+        self.view = view
+        self.parts = parts
+        self.dir_fd = dir_fd
+        self.name = name
+        self.temp = f"{paths.UPLOAD_PREFIX}{secrets.token_hex(8)}"
+        self.size = 0
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.done = False
+        self.fd = os.open(
+            self.temp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            FILE_MODE,
+            dir_fd=dir_fd,
+        )
+        try:
+            os.fchown(self.fd, view.principal.uid, view.principal.gid)
+        except BaseException:
+            self._discard()
+            raise
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self.fd, view)
+                view = view[written:]
+        except OSError as exc:
+            self.abort()
+            raise from_os(exc) from None
+        self.md5.update(data)
+        self.size += len(data)
+
+    def commit(self, mtime_ns: int | None = None) -> Entry:
+        """Make the bytes the file (fsync, rename, fsync of the folder)."""
+        try:
+            existing = beneath.lstat(self.dir_fd, self.name)
+            if existing is not None:
+                if stat.S_ISDIR(existing.st_mode):
+                    raise FsError(errno.EISDIR, "a folder of that name exists")
+                if stat.S_ISREG(existing.st_mode) and existing.st_nlink == 1:
+                    self._keep_owner(existing)
+            if mtime_ns is not None:
+                os.utime(self.fd, ns=(mtime_ns, mtime_ns))
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            os.rename(self.temp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+            self.done = True
+            os.fsync(self.dir_fd)
+            st = os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
+        except OSError as exc:
+            self.abort()
+            raise from_os(exc) from None
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._close_dir()
+        kind = "write" if existing is not None else "create"
+        self.view.emit(kind, self.parts, self.size)
+        return _entry(self.name, st)
+
+    def _keep_owner(self, old: os.stat_result) -> None:
+        """A replaced file keeps who owns it and who may use it, as over SMB."""
+        os.fchown(self.fd, old.st_uid, old.st_gid)
+        os.fchmod(self.fd, stat.S_IMODE(old.st_mode))
+        with contextlib.suppress(OSError):
+            old_fd = os.open(self.name, _READ_FLAGS | os.O_PATH, dir_fd=self.dir_fd)
+            try:
+                acl = os.getxattr(beneath.proc_path(old_fd), ACL_ACCESS)
+                os.setxattr(self.fd, ACL_ACCESS, acl)
+            finally:
+                os.close(old_fd)
+
+    def abort(self) -> None:
+        """Throw the bytes away; the old file, if any, stays as it was."""
+        if not self.done:
+            self._discard()
+        self._close_dir()
+
+    def _discard(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+        with contextlib.suppress(OSError):
+            os.unlink(self.temp, dir_fd=self.dir_fd)
+        self.done = True
+
+    def _close_dir(self) -> None:
+        if self.dir_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.dir_fd)
+            self.dir_fd = -1
+
+
+class WriteFile:
+    """An existing (or new) file opened for writing in place, at offsets: what SFTP's resumed
+    uploads (``reput``) and random-access writes need. Not atomic, as over SMB."""
+
+    def __init__(self, view: ShareView, parts: tuple[str, ...], fd: int, created: bool) -> None:
+        self.view = view
+        self.parts = parts
+        self.fd = fd
+        self.created = created
+        self.written = 0
+
+    def write(self, offset: int, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.pwrite(self.fd, view, offset)
+                view, offset = view[n:], offset + n
+        except OSError as exc:
+            raise from_os(exc) from None
+        self.written += len(data)
+
+    def read(self, offset: int, size: int) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+    def truncate(self, size: int) -> None:
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    def close(self) -> None:
+        if self.fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        self.view.emit("create" if self.created else "write", self.parts, self.written)
+
+
+class ShareView:
+    """One user's view of one share. Paths are relative to the share's top (``"/a/b"``)."""
+
+    def __init__(
+        self,
+        fs: ShareFS,
+        principal: Principal,
+        share: str,
+        access: Access,
+        protocol: str,
+        address: str | None,
+        top_fd: int,
+        snapshots: Path,
+    ) -> None:
+        self.fs = fs
+        self.principal = principal
+        self.share = share
+        self.access = access
+        self.protocol = protocol
+        self.address = address
+        self.top_fd = top_fd
+        self.snapshots = snapshots
+        self._lock = threading.Lock()
+
+    @property
+    def writable(self) -> bool:
+        return self.access == "rw"
+
+    def close(self) -> None:
+        with self._lock:
+            if self.top_fd >= 0:
+                os.close(self.top_fd)
+                self.top_fd = -1
+
+    def __enter__(self) -> ShareView:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def emit(self, kind: str, parts: tuple[str, ...], size: int = 0, target: str = "") -> None:
+        self.fs.events.emit(
+            kind,  # type: ignore[arg-type]
+            self.principal.name,
+            self.protocol,
+            self.address,
+            self.share,
+            paths.display(parts),
+            size,
+            target,
+        )
+
+    # -- resolving -----------------------------------------------------------------------------
+
+    def _snapshot(self, parts: tuple[str, ...]) -> tuple[int, tuple[str, ...]] | None:
+        """For a path under ``/.snapshots``: (a descriptor of the root it is in, the rest).
+        The top ``/.snapshots`` itself is answered by the callers."""
+        if not parts or parts[0] != paths.SNAPSHOTS_DIR or len(parts) < 2:
+            return None
+        name = parts[1]
+        if not name.startswith("@GMT-") or "/" in name:
+            raise FsError(errno.ENOENT, "no such snapshot")
+        try:
+            fd = beneath.open_dir(beneath.open_root(self.snapshots), name)
+        except OSError:
+            raise FsError(errno.ENOENT, "no such snapshot") from None
+        return fd, parts[2:]
+
+    @contextlib.contextmanager
+    def _parent(self, parts: tuple[str, ...], write: bool = False) -> Iterator[tuple[int, str]]:
+        """The folder that holds the last name (open), and the name."""
+        if not parts:
+            raise FsError(errno.EACCES, "the share's top folder itself")
+        if parts[0] == paths.SNAPSHOTS_DIR:
+            if write:
+                raise FsError(errno.EROFS, "snapshots are read only")
+            snap = self._snapshot(parts)
+            if snap is None or not snap[1]:
+                raise FsError(errno.EACCES, "the snapshot folder itself")
+            root, rest = snap
+            try:
+                fd = beneath.open_dir(root, "/".join(rest[:-1]))
+            except OSError as exc:
+                raise from_os(exc) from None
+            finally:
+                os.close(root)
+            with beneath.opened(fd):
+                yield fd, rest[-1]
+            return
+        if write and not self.writable:
+            raise FsError(errno.EACCES, "read-only access to this share")
+        try:
+            fd = beneath.open_dir(self.top_fd, "/".join(parts[:-1]))
+        except OSError as exc:
+            raise from_os(exc) from None
+        with beneath.opened(fd):
+            yield fd, parts[-1]
+
+    @contextlib.contextmanager
+    def _folder(self, parts: tuple[str, ...]) -> Iterator[int]:
+        """The folder ``parts`` itself, open."""
+        if parts and parts[0] == paths.SNAPSHOTS_DIR:
+            snap = self._snapshot(parts)
+            if snap is None:
+                raise FsError(errno.ENOTDIR, "the snapshot list is no folder to open")
+            root, rest = snap
+            try:
+                fd = beneath.open_dir(root, "/".join(rest))
+            except OSError as exc:
+                raise from_os(exc) from None
+            finally:
+                os.close(root)
+        else:
+            try:
+                fd = beneath.open_dir(self.top_fd, "/".join(parts))
+            except OSError as exc:
+                raise from_os(exc) from None
+        with beneath.opened(fd):
+            yield fd
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def stat(self, path: str | bytes) -> Entry:
+        parts = paths.parse(path)
+        if not parts:
+            return _entry("", os.fstat(self.top_fd))
+        if parts == (paths.SNAPSHOTS_DIR,):
+            st = os.fstat(self.top_fd)
+            return _entry(paths.SNAPSHOTS_DIR, st)
+        if parts[0] == paths.SNAPSHOTS_DIR and len(parts) == 2:
+            with self._folder(parts) as fd:
+                return _entry(parts[1], os.fstat(fd))
+        with self._parent(parts) as (fd, name):
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except OSError as exc:
+                raise from_os(exc) from None
+        if not _served(st):
+            raise FsError(
+                errno.ENOENT if not stat.S_ISREG(st.st_mode) else errno.EACCES,
+                "not served: a link or special file",
+            )
+        return _entry(name, st)
+
+    def exists(self, path: str | bytes) -> bool:
+        try:
+            self.stat(path)
+        except FsError:
+            return False
+        return True
+
+    def list(self, path: str | bytes = "") -> builtins.list[Entry]:
+        """The folder's entries, sorted by their UTF-8 bytes (S3's order)."""
+        parts = paths.parse(path)
+        if parts == (paths.SNAPSHOTS_DIR,):
+            return self._list_snapshots()
+        with self._folder(parts) as fd:
+            out = []
+            try:
+                names = os.listdir(fd)
+            except OSError as exc:
+                raise from_os(exc) from None
+            top = not parts
+            for name in names:
+                if not paths.visible(name, top):
+                    continue
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except OSError:
+                    continue  # gone meanwhile
+                if _served(st):
+                    out.append(_entry(name, st))
+        out.sort(key=lambda e: e.name.encode("utf-8", "surrogateescape"))
+        return out
+
+    def _list_snapshots(self) -> builtins.list[Entry]:
+        try:
+            fd = beneath.open_root(self.snapshots)
+        except OSError:
+            return []
+        out = []
+        with beneath.opened(fd):
+            for name in sorted(os.listdir(fd)):
+                if name.startswith("@GMT-"):
+                    with contextlib.suppress(OSError):
+                        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                        if stat.S_ISDIR(st.st_mode):
+                            out.append(_entry(name, st))
+        return out
+
+    def open_read(self, path: str | bytes) -> ReadFile:
+        parts = paths.parse(path)
+        with self._parent(parts) as (dir_fd, name):
+            try:
+                fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+            except OSError as exc:
+                raise from_os(exc) from None
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise FsError(errno.EISDIR, "it is a folder")
+            if not _served(st):
+                raise FsError(errno.EACCES, "not served: a hard-linked or special file")
+        except BaseException:
+            os.close(fd)
+            raise
+        return ReadFile(fd, _entry(name, st))
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def upload(self, path: str | bytes) -> Upload:
+        """Start an atomic whole-file write of ``path`` (its folder must exist)."""
+        parts = paths.parse(path)
+        with self._parent(parts, write=True) as (dir_fd, name):
+            paths.check_new_name(name)
+            kept = os.dup(dir_fd)
+        try:
+            return Upload(self, parts, kept, name)
+        except OSError as exc:
+            os.close(kept)
+            raise from_os(exc) from None
+
+    def write(
+        self, path: str | bytes, chunks: Iterable[bytes], mtime_ns: int | None = None
+    ) -> Entry:
+        """Write a whole file atomically from ``chunks``."""
+        upload = self.upload(path)
+        try:
+            for chunk in chunks:
+                upload.write(chunk)
+        except BaseException:
+            upload.abort()
+            raise
+        return upload.commit(mtime_ns)
+
+    def open_write(self, path: str | bytes, create: bool, exclusive: bool = False) -> WriteFile:
+        """Open a file to write in place (created if ``create``; EEXIST if ``exclusive`` and
+        it exists)."""
+        parts = paths.parse(path)
+        with self._parent(parts, write=True) as (dir_fd, name):
+            flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+            created = False
+            try:
+                fd = os.open(name, flags, dir_fd=dir_fd)
+            except FileNotFoundError:
+                if not create:
+                    raise FsError(errno.ENOENT, "no such file or folder") from None
+                paths.check_new_name(name)
+                try:
+                    fd = os.open(name, flags | os.O_CREAT | os.O_EXCL, FILE_MODE, dir_fd=dir_fd)
+                except OSError as exc:
+                    raise from_os(exc) from None
+                created = True
+            except OSError as exc:
+                raise from_os(exc) from None
+            try:
+                st = os.fstat(fd)
+                if exclusive and not created:
+                    raise FsError(errno.EEXIST, "it exists already")
+                if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                    raise FsError(errno.EACCES, "not served: a hard-linked or special file")
+                if created:
+                    os.fchown(fd, self.principal.uid, self.principal.gid)
+            except BaseException:
+                os.close(fd)
+                raise
+        return WriteFile(self, parts, fd, created)
+
+    def mkdir(self, path: str | bytes) -> Entry:
+        parts = paths.parse(path)
+        with self._parent(parts, write=True) as (dir_fd, name):
+            paths.check_new_name(name)
+            try:
+                os.mkdir(name, DIR_MODE, dir_fd=dir_fd)
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+                try:
+                    os.fchown(fd, self.principal.uid, self.principal.gid)
+                    st = os.fstat(fd)
+                finally:
+                    os.close(fd)
+                os.fsync(dir_fd)
+            except OSError as exc:
+                raise from_os(exc) from None
+        self.emit("mkdir", parts)
+        return _entry(name, st)
+
+    def rmdir(self, path: str | bytes) -> None:
+        parts = paths.parse(path)
+        with self._parent(parts, write=True) as (dir_fd, name):
+            try:
+                os.rmdir(name, dir_fd=dir_fd)
+            except OSError as exc:
+                raise from_os(exc) from None
+        self.emit("rmdir", parts)
+
+    def delete(self, path: str | bytes) -> None:
+        """Delete a file (not a folder: EISDIR)."""
+        parts = paths.parse(path)
+        with self._parent(parts, write=True) as (dir_fd, name):
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    raise FsError(errno.EISDIR, "it is a folder")
+                if not _served(st):
+                    raise FsError(errno.ENOENT, "no such file or folder")
+                os.unlink(name, dir_fd=dir_fd)
+            except OSError as exc:
+                raise from_os(exc) from None
+        self.emit("delete", parts)
+
+    def delete_tree(self, path: str | bytes) -> builtins.list[tuple[str, FsError]]:
+        """Delete a file, or a folder with everything in it; what could not be deleted, with
+        why (WebDAV answers those in a multistatus)."""
+        parts = paths.parse(path)
+        if not parts:
+            raise FsError(errno.EACCES, "the share's top folder cannot be deleted")
+        entry = self.stat(path)
+        if not entry.is_dir:
+            self.delete(path)
+            return []
+        failures: builtins.list[tuple[str, FsError]] = []
+        for child in self.list(path):
+            sub = (*parts, child.name)
+            if child.is_dir:
+                failures += self.delete_tree("/".join(sub))
+            else:
+                try:
+                    self.delete("/".join(sub))
+                except FsError as exc:
+                    failures.append((paths.display(sub), exc))
+        if not failures:
+            try:
+                self.rmdir(path)
+            except FsError as exc:
+                failures.append((paths.display(parts), exc))
+        return failures
+
+    def rename(self, src: str | bytes, dst: str | bytes, overwrite: bool = True) -> None:
+        """Move ``src`` to ``dst`` in the same share. Without ``overwrite`` an existing
+        ``dst`` is EEXIST; with it, a file replaces a file and a folder an empty folder."""
+        src_parts, dst_parts = paths.parse(src), paths.parse(dst)
+        if dst_parts[: len(src_parts)] == src_parts:
+            raise FsError(errno.EINVAL, "a folder cannot move into itself")
+        with (
+            self._parent(src_parts, write=True) as (src_fd, src_name),
+            self._parent(dst_parts, write=True) as (dst_fd, dst_name),
+        ):
+            paths.check_new_name(dst_name)
+            try:
+                st = os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
+                if not _served(st):
+                    raise FsError(errno.ENOENT, "no such file or folder")
+                beneath.rename(src_fd, src_name, dst_fd, dst_name, noreplace=not overwrite)
+                os.fsync(dst_fd)
+                if src_fd != dst_fd:
+                    os.fsync(src_fd)
+            except OSError as exc:
+                raise from_os(exc) from None
+        self.emit("rename", src_parts, target=paths.display(dst_parts))
+
+    def copy(self, src: str | bytes, dst: str | bytes) -> builtins.list[tuple[str, FsError]]:
+        """Copy a file, or a folder and everything in it, to ``dst`` (which must not exist;
+        the caller removes an old one). Files are copied atomically each, as new files of
+        the acting user."""
+        src_parts, dst_parts = paths.parse(src), paths.parse(dst)
+        if dst_parts[: len(src_parts)] == src_parts:
+            raise FsError(errno.EINVAL, "a folder cannot be copied into itself")
+        entry = self.stat(src)
+        if not entry.is_dir:
+            with self.open_read(src) as f:
+                self.write(dst, f.chunks(), mtime_ns=None)
+            return []
+        self.mkdir(dst)
+        failures: builtins.list[tuple[str, FsError]] = []
+        for child in self.list(src):
+            try:
+                failures += self.copy(
+                    "/".join((*src_parts, child.name)), "/".join((*dst_parts, child.name))
+                )
+            except FsError as exc:
+                failures.append((paths.display((*dst_parts, child.name)), exc))
+        return failures
+
+    def set_mtime(self, path: str | bytes, mtime_ns: int) -> None:
+        parts = paths.parse(path)
+        with self._parent(parts, write=True) as (dir_fd, name):
+            try:
+                os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
+            except OSError as exc:
+                raise from_os(exc) from None
+
+    # -- metadata (dead properties, object metadata) --------------------------------------
+
+    def get_meta(self, path: str | bytes) -> dict[str, bytes]:
+        with self._opened_path(path) as fd:
+            proc = beneath.proc_path(fd)
+            out = {}
+            try:
+                for attr in os.listxattr(proc):
+                    if attr.startswith(META_PREFIX):
+                        out[attr[len(META_PREFIX) :]] = os.getxattr(proc, attr)
+            except OSError as exc:
+                raise from_os(exc) from None
+            return out
+
+    def set_meta(self, path: str | bytes, name: str, value: bytes | None) -> None:
+        if not self.writable:
+            raise FsError(errno.EACCES, "read-only access to this share")
+        parts = paths.parse(path)
+        if parts and parts[0] == paths.SNAPSHOTS_DIR:
+            raise FsError(errno.EROFS, "snapshots are read only")
+        if "\x00" in name or len(META_PREFIX + name) > 255:
+            raise FsError(errno.EINVAL, "invalid property name")
+        with self._opened_path(path) as fd:
+            proc = beneath.proc_path(fd)
+            try:
+                if value is None:
+                    with contextlib.suppress(OSError):
+                        os.removexattr(proc, META_PREFIX + name)
+                else:
+                    os.setxattr(proc, META_PREFIX + name, value)
+            except OSError as exc:
+                if exc.errno == errno.E2BIG:
+                    raise FsError(errno.ENOSPC, "the property is too large") from None
+                raise from_os(exc) from None
+        self.emit("meta", parts)
+
+    @contextlib.contextmanager
+    def _opened_path(self, path: str | bytes) -> Iterator[int]:
+        """An fd of the object itself (a folder or a served file), for xattrs."""
+        parts = paths.parse(path)
+        if not parts or (parts[0] == paths.SNAPSHOTS_DIR and len(parts) <= 2):
+            if not parts:
+                yield self.top_fd
+                return
+            with self._folder(parts) as fd:
+                yield fd
+            return
+        with self._parent(parts) as (dir_fd, name):
+            try:
+                fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+            except OSError as exc:
+                raise from_os(exc) from None
+        with beneath.opened(fd):
+            if not _served(os.fstat(fd)):
+                raise FsError(errno.EACCES, "not served: a hard-linked or special file")
+            yield fd
+
+    # -- space -----------------------------------------------------------------------------
+
+    def space(self) -> tuple[int, int]:
+        """(bytes free, bytes in all) as a client should see them: the pool's, capped by the
+        share's quota."""
+        st = os.fstatvfs(self.top_fd)
+        return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
