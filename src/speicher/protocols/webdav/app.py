@@ -1,0 +1,418 @@
+"""WebDAV at ``/dav``: an ASGI front (logins, limits, headers) before wsgidav, which runs in
+a2wsgi's worker threads with :class:`ShareProvider` over ShareFS.
+
+What the front decides before wsgidav sees a request (docs/webdav.md):
+
+- Logins are HTTP Basic with Speicher users. A successful login is remembered for
+  ``LOGIN_SECONDS`` under an HMAC of name and password with a key made at start (no password
+  is kept), and forgotten when the users or groups tables change; everything else costs an
+  Argon2 check through :class:`~speicher.api.auth.PasswordLogins`, the API's own throttle and
+  cap of two checks at once (requests for the same credentials wait for one check). 401
+  answers challenge ``Basic realm="Speicher"``.
+- A foreign ``Origin`` is refused (403), URLs over ``MAX_URL`` bytes are 414, request bodies
+  other than a PUT's (XML) over ``MAX_BODY`` are 413.
+- Every answer says ``MS-Author-Via: DAV`` (Windows' Mini-Redirector wants it) and carries
+  ``Content-Security-Policy: sandbox`` and ``X-Content-Type-Options: nosniff``, so a page
+  someone put in a share never runs as this server's page.
+- A client that goes away mid-upload ends its PUT with an error, so the upload is thrown
+  away (a2wsgi would otherwise take the end of the stream for the end of the body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from http import HTTPStatus
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from a2wsgi import WSGIMiddleware
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from wsgidav import util
+from wsgidav.dav_error import (
+    ERROR_DESCRIPTIONS,
+    HTTP_INTERNAL_ERROR,
+    HTTP_NO_CONTENT,
+    HTTP_NOT_MODIFIED,
+    DAVError,
+    get_http_status_string,
+)
+from wsgidav.mw.base_mw import BaseMiddleware
+from wsgidav.request_resolver import RequestResolver
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+from speicher.api.auth import PasswordLogins, TooManyRequests, basic_credentials
+from speicher.db import Database
+from speicher.errors import Unauthorized
+from speicher.files import ShareFS
+from speicher.protocols.webdav.properties import MetaProperties
+from speicher.protocols.webdav.provider import CONTEXT, MOUNT, Request, ShareProvider
+
+log = logging.getLogger(__name__)
+
+LOGIN_SECONDS = 300.0
+LOGIN_TABLES = frozenset({"users", "groups"})
+MAX_LOGINS = 10_000  # remembered logins; more and the memory is cleared
+LOGIN_QUEUE = 30  # password checks that may wait for one of the two slots
+MAX_URL = 8192
+MAX_BODY = 1024 * 1024
+WORKERS = 16  # requests wsgidav serves at once (each holds a thread while it runs)
+BLOCK = 256 * 1024
+REALM = 'Basic realm="Speicher", charset="UTF-8"'
+HEADERS = [
+    (b"ms-author-via", b"DAV"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", b"sandbox"),
+]
+
+
+def is_dav(path: str) -> bool:
+    return path == MOUNT or path.startswith(MOUNT + "/")
+
+
+# -- answers in our words --------------------------------------------------------------------
+
+
+def _plain_page(self: DAVError) -> tuple[str, bytes]:
+    """An error's body: the precondition XML RFC 4918 defines, else one line of text (never
+    wsgidav's HTML page, which shows its version and the exception's repr)."""
+    if self.err_condition:
+        return "application/xml; charset=utf-8", self.err_condition.as_string().encode()
+    text = get_http_status_string(self)
+    if self.value == HTTP_INTERNAL_ERROR:
+        text += ": the server failed; its log tells why"
+    elif self.context_info:
+        text += f": {self.context_info}"
+    return "text/plain; charset=utf-8", (text + "\n").encode("utf-8", "replace")
+
+
+DAVError.get_response_page = _plain_page  # every answer wsgidav builds from a DAVError
+for _status in HTTPStatus:  # wsgidav names only some statuses ("507 Status")
+    ERROR_DESCRIPTIONS.setdefault(_status.value, f"{_status.value} {_status.phrase}")
+
+
+class PlainErrors(BaseMiddleware):
+    """In place of wsgidav's ErrorPrinter: an error is a short plain (or XML) answer; an
+    unexpected exception is logged with its traceback and answered 500 without it."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        pending = util.SubAppStartResponse()
+        started = False
+        try:
+            app_iter = self.next_app(environ, pending)
+            try:
+                for chunk in app_iter:
+                    if not started:
+                        start_response(pending.status, pending.response_headers)
+                        started = True
+                    yield chunk
+            finally:
+                if hasattr(app_iter, "close"):
+                    app_iter.close()
+            if not started:
+                start_response(pending.status, pending.response_headers)
+            return
+        except DAVError as exc:
+            error = exc
+        except Exception:
+            method = environ.get("REQUEST_METHOD")
+            log.error("WebDAV %s failed:\n%s", method, traceback.format_exc())
+            error = DAVError(HTTP_INTERNAL_ERROR)
+        if started:  # the answer is under way: all that can be done is to end it short
+            return
+        status = get_http_status_string(error)
+        if error.value in (HTTP_NOT_MODIFIED, HTTP_NO_CONTENT):
+            start_response(status, [("Content-Length", "0")])
+            yield b""
+            return
+        content_type, body = error.get_response_page()
+        if not error.add_body:
+            body = b""
+        start_response(
+            status,
+            [
+                ("Content-Type", content_type),
+                ("Content-Length", str(len(body))),
+                ("Date", util.get_rfc1123_time()),
+                *(error.add_headers or []),
+            ],
+        )
+        yield body
+
+
+def wsgidav_app() -> WsgiDAVApp:
+    logging.getLogger("wsgidav").setLevel(logging.WARNING)
+    return WsgiDAVApp(
+        {
+            "provider_mapping": {"/": ShareProvider()},
+            "mount_path": MOUNT,
+            "middleware_stack": [PlainErrors, RequestResolver],
+            "lock_storage": True,  # in memory: locks end with the daemon (docs/webdav.md)
+            "property_manager": MetaProperties(),
+            "block_size": BLOCK,
+            "verbose": 1,
+            "logging": {"enable": False},
+            "suppress_version_info": True,
+            "add_header_MS_Author_Via": False,  # the front adds it to every answer
+            "dir_browser": {"enable": False},
+            "hotfixes": {"re_encode_path_info": True, "unquote_path_info": False},
+        }
+    )
+
+
+class _Wsgi:
+    """Hands wsgidav the user the front authenticated and a :class:`Request` whose views are
+    closed when the answer is done."""
+
+    def __init__(self, files: ShareFS, dav: Callable[..., Iterable[bytes]]) -> None:
+        self.files = files
+        self.dav = dav
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        scope = environ["asgi.scope"]
+        user: str = scope["speicher.user"]
+        environ["wsgidav.auth.user_name"] = user
+        environ.setdefault("HTTP_HOST", f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}")
+        try:  # wsgidav refuses these too, but with an empty body
+            util.normalize_path(util.re_encode_wsgi(environ["PATH_INFO"]))
+        except DAVError as exc:
+            content_type, body = exc.get_response_page()
+            start_response(
+                get_http_status_string(exc),
+                [("Content-Type", content_type), ("Content-Length", str(len(body)))],
+            )
+            yield body
+            return
+        request = Request(self.files, user, environ.get("REMOTE_ADDR"))
+        environ[CONTEXT] = request
+        try:
+            yield from self.dav(environ, start_response)
+        finally:
+            request.close()
+
+
+# -- logins ----------------------------------------------------------------------------------
+
+
+class LoginCache:
+    """Successful logins of the last ``LOGIN_SECONDS``, by an HMAC of name and password
+    under a key of this process; all are forgotten when users or groups change."""
+
+    def __init__(self, db: Database, clock: Callable[[], float] = time.monotonic) -> None:
+        self.db = db
+        self.clock = clock
+        self._key = secrets.token_bytes(32)
+        self._logins: dict[bytes, tuple[float, int, str]] = {}
+
+    def key(self, name: str, password: str) -> bytes:
+        message = name.encode("utf-8") + b"\x00" + password.encode("utf-8")
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def get(self, key: bytes) -> str | None:
+        found = self._logins.get(key)
+        if found is None:
+            return None
+        expires, generation, user = found
+        if expires < self.clock() or generation != self.db.generation_of(LOGIN_TABLES):
+            self._logins.pop(key, None)
+            return None
+        return user
+
+    def put(self, key: bytes, user: str, generation: int) -> None:
+        if len(self._logins) >= MAX_LOGINS:
+            self._logins.clear()
+        self._logins[key] = (self.clock() + LOGIN_SECONDS, generation, user)
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its request body was complete."""
+
+
+# -- the front -------------------------------------------------------------------------------
+
+
+class DavApp:
+    """The ASGI app the daemon serves at ``/dav``."""
+
+    def __init__(self, files: ShareFS, db: Database, logins: PasswordLogins) -> None:
+        self.files = files
+        self.db = db
+        self.logins = logins
+        self.cache = LoginCache(db)
+        self._checks: dict[bytes, asyncio.Future[str]] = {}
+        wsgi: Any = _Wsgi(files, wsgidav_app())
+        self.wsgi = cast(ASGIApp, WSGIMiddleware(wsgi, workers=WORKERS))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        raw = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
+        if len(raw) > MAX_URL:
+            await _answer(send, 414, f"the URL is longer than {MAX_URL} bytes")
+            return
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if origin is not None and not _same_origin(origin, scope, headers.get("host", "")):
+            await _answer(send, 403, "cross-site request refused")
+            return
+        try:
+            user = await self._user(scope, headers)
+        except Unauthorized as exc:
+            await _answer(send, 401, exc.message, ((b"www-authenticate", REALM.encode()),))
+            return
+        except TooManyRequests as exc:
+            retry = ((b"retry-after", str(exc.retry_after).encode()),)
+            await _answer(send, 429, exc.message, retry)
+            return
+        scope = {**scope, "root_path": MOUNT, "speicher.user": user}
+        if scope["method"] != "PUT":
+            body = await _small_body(scope, headers, receive)
+            if body is None:
+                await _answer(send, 413, f"request bodies are at most {MAX_BODY} bytes")
+                return
+            scope, receive = body
+        await self.wsgi(scope, _disconnect_raises(receive), _with_headers(send))
+
+    async def _user(self, scope: Scope, headers: Headers) -> str:
+        scheme, _, value = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic" or not value.strip():
+            raise Unauthorized("log in with a Speicher user's name and password")
+        name, password = basic_credentials(value.strip())
+        key = self.cache.key(name, password)
+        user = self.cache.get(key)
+        if user is not None:
+            return user
+        pending = self._checks.get(key)
+        if pending is not None:  # the same credentials are being checked: wait for it
+            return await asyncio.shield(pending)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._checks[key] = future
+        try:
+            generation = self.db.generation_of(LOGIN_TABLES)
+            client = scope.get("client")
+            address = client[0] if client else None
+            info = await self.logins.login(name, password, address, queue=LOGIN_QUEUE)
+            self.cache.put(key, info.name, generation)
+            future.set_result(info.name)
+            return info.name
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning if nobody waited
+            raise
+        finally:
+            del self._checks[key]
+
+
+def _same_origin(origin: str, scope: Scope, host: str) -> bool:
+    parts = urlsplit(origin)
+    wanted = urlsplit(f"{scope.get('scheme', 'http')}://{host}")
+    defaults = {"http": 80, "https": 443}
+    if parts.scheme not in defaults or not parts.hostname:
+        return False
+    try:
+        return (parts.hostname, parts.port or defaults[parts.scheme]) == (
+            wanted.hostname,
+            wanted.port or defaults.get(wanted.scheme, 0),
+        )
+    except ValueError:
+        return False
+
+
+async def _answer(
+    send: Send, status: int, text: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    body = f"{status} {_reason(status)}: {text}\n".encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                *HEADERS,
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _reason(status: int) -> str:
+    return {
+        401: "Unauthorized",
+        403: "Forbidden",
+        413: "Content Too Large",
+        414: "URI Too Long",
+        429: "Too Many Requests",
+    }.get(status, "Error")
+
+
+async def _small_body(
+    scope: Scope, headers: Headers, receive: Receive
+) -> tuple[Scope, Receive] | None:
+    """A non-PUT request's body (XML), read whole up to ``MAX_BODY``; None when larger."""
+    length = headers.get("content-length")
+    if length is not None:
+        if length.strip().isdigit() and int(length) > MAX_BODY:
+            return None
+        return scope, receive
+    if "transfer-encoding" not in headers:
+        return scope, receive
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return scope, receive  # nobody waits for an answer
+        body += message.get("body", b"")
+        if len(body) > MAX_BODY:
+            return None
+        if not message.get("more_body", False):
+            break
+    raw = [(k, v) for k, v in scope["headers"] if k.lower() != b"transfer-encoding"]
+    raw.append((b"content-length", str(len(body)).encode()))
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+    return {**scope, "headers": raw}, replay
+
+
+def _disconnect_raises(receive: Receive) -> Receive:
+    """A receive that raises (once) when the client went away, so wsgidav's reader fails
+    instead of taking it for the end of the body."""
+    raised = False
+
+    async def checked() -> Message:
+        nonlocal raised
+        message = await receive()
+        if message["type"] == "http.disconnect" and not raised:
+            raised = True
+            raise ClientDisconnected("the client went away")
+        return message
+
+    return checked
+
+
+def _with_headers(send: Send) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":  # uvicorn adds the one Date header
+            kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+            message = {**message, "headers": [*kept, *HEADERS]}
+        await send(message)
+
+    return sending
