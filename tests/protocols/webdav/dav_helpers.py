@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -87,7 +88,7 @@ def multistatus(response: httpx.Response) -> dict[str, dict[str, Any]]:
 
 
 def propfind(
-    client: httpx.Client, path: str, depth: str = "1", body: bytes = PROPFIND_ALL
+    client: httpx.Client, path: str, depth: str = "1", body: bytes | Iterator[bytes] = PROPFIND_ALL
 ) -> httpx.Response:
     return client.request("PROPFIND", path, headers={"Depth": depth}, content=body)
 

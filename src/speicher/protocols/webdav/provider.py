@@ -516,8 +516,8 @@ class ShareProvider(DAVProvider):
                 "PROPFIND with Depth: infinity is not served; ask with Depth 0 or 1",
                 err_condition=PRECONDITION_CODE_PropfindFiniteDepth,
             )
-        if method == "PROPFIND":
-            _propname(environ)
+        if method in ("PROPFIND", "PROPPATCH", "LOCK"):
+            _xml_body(environ)
         if method in WRITES:
             self._check_writable(environ)
         if method == "LOCK":
@@ -575,18 +575,21 @@ class ShareProvider(DAVProvider):
         return [b""] if head else [body]
 
 
-def _propname(environ: dict[str, Any]) -> None:
-    """RFC 4918's ``<propname/>`` in the words wsgidav 4.4 understands (``<name/>``; it takes
-    ``<propname/>`` for a request for no properties at all)."""
+def _xml_body(environ: dict[str, Any]) -> None:
+    """Read a request's XML body (the front capped it at 1 MiB) and refuse it with 400 unless
+    it is well-formed XML without a DTD (no entities, so no entity bombs). Then hand it to
+    wsgidav again, with RFC 4918's ``<propname/>`` in the words wsgidav 4.4 understands
+    (``<name/>``; it takes ``<propname/>`` for a request for no properties at all)."""
     length = environ.get("CONTENT_LENGTH", "").strip()
     if not length.isdigit() or int(length) == 0:
         return
     body = environ["wsgi.input"].read(int(length))
+    environ["wsgidav.all_input_read"] = 1
     try:
-        root = SafeXml.fromstring(body)
-    except SafeXml.ParseError:
-        root = None  # wsgidav answers 400
-    if root is not None and root.find("{DAV:}propname") is not None:
+        root = SafeXml.fromstring(body, forbid_dtd=True)
+    except (SafeXml.ParseError, ValueError):  # defusedxml's refusals are ValueErrors
+        raise DAVError(HTTP_BAD_REQUEST, "the body is no well-formed XML without a DTD") from None
+    if environ["REQUEST_METHOD"] == "PROPFIND" and root.find("{DAV:}propname") is not None:
         body = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:name/></D:propfind>'
         environ["CONTENT_LENGTH"] = str(len(body))
     environ["wsgi.input"] = io.BytesIO(body)
