@@ -45,7 +45,9 @@ def make_user(daemon: Daemon, name: str) -> None:
 
 def make_share(daemon: Daemon, name: str, grants: dict[str, str], quota: str | None = None) -> Path:
     """A share with ``grants`` (user -> rw/ro); returns its folder on the server."""
-    r = daemon.api.post("/shares", json={"name": name, "pool": "tank", "quota": quota})
+    r = daemon.api.post(
+        "/shares", json={"name": name, "pool": "tank", "quota": quota, "webdav": True}
+    )
     assert r.status_code == 201, r.text
     for user, access in grants.items():
         g = daemon.api.post(f"/shares/{name}/grants", json={"user": user, "access": access})

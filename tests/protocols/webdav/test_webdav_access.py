@@ -171,17 +171,22 @@ def test_no_grant_no_share(daemon: Daemon, world: dict[str, Any]) -> None:
 
 
 def test_webdav_switched_off_hides_the_share(daemon: Daemon, world: dict[str, Any]) -> None:
-    info = daemon.api.get("/shares/docs").json()
-    if "webdav" not in info:
-        pytest.skip("shares have no WebDAV switch yet (wip/plumbing, migration 0007)")
-    r = daemon.api.patch("/shares/docs", json={"webdav": {"enabled": False}})
-    assert r.status_code == 200, r.text
-    try:
-        with dav(daemon, "alice") as alice:
+    r = daemon.api.post("/shares", json={"name": "smbonly", "pool": "tank"})
+    assert r.status_code == 201 and r.json()["webdav"] is False  # off unless asked for
+    daemon.api.post("/shares/smbonly/grants", json={"user": "alice", "access": "rw"})
+    with dav(daemon, "alice") as alice:
+        assert alice.get("/smbonly/").status_code == 404
+        assert alice.put("/smbonly/x.txt", content=b"x").status_code in (404, 409)
+        r = daemon.api.patch("/shares/docs", json={"webdav": False})
+        assert r.status_code == 200 and r.json()["webdav"] is False, r.text
+        try:
             assert alice.get("/docs/").status_code == 404
-            assert "/dav/docs/" not in multistatus(propfind(alice, "/", "1"))
-    finally:
-        daemon.api.patch("/shares/docs", json={"webdav": {"enabled": True}})
+            assert alice.request("PROPFIND", "/docs/", headers={"Depth": "0"}).status_code == 404
+            assert set(multistatus(propfind(alice, "/", "1"))) == {"/dav/", "/dav/small/"}
+        finally:
+            r = daemon.api.patch("/shares/docs", json={"webdav": True})
+            assert r.status_code == 200, r.text
+        assert alice.get("/docs/").status_code == 200
 
 
 def test_snapshots_are_readable_not_writable(
