@@ -31,7 +31,7 @@ class Front:
         self.dav = dav
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.dav is not None and scope["type"] == "http" and is_dav(scope["path"]):
+        if self.dav is not None and scope["type"] == "http" and is_dav(scope, scope["path"]):
             await self.dav(scope, receive, send)
         elif not await self.fast.answer(scope, send):
             await self.app(scope, receive, send)

@@ -467,6 +467,9 @@ def test_options_and_windows_headers(alice: httpx.Client) -> None:
     assert r.headers["ms-author-via"] == "DAV"
     for method in ("PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "COPY", "MOVE", "DELETE"):
         assert method in r.headers["allow"]
+    root = httpx.options(alice.base_url.copy_with(path="/"))  # Windows asks before mapping
+    assert root.status_code == 200 and "2" in root.headers["dav"]
+    assert root.headers["ms-author-via"] == "DAV"
     unmapped = alice.options("/docs/not-there-yet")
     assert {"PUT", "MKCOL"} <= set(unmapped.headers["allow"].replace(" ", "").split(","))
     assert alice.put("/docs/win.txt", content=b"windows").status_code == 201

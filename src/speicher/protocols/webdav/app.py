@@ -66,6 +66,7 @@ MAX_BODY = 1024 * 1024
 WORKERS = 16  # requests wsgidav serves at once (each holds a thread while it runs)
 BLOCK = 256 * 1024
 REALM = 'Basic realm="Speicher", charset="UTF-8"'
+ROOT_OPTIONS = ((b"dav", b"1, 2"), (b"allow", b"OPTIONS"))
 HEADERS = [
     (b"ms-author-via", b"DAV"),
     (b"x-content-type-options", b"nosniff"),
@@ -73,7 +74,11 @@ HEADERS = [
 ]
 
 
-def is_dav(path: str) -> bool:
+def is_dav(scope: Scope, path: str) -> bool:
+    """Whether a request is WebDAV's: below ``/dav``, or Windows' ``OPTIONS /`` (its
+    Mini-Redirector asks the server's root whether it speaks WebDAV before it maps a drive)."""
+    if path == "/":
+        return scope.get("method") == "OPTIONS"
     return path == MOUNT or path.startswith(MOUNT + "/")
 
 
@@ -253,6 +258,9 @@ class DavApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        if scope["path"] == "/":  # OPTIONS / (is_dav): what the server speaks, to anyone
+            await _answer(send, 200, "WebDAV is at /dav/", ROOT_OPTIONS)
+            return
         raw = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
         if len(raw) > MAX_URL:
             await _answer(send, 414, f"the URL is longer than {MAX_URL} bytes")
@@ -349,6 +357,7 @@ async def _answer(
 
 def _reason(status: int) -> str:
     return {
+        200: "OK",
         401: "Unauthorized",
         403: "Forbidden",
         413: "Content Too Large",
