@@ -64,6 +64,9 @@ ACL_ACCESS = "system.posix_acl_access"
 ACCESS_TABLES = frozenset({"users", "groups", "grants", "shares", "pools"})
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _CHUNK = 1024 * 1024
+# an upload starts the disk writing every 8 MiB, so the fsync at its end waits for little:
+# 1 GiB then took 218 MiB/s instead of 157 MiB/s onto btrfs over a loop device
+WRITEBACK_STEP = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +284,8 @@ class ReadFile:
 class Upload:
     """A whole-file write in progress: bytes go to a hidden temp file beside the target;
     :meth:`commit` makes them the file at once, :meth:`abort` (or an error) leaves the old
-    file as it was. Also computes MD5 and SHA-256 of the bytes in the same pass (S3 ETags).
+    file as it was. Also computes the MD5 of the bytes in the same pass (S3 ETags) unless
+    ``digest`` is off (WebDAV needs none; MD5 costs a second per GiB).
     ``keep_meta``: a replaced file's metadata (WebDAV's dead properties) stays with the new
     bytes, as a PUT over WebDAV keeps them; S3 replaces an object's metadata instead."""
 
@@ -292,6 +296,7 @@ class Upload:
         dir_fd: int,
         name: str,
         keep_meta: bool = False,
+        digest: bool = True,
     ) -> None:
         self.view = view
         self.parts = parts
@@ -300,7 +305,8 @@ class Upload:
         self.keep_meta = keep_meta
         self.temp = f"{paths.UPLOAD_PREFIX}{secrets.token_hex(8)}"
         self.size = 0
-        self.md5 = hashlib.md5(usedforsecurity=False)
+        self._flushed = 0  # bytes whose writeback has been started
+        self.md5 = hashlib.md5(usedforsecurity=False) if digest else None
         self.done = False
         self.fd = os.open(
             self.temp,
@@ -323,8 +329,12 @@ class Upload:
         except OSError as exc:
             self.abort()
             raise from_os(exc) from None
-        self.md5.update(data)
+        if self.md5 is not None:
+            self.md5.update(data)
         self.size += len(data)
+        if self.size - self._flushed >= WRITEBACK_STEP:
+            beneath.start_writeback(self.fd, self._flushed, self.size - self._flushed)
+            self._flushed = self.size
 
     def commit(self, mtime_ns: int | None = None) -> Entry:
         """Make the bytes the file (fsync, rename, fsync of the folder)."""
@@ -652,15 +662,15 @@ class ShareView:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def upload(self, path: str | bytes, keep_meta: bool = False) -> Upload:
+    def upload(self, path: str | bytes, keep_meta: bool = False, digest: bool = True) -> Upload:
         """Start an atomic whole-file write of ``path`` (its folder must exist);
-        ``keep_meta``: see :class:`Upload`."""
+        ``keep_meta`` and ``digest``: see :class:`Upload`."""
         parts = paths.parse(path)
         with self._parent(parts, write=True) as (dir_fd, name):
             paths.check_new_name(name)
             kept = os.dup(dir_fd)
         try:
-            return Upload(self, parts, kept, name, keep_meta)
+            return Upload(self, parts, kept, name, keep_meta, digest)
         except OSError as exc:
             os.close(kept)
             raise from_os(exc) from None

@@ -21,10 +21,13 @@ What the front decides before wsgidav sees a request (docs/webdav.md):
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import hashlib
 import hmac
 import logging
 import secrets
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +36,8 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi import WSGIResponder
+from a2wsgi.wsgi_typing import Environ
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wsgidav import util
@@ -64,7 +69,7 @@ LOGIN_QUEUE = 30  # password checks that may wait for one of the two slots
 MAX_URL = 8192
 MAX_BODY = 1024 * 1024
 WORKERS = 16  # requests wsgidav serves at once (each holds a thread while it runs)
-BLOCK = 256 * 1024
+BLOCK = 1024 * 1024
 REALM = 'Basic realm="Speicher", charset="UTF-8"'
 ROOT_OPTIONS = ((b"dav", b"1, 2"), (b"allow", b"OPTIONS"))
 HEADERS = [
@@ -184,6 +189,8 @@ class _Wsgi:
         scope = environ["asgi.scope"]
         user: str = scope["speicher.user"]
         environ["wsgidav.auth.user_name"] = user
+        if "speicher.body" in scope:  # a PUT's body, read ahead on the event loop
+            environ["wsgi.input"] = scope["speicher.body"]
         environ.setdefault("HTTP_HOST", f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}")
         try:  # wsgidav refuses these too, but with an empty body
             util.normalize_path(util.re_encode_wsgi(environ["PATH_INFO"]))
@@ -240,6 +247,135 @@ class ClientDisconnected(Exception):
     """The client went away before its request body was complete."""
 
 
+class PumpedBody:
+    """A PUT's body for the WSGI thread, read from the server on the event loop ahead of it.
+
+    a2wsgi's own body makes one round trip from the worker thread to the event loop for every
+    chunk the server received (64 KiB); here chunks are handed over under a lock and the loop
+    stops reading only while ``HIGH`` bytes wait. A client that goes away makes ``read``
+    raise :class:`ClientDisconnected`, so the upload is thrown away."""
+
+    HIGH = 8 * 1024 * 1024
+    LOW = 2 * 1024 * 1024
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lock = threading.Condition()
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.held = 0
+        self.done = False
+        self.error: BaseException | None = None
+        self.room = asyncio.Event()
+        self.room.set()
+
+    async def pump(self, receive: Receive) -> None:
+        try:
+            while True:
+                await self.room.wait()
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnected("the client went away")
+                data: bytes = message.get("body", b"")
+                more = bool(message.get("more_body", False))
+                with self.lock:
+                    if data:
+                        self.chunks.append(data)
+                        self.held += len(data)
+                    if self.held >= self.HIGH:
+                        self.room.clear()
+                    self.done = not more
+                    self.lock.notify_all()
+                if not more:
+                    return
+        except BaseException as exc:
+            with self.lock:
+                self.error = exc if isinstance(exc, ClientDisconnected) else ClientDisconnected()
+                self.done = True
+                self.lock.notify_all()
+            if not isinstance(exc, ClientDisconnected):
+                raise
+
+    def read(self, size: int = -1) -> bytes:
+        with self.lock:
+            while not self.done and (size < 0 or self.held < size):
+                self.lock.wait()
+            if self.error is not None and not self.chunks:
+                raise self.error
+            wanted = self.held if size < 0 else min(size, self.held)
+            parts = []
+            while wanted > 0:
+                chunk = self.chunks.popleft()
+                if len(chunk) > wanted:
+                    self.chunks.appendleft(chunk[wanted:])
+                    chunk = chunk[:wanted]
+                parts.append(chunk)
+                wanted -= len(chunk)
+                self.held -= len(chunk)
+            if self.held < self.LOW and not self.room.is_set():
+                self.loop.call_soon_threadsafe(self.room.set)
+            return b"".join(parts)
+
+
+class _Responder(WSGIResponder):
+    """a2wsgi's responder, with fewer trips between the worker thread and the event loop: the
+    answer's start goes with its first body chunk, and the last chunk says it is the last, so
+    a small answer is one trip instead of three (GETs of 4 KiB files, 8 at once: 261 -> 536
+    a second)."""
+
+    def start_response(
+        self, status: str, response_headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
+        self.exc_info = exc_info
+        if not self.response_started:
+            self.response_started = True
+            self._start: Message | None = {
+                "type": "http.response.start",
+                "status": int(status.split(" ", 1)[0]),
+                "headers": [
+                    (name.strip().encode("latin1").lower(), value.strip().encode("latin1"))
+                    for name, value in response_headers
+                ],
+            }
+        return lambda chunk: self._flush(chunk, more=True)
+
+    def _flush(self, chunk: bytes, more: bool) -> None:
+        messages: list[Message] = []
+        start = getattr(self, "_start", None)
+        if start is not None:
+            messages.append(start)
+            self._start = None
+        messages.append({"type": "http.response.body", "body": chunk, "more_body": more})
+
+        async def put_all() -> None:
+            for message in messages:
+                await self.send_queue.put(message)
+
+        asyncio.run_coroutine_threadsafe(put_all(), loop=self.loop).result()
+
+    def wsgi(self, environ: Environ, start_response: Any) -> None:
+        iterable = self.app(environ, start_response)
+        try:
+            pending: bytes | None = None
+            for chunk in iterable:
+                if not chunk:
+                    continue
+                if pending is not None:
+                    self._flush(pending, more=True)
+                pending = chunk
+            self._flush(pending or b"", more=False)
+        finally:
+            getattr(iterable, "close", lambda: None)()
+
+
+class _Bridge(WSGIMiddleware):
+    """a2wsgi's WSGI-in-ASGI middleware with :class:`_Responder`."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            responder = _Responder(self.app, self.executor, self.send_queue_size)
+            await responder(scope, receive, send)
+
+
 # -- the front -------------------------------------------------------------------------------
 
 
@@ -253,7 +389,7 @@ class DavApp:
         self.cache = LoginCache(db)
         self._checks: dict[bytes, asyncio.Future[str]] = {}
         wsgi: Any = _Wsgi(files, wsgidav_app())
-        self.wsgi = cast(ASGIApp, WSGIMiddleware(wsgi, workers=WORKERS))
+        self.wsgi = cast(ASGIApp, _Bridge(wsgi, workers=WORKERS))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -286,7 +422,16 @@ class DavApp:
                 await _answer(send, 413, f"request bodies are at most {MAX_BODY} bytes")
                 return
             scope, receive = body
-        await self.wsgi(scope, _disconnect_raises(receive), _with_headers(send))
+            await self.wsgi(scope, _disconnect_raises(receive), _with_headers(send))
+            return
+        pumped = PumpedBody(asyncio.get_running_loop())
+        pump = asyncio.create_task(pumped.pump(receive))
+        try:
+            await self.wsgi({**scope, "speicher.body": pumped}, receive, _with_headers(send))
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
 
     async def _user(self, scope: Scope, headers: Headers) -> str:
         scheme, _, value = headers.get("authorization", "").partition(" ")

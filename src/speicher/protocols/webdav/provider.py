@@ -416,7 +416,7 @@ class File(_Node, DAVNonCollection):
         self._refuse_write()
         length = self.environ.get("CONTENT_LENGTH", "").strip()
         with translated():
-            upload = self.view.upload(self.rel, keep_meta=True)
+            upload = self.view.upload(self.rel, keep_meta=True, digest=False)
         self._incoming = _Incoming(self, upload, int(length) if length.isdigit() else None)
         return self._incoming
 
@@ -599,7 +599,8 @@ def _if_modified_since(environ: dict[str, Any]) -> None:
     """wsgidav 4.4 answers 304 only for a file older than the date asked about, not for one
     of exactly that second (RFC 9110, 13.1.3: "not modified since"); one second later is the
     same question in its terms, as it compares whole seconds."""
-    stamp = util.parse_time_string(environ.get("HTTP_IF_MODIFIED_SINCE", ""))
+    header = environ.get("HTTP_IF_MODIFIED_SINCE")
+    stamp = util.parse_time_string(header) if header else None
     if stamp is not None:
         environ["HTTP_IF_MODIFIED_SINCE"] = util.get_rfc1123_time(stamp + 1)
 
