@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import hashlib
 import hmac
@@ -56,9 +57,9 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 from speicher.api.auth import PasswordLogins, TooManyRequests, basic_credentials
 from speicher.db import Database
 from speicher.errors import Unauthorized
-from speicher.files import ShareFS
+from speicher.files import Entry, FsError, ShareFS
 from speicher.protocols.webdav.properties import MetaProperties
-from speicher.protocols.webdav.provider import CONTEXT, MOUNT, Request, ShareProvider
+from speicher.protocols.webdav.provider import CONTEXT, MOUNT, Request, ShareProvider, split
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,17 @@ MAX_URL = 8192
 MAX_BODY = 1024 * 1024
 WORKERS = 16  # requests wsgidav serves at once (each holds a thread while it runs)
 BLOCK = 1024 * 1024
+FAST_READ = 256 * 1024  # plain GETs of files up to this size skip wsgidav (_read_small)
+CONDITIONAL = (
+    "range",
+    "if-range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if",
+    "depth",
+)
 REALM = 'Basic realm="Speicher", charset="UTF-8"'
 ROOT_OPTIONS = ((b"dav", b"1, 2"), (b"allow", b"OPTIONS"))
 HEADERS = [
@@ -390,6 +402,8 @@ class DavApp:
         self._checks: dict[bytes, asyncio.Future[str]] = {}
         wsgi: Any = _Wsgi(files, wsgidav_app())
         self.wsgi = cast(ASGIApp, _Bridge(wsgi, workers=WORKERS))
+        self.reads = concurrent.futures.ThreadPoolExecutor(WORKERS, "dav-read")
+        self.config = wsgi.dav.config
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -416,6 +430,12 @@ class DavApp:
             await _answer(send, 429, exc.message, retry)
             return
         scope = {**scope, "root_path": MOUNT, "speicher.user": user}
+        if scope["method"] in ("GET", "HEAD") and _plain_read(headers):
+            loop = asyncio.get_running_loop()
+            found = await loop.run_in_executor(self.reads, self._read_small, scope, user)
+            if found is not None:
+                await _send_file(send, *found, head=scope["method"] == "HEAD")
+                return
         if scope["method"] != "PUT":
             body = await _small_body(scope, headers, receive)
             if body is None:
@@ -432,6 +452,36 @@ class DavApp:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
+
+    def _read_small(self, scope: Scope, user: str) -> tuple[Entry, bytes, str] | None:
+        """A small file a plain GET asks for, read in one go without wsgidav (its entry, bytes
+        and type); None for everything else (folders, larger files, anything refused or
+        missing), which wsgidav answers. Access is the same ShareFS view's."""
+        try:
+            path = util.normalize_path(scope["path"].removeprefix(MOUNT))
+        except DAVError:
+            return None
+        share, rel = split(path)
+        if not share or not rel:
+            return None
+        client = scope.get("client")
+        request = Request(self.files, user, client[0] if client else None)
+        try:
+            view = request.view(share)
+            if view is None:
+                return None
+            entry = view.stat(rel)
+            if entry.is_dir or entry.size > FAST_READ:
+                return None
+            with view.open_read(rel) as file:
+                data = file.read(0, entry.size)
+            if len(data) != entry.size:
+                return None  # changed meanwhile: wsgidav answers
+            return entry, data, util.guess_mime_type(path, self.config)
+        except (FsError, DAVError):
+            return None
+        finally:
+            request.close()
 
     async def _user(self, scope: Scope, headers: Headers) -> str:
         scheme, _, value = headers.get("authorization", "").partition(" ")
@@ -464,6 +514,32 @@ class DavApp:
             raise
         finally:
             del self._checks[key]
+
+
+def _plain_read(headers: Headers) -> bool:
+    """A GET or HEAD without a body, ranges, conditions or Depth: the fast path's case."""
+    if any(name in headers for name in CONDITIONAL):
+        return False
+    return headers.get("content-length", "0").strip() == "0" and "transfer-encoding" not in headers
+
+
+async def _send_file(send: Send, entry: Entry, data: bytes, mime: str, head: bool) -> None:
+    """The answer wsgidav gives to a plain GET of a file, with the same headers."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-length", str(len(data)).encode()),
+                (b"last-modified", util.get_rfc1123_time(entry.mtime).encode()),
+                (b"content-type", mime.encode("latin1")),
+                (b"etag", f'"{entry.etag}"'.encode()),
+                (b"accept-ranges", b"bytes"),
+                *HEADERS,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if head else data})
 
 
 def _same_origin(origin: str, scope: Scope, host: str) -> bool:
