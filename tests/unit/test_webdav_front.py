@@ -56,14 +56,16 @@ def test_remembered_logins() -> None:
     assert cache.get(key) is None
 
 
-def _feed(messages: list[dict[str, Any]], reads: list[int]) -> tuple[list[bytes], Any]:
+def _feed(
+    messages: list[dict[str, Any]], reads: list[int], idle: float = 60
+) -> tuple[list[bytes], Any]:
     """Run a PumpedBody over ``messages`` and read ``reads`` sizes from another thread."""
     got: list[bytes] = []
     error: list[BaseException] = []
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        body = PumpedBody(loop)
+        body = PumpedBody(loop, idle)
         queue = list(messages)
 
         async def receive() -> dict[str, Any]:
@@ -110,6 +112,13 @@ def test_read_ahead_body_of_a_client_that_went_away() -> None:
     got, error = _feed(messages, [100, 100])
     assert got == [b"x" * 100]
     assert isinstance(error, ClientDisconnected)
+
+
+def test_read_ahead_body_of_a_client_that_stalls() -> None:
+    messages: list[dict[str, Any]] = [{"type": "http.request", "body": b"z", "more_body": True}]
+    got, error = _feed(messages, [1, 1], idle=0.3)
+    assert got == [b"z"]
+    assert isinstance(error, ClientDisconnected) and "nothing for" in str(error)
 
 
 def test_read_ahead_waits_when_enough_is_waiting() -> None:

@@ -69,7 +69,7 @@ MAX_LOGINS = 10_000  # remembered logins; more and the memory is cleared
 LOGIN_QUEUE = 30  # password checks that may wait for one of the two slots
 MAX_URL = 8192
 MAX_BODY = 1024 * 1024
-WORKERS = 16  # requests wsgidav serves at once (each holds a thread while it runs)
+WORKERS = 32  # requests wsgidav serves at once (each holds a thread while it runs)
 BLOCK = 1024 * 1024
 FAST_READ = 256 * 1024  # plain GETs of files up to this size skip wsgidav (_read_small)
 CONDITIONAL = (
@@ -264,14 +264,17 @@ class PumpedBody:
 
     a2wsgi's own body makes one round trip from the worker thread to the event loop for every
     chunk the server received (64 KiB); here chunks are handed over under a lock and the loop
-    stops reading only while ``HIGH`` bytes wait. A client that goes away makes ``read``
-    raise :class:`ClientDisconnected`, so the upload is thrown away."""
+    stops reading only while ``HIGH`` bytes wait. A client that goes away, or sends nothing
+    for ``idle`` seconds, makes ``read`` raise :class:`ClientDisconnected`, so the upload is
+    thrown away and its worker thread is free again (a stalled client would hold it, and the
+    daemon's orderly stop, for ever)."""
 
-    HIGH = 8 * 1024 * 1024
-    LOW = 2 * 1024 * 1024
+    HIGH = 4 * 1024 * 1024
+    LOW = 1024 * 1024
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, idle: float = 60.0) -> None:
         self.loop = loop
+        self.idle = idle
         self.lock = threading.Condition()
         self.chunks: collections.deque[bytes] = collections.deque()
         self.held = 0
@@ -310,7 +313,9 @@ class PumpedBody:
     def read(self, size: int = -1) -> bytes:
         with self.lock:
             while not self.done and (size < 0 or self.held < size):
-                self.lock.wait()
+                held = self.held
+                if not self.lock.wait(self.idle) and self.held == held and not self.done:
+                    raise ClientDisconnected(f"the client sent nothing for {self.idle:.0f} s")
             if self.error is not None and not self.chunks:
                 raise self.error
             wanted = self.held if size < 0 else min(size, self.held)
