@@ -203,7 +203,7 @@ class ShareFS:
             raise FsError(errno.ENOENT, f"no share named '{share}'")
         top = self.settings.mount_root / pool / share
         snapshots = self.settings.mount_root / pool / ".snapshots" / share
-        if not os.path.ismount(self.settings.mount_root / pool):
+        if not _mounted(self.settings.mount_root, pool):
             raise FsError(errno.EIO, f"share '{share}' is unavailable: its pool is not mounted")
         try:
             fd = beneath.open_root(top)
@@ -229,6 +229,17 @@ class ShareFS:
                         os.unlink(node.name, dir_fd=node.parent)
                         removed += 1
         return removed
+
+
+def _mounted(mount_root: Path, pool: str) -> bool:
+    """Whether the pool's folder is a mount: another device than the mount root, which is
+    Speicher's own (``os.path.ismount`` resolves the parent's real path at every request)."""
+    try:
+        here = os.stat(mount_root / pool, follow_symlinks=False)
+        above = os.stat(mount_root)
+    except OSError:
+        return False
+    return stat.S_ISDIR(here.st_mode) and here.st_dev != above.st_dev
 
 
 def protocol_enabled(share: Share, protocol: str | None) -> bool:
