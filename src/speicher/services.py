@@ -71,7 +71,7 @@ class Services:
             health=DiskHealthService(settings, db, events, pools, disks),
             alerts=AlertService(db, events),
             smb=SmbService(settings, db, events, hooks, users),
-            files=ShareFS(settings, db),
+            files=ShareFS(settings, db, usage=shares.used),
             hooks=hooks,
             groups=GroupService(settings, db, events, grants),
             tokens=TokenService(db, events),

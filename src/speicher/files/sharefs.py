@@ -39,7 +39,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -125,10 +125,20 @@ def _served(st: os.stat_result) -> bool:
 class ShareFS:
     """Opens views of shares for users; one per daemon."""
 
-    def __init__(self, settings: Settings, db: Database, events: FileEvents | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        events: FileEvents | None = None,
+        usage: Callable[[str, str], int] | None = None,
+    ) -> None:
+        """``usage(pool, share)``: the bytes a share takes, for :meth:`ShareView.space` of a
+        share with a quota (the share service's figure from btrfs's qgroups)."""
         self.settings = settings
         self.db = db
         self.events = events or FileEvents()
+        self.usage = usage
+        self._quotas: dict[str, int | None] = {}  # share -> quota, as access() last read it
         # (user, share, protocol) -> (generation of ACCESS_TABLES, principal, access, pool)
         self._access: dict[
             tuple[str, str, str | None], tuple[int, Principal | None, Access | None, str]
@@ -176,10 +186,12 @@ class ShareFS:
                 principal = Principal(row.name, row.uid, self._primary_gid())
             if principal is not None and row is not None and shared is not None:
                 pool = shared.pool.name
+                self._quotas[share] = shared.quota
                 if shared.state == "ready" and protocol_enabled(shared, protocol):
                     access = _grant_access(shared.grants, row.id, {g.id for g in row.groups})
         if len(self._access) > 10_000:
             self._access.clear()
+            self._quotas.clear()
         self._access[key] = (now, principal, access, pool)
         return principal, access, pool
 
@@ -209,7 +221,9 @@ class ShareFS:
             fd = beneath.open_root(top)
         except OSError as exc:
             raise FsError(errno.EIO, f"share '{share}' is unavailable") from exc
-        return ShareView(self, principal, share, access, protocol, address, fd, snapshots)
+        view = ShareView(self, principal, share, access, protocol, address, fd, snapshots)
+        view.pool, view.quota = pool, self._quotas.get(share)
+        return view
 
     # -- at start ------------------------------------------------------------------------------
 
@@ -479,6 +493,8 @@ class ShareView:
         self.address = address
         self.top_fd = top_fd
         self.snapshots = snapshots
+        self.pool = ""
+        self.quota: int | None = None
         self._lock = threading.Lock()
 
     @property
@@ -929,4 +945,9 @@ class ShareView:
         """(bytes free, bytes in all) as a client should see them: the pool's, capped by the
         share's quota."""
         st = os.fstatvfs(self.top_fd)
-        return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+        free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+        if self.quota is not None and self.fs.usage is not None:
+            used = self.fs.usage(self.pool, self.share)
+            total = min(total, self.quota)
+            free = max(0, min(free, self.quota - used))
+        return free, total
