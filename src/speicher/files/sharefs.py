@@ -792,7 +792,9 @@ class ShareView:
 
     def delete_tree(self, path: str | bytes) -> builtins.list[tuple[str, FsError]]:
         """Delete a file, or a folder with everything in it; what could not be deleted, with
-        why (WebDAV answers those in a multistatus)."""
+        why (WebDAV answers those in a multistatus). A folder that keeps something is not
+        reported itself, only what it keeps. Without recursion: a share may hold folders
+        thousands of levels deep."""
         parts = paths.parse(path)
         if not parts:
             raise FsError(errno.EACCES, "the share's top folder cannot be deleted")
@@ -801,20 +803,38 @@ class ShareView:
             self.delete(path)
             return []
         failures: builtins.list[tuple[str, FsError]] = []
-        for child in self.list(path):
-            sub = (*parts, child.name)
-            if child.is_dir:
-                failures += self.delete_tree("/".join(sub))
-            else:
+        kept: set[tuple[str, ...]] = set()  # folders something in them could not be deleted
+        stack: builtins.list[tuple[tuple[str, ...], bool]] = [(parts, False)]
+        while stack:
+            folder, emptied = stack.pop()
+            if emptied:  # everything below was dealt with: now the folder itself
+                if folder in kept:
+                    kept.add(folder[:-1])
+                    continue
+                try:
+                    self.rmdir("/".join(folder))
+                except FsError as exc:
+                    failures.append((paths.display(folder), exc))
+                    kept.add(folder[:-1])
+                continue
+            stack.append((folder, True))
+            try:
+                children = self.list("/".join(folder))
+            except FsError as exc:
+                failures.append((paths.display(folder), exc))
+                stack.pop()
+                kept.add(folder[:-1])
+                continue
+            for child in children:
+                sub = (*folder, child.name)
+                if child.is_dir:
+                    stack.append((sub, False))
+                    continue
                 try:
                     self.delete("/".join(sub))
                 except FsError as exc:
                     failures.append((paths.display(sub), exc))
-        if not failures:
-            try:
-                self.rmdir(path)
-            except FsError as exc:
-                failures.append((paths.display(parts), exc))
+                    kept.add(folder)
         return failures
 
     def rename(self, src: str | bytes, dst: str | bytes, overwrite: bool = True) -> None:
@@ -843,27 +863,42 @@ class ShareView:
     def copy(self, src: str | bytes, dst: str | bytes) -> builtins.list[tuple[str, FsError]]:
         """Copy a file, or a folder and everything in it, to ``dst`` (which must not exist;
         the caller removes an old one). Files are copied atomically each, as new files of
-        the acting user."""
+        the acting user, with their metadata. Without recursion, as :meth:`delete_tree`."""
         src_parts, dst_parts = paths.parse(src), paths.parse(dst)
         if dst_parts[: len(src_parts)] == src_parts:
             raise FsError(errno.EINVAL, "a folder cannot be copied into itself")
         entry = self.stat(src)
         if not entry.is_dir:
-            with self.open_read(src) as f:
-                self.write(dst, f.chunks(), mtime_ns=None)
-            self._copy_meta(src, dst)
+            self._copy_file(src_parts, dst_parts)
             return []
         self.mkdir(dst)
         self._copy_meta(src, dst)
         failures: builtins.list[tuple[str, FsError]] = []
-        for child in self.list(src):
+        stack = [(src_parts, dst_parts)]
+        while stack:
+            from_parts, to_parts = stack.pop()
             try:
-                failures += self.copy(
-                    "/".join((*src_parts, child.name)), "/".join((*dst_parts, child.name))
-                )
+                children = self.list("/".join(from_parts))
             except FsError as exc:
-                failures.append((paths.display((*dst_parts, child.name)), exc))
+                failures.append((paths.display(to_parts), exc))
+                continue
+            for child in children:
+                source, target = (*from_parts, child.name), (*to_parts, child.name)
+                try:
+                    if child.is_dir:
+                        self.mkdir("/".join(target))
+                        self._copy_meta("/".join(source), "/".join(target))
+                        stack.append((source, target))
+                    else:
+                        self._copy_file(source, target)
+                except FsError as exc:
+                    failures.append((paths.display(target), exc))
         return failures
+
+    def _copy_file(self, source: tuple[str, ...], target: tuple[str, ...]) -> None:
+        with self.open_read("/".join(source)) as f:
+            self.write("/".join(target), f.chunks(), mtime_ns=None)
+        self._copy_meta("/".join(source), "/".join(target))
 
     def _copy_meta(self, src: str | bytes, dst: str | bytes) -> None:
         """A copy keeps the metadata (dead properties, object metadata) of its source."""

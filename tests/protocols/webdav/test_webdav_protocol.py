@@ -538,3 +538,30 @@ def test_properties_survive_a_restart_locks_do_not(daemon: Daemon, world: dict[s
         r = alice.request("UNLOCK", "/docs/restart.txt", headers={"Lock-Token": token})
         assert r.status_code == 409
     assert Path(world["docs"] / "restart.txt").read_bytes() == b"x"
+
+
+def test_trees_thousands_of_levels_deep(
+    daemon: Daemon, alice: httpx.Client, world: dict[str, Any]
+) -> None:
+    """Clients can make folders 2,000 levels deep (4 KiB paths): copying and deleting them
+    must not need a stack as deep (Python's ends at 1,000)."""
+    levels = 1500
+    fd = os.open(world["docs"], os.O_RDONLY)
+    for name in ["deep"] + ["d"] * levels:  # made by root, one level at a time
+        os.mkdir(name, dir_fd=fd)
+        below = os.open(name, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = below
+    with open(os.open("bottom.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as fh:
+        fh.write("found")
+    os.close(fd)
+    bottom = "/docs/deep/" + "d/" * levels + "bottom.txt"
+    assert alice.get(bottom).text == "found"
+    headers = {"Destination": f"{daemon.url}/dav/docs/deep-copy"}
+    r = alice.request("COPY", "/docs/deep", headers=headers)
+    assert r.status_code == 201, r.text
+    assert alice.get(bottom.replace("/docs/deep/", "/docs/deep-copy/")).text == "found"
+    for top in ("/docs/deep", "/docs/deep-copy"):
+        r = alice.delete(top)
+        assert r.status_code == 204, r.text
+    assert not (world["docs"] / "deep").exists() and not (world["docs"] / "deep-copy").exists()
