@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from speicher.access import GrantService, GroupService, TokenService, UserService
+from speicher.access import GrantService, GroupService, KeyService, TokenService, UserService
 from speicher.config import Settings
 from speicher.db import Database
 from speicher.events import EventService
@@ -31,6 +31,7 @@ class Services:
     users: UserService
     groups: GroupService
     tokens: TokenService
+    keys: KeyService
     snapshots: SnapshotService
     policies: PolicyService
     restore: RestoreService
@@ -74,4 +75,5 @@ class Services:
             hooks=hooks,
             groups=GroupService(settings, db, events, grants),
             tokens=TokenService(db, events),
+            keys=KeyService(db, events),
         )
