@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     smb_port: int = Field(
         445, ge=1, le=65535, description="Default TCP port of smbd (the API can change it)."
     )
+    sftp_host: str = Field(
+        "0.0.0.0",  # noqa: S104
+        description="Address the SFTP server listens on (0.0.0.0: every IPv4 address, :: every "
+        "address).",
+    )
+    sftp_port: int = Field(
+        2222, ge=0, le=65535, description="TCP port of the SFTP server; 0 turns SFTP off."
+    )
     database_url: str = Field(
         "", description="SQLAlchemy URL; empty means SQLite in the state directory."
     )
