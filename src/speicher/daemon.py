@@ -67,6 +67,27 @@ def reconcile(services: Services) -> None:
     services.groups.recover()
 
 
+def remove_upload_leftovers(services: Services) -> None:
+    """Remove the temp files of uploads a crash interrupted (ShareFS writes every upload to a
+    hidden temp file beside its target). Runs in the background: a walk of a big share takes a
+    while, and the temp files are invisible to every protocol meanwhile."""
+    for share in services.shares.list():
+        if share.state != "ready":
+            continue
+        try:
+            removed = services.files.remove_leftovers(Path(share.path))
+        except OSError as exc:
+            log.warning("looking for interrupted uploads in share %s failed: %s", share.name, exc)
+            continue
+        if removed:
+            services.events.record(
+                "info",
+                "files.leftovers_removed",
+                share.name,
+                f"removed {removed} temp file(s) of uploads interrupted in share {share.name}",
+            )
+
+
 class Monitor(threading.Thread):
     """Checks pool health every ``monitor_interval`` seconds."""
 
@@ -297,6 +318,9 @@ def serve(settings: Settings) -> None:
     services.smb.start()
     monitor = Monitor(services)
     monitor.start()
+    threading.Thread(
+        target=remove_upload_leftovers, args=(services,), name="leftovers", daemon=True
+    ).start()
     app = serve_app(services, certificates)
     https = _Server(
         uvicorn.Config(

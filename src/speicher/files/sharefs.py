@@ -581,10 +581,7 @@ class ShareView:
             return
         if write and not self.writable:
             raise FsError(errno.EACCES, "read-only access to this share")
-        try:
-            fd = beneath.open_dir(self.top_fd, "/".join(parts[:-1]))
-        except OSError as exc:
-            raise from_os(exc) from None
+        fd = self._open_dir(parts[:-1])
         with beneath.opened(fd):
             yield fd, parts[-1]
 
@@ -603,12 +600,20 @@ class ShareView:
             finally:
                 os.close(root)
         else:
-            try:
-                fd = beneath.open_dir(self.top_fd, "/".join(parts))
-            except OSError as exc:
-                raise from_os(exc) from None
+            fd = self._open_dir(parts)
         with beneath.opened(fd):
             yield fd
+
+    def _open_dir(self, parts: tuple[str, ...]) -> int:
+        """Folder ``parts`` of the share, open; a link on the way is ENOENT (it is not there
+        for the protocols), a file ENOTDIR."""
+        try:
+            return beneath.open_dir(self.top_fd, "/".join(parts))
+        except OSError as exc:
+            if exc.errno == errno.ENOTDIR and parts:
+                for end in range(1, len(parts) + 1):
+                    self.stat("/".join(parts[:end]))  # raises ENOENT for a link
+            raise from_os(exc) from None
 
     # -- reading -------------------------------------------------------------------------------
 
