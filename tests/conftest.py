@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,10 @@ from pathlib import Path
 import pytest
 
 from speicher_testing import Daemon
+
+# the shared file-semantics suite (files/conformance.py) is imported by name by every
+# protocol's tests
+sys.path.insert(0, str(Path(__file__).resolve().parent / "files"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -662,6 +662,15 @@ class SftpSession(asyncssh.SFTPServer):
         await self._run(self._stat, path)  # a path that exists is no link
         raise SFTPError(asyncssh.FX_NO_SUCH_FILE, "not a link: shares hold no links")
 
+    def open56(self, path: bytes, desired_access: int, flags: int, attrs: SFTPAttrs) -> object:
+        raise unsupported("SFTP version 3 only")  # never negotiated; asyncssh's would open
+
+    def lock(self, file_obj: object, offset: int, length: int, flags: int) -> None:
+        raise unsupported("byte-range locks are not supported")
+
+    def unlock(self, file_obj: object, offset: int, length: int) -> None:
+        raise unsupported("byte-range locks are not supported")
+
     def symlink(self, oldpath: bytes, newpath: bytes) -> None:
         raise unsupported("links are not supported: shares hold files and folders")
 
