@@ -133,7 +133,8 @@ class _Uploading(_Handle):
         self.upload = upload
         self.append = append
         self.mtime_ns: int | None = None  # set by the client before close (put -p)
-        self.buffer = bytearray()
+        self.buffer: list[bytes] = []  # joined once, when written
+        self.buffered = 0
         self.buffer_start = 0
         self.failed: SFTPError | None = None
 
@@ -448,11 +449,12 @@ class SftpSession(asyncssh.SFTPServer):
             if handle.append:
                 await self._flush(handle)
                 offset = handle.upload.size
-            if offset != handle.buffer_start + len(handle.buffer):
+            if offset != handle.buffer_start + handle.buffered:
                 await self._flush(handle)
                 handle.buffer_start = offset
-            handle.buffer += data
-            if len(handle.buffer) >= BLOCK:
+            handle.buffer.append(data)
+            handle.buffered += len(data)
+            if handle.buffered >= BLOCK:
                 await self._flush(handle)
         elif isinstance(handle, _InPlace):
             await self._run(self._write_in_place, handle, offset, data)
@@ -466,7 +468,8 @@ class SftpSession(asyncssh.SFTPServer):
             raise handle.failed
         if not handle.buffer:
             return
-        data, handle.buffer = bytes(handle.buffer), bytearray()
+        data = handle.buffer[0] if len(handle.buffer) == 1 else b"".join(handle.buffer)
+        handle.buffer, handle.buffered = [], 0
         try:
             await self._run(handle.upload.write_at, handle.buffer_start, data)
         except SFTPError as exc:
