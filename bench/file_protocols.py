@@ -160,21 +160,14 @@ def measure_webdav(
 
 
 def measure_sftp(
-    target: list[str],
-    base: str,
-    big: Path,
-    size: int,
-    files: int,
-    work: Path,
-    command: tuple[str, ...] = ("sftp",),
+    target: list[str], base: str, big: Path, size: int, files: int, work: Path
 ) -> Result:
-    """``target``: the ssh options and user@host for ``sftp``; ``base``: the remote folder;
-    ``command``: sftp, or sshpass running it for a password login."""
+    """``target``: the ssh options and user@host for ``sftp``; ``base``: the remote folder."""
 
     def batch(lines: list[str], name: str) -> list[str]:
         script = work / name
         script.write_text("\n".join(lines) + "\n")
-        return [*command, "-q", "-b", str(script), *target]
+        return ["sftp", "-q", "-b", str(script), *target]
 
     r = Result()
     r.write_mbs = size / timed(lambda: run(batch([f"put {big} {base}/big.bin"], "put.b"))) / 1e6
@@ -416,20 +409,6 @@ class Bench:
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
         public = (self.work / "speicher-key.pub").read_text()
         r = self.daemon.api.post(f"/users/{USER}/keys", json={"key": public})
-        if r.status_code in (404, 405):  # a Speicher without SSH keys: log in by password
-            ensure(("sshpass", "/usr/bin/sshpass"))
-            options = [*ssh_options(self.sftp_port, None), "-o", "PubkeyAuthentication=no"]
-            target = [*options, f"{USER}@127.0.0.1"]
-            return measure_sftp(
-                target,
-                f"/data/{sub.name}",
-                self.big,
-                self.size,
-                self.files,
-                self.work,
-                # -b turns BatchMode on (no password prompt) unless an earlier -o says no
-                ("sshpass", "-p", PASSWORD, "sftp", "-o", "BatchMode=no"),
-            )
         assert r.status_code == 201, r.text
         target = [*ssh_options(self.sftp_port, key), f"{USER}@127.0.0.1"]
         return measure_sftp(target, f"/data/{sub.name}", self.big, self.size, self.files, self.work)

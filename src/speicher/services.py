@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from speicher.access import GrantService, GroupService, TokenService, UserService
+from speicher.access import GrantService, GroupService, KeyService, TokenService, UserService
 from speicher.config import Settings
 from speicher.db import Database
 from speicher.events import EventService
@@ -32,6 +32,7 @@ class Services:
     users: UserService
     groups: GroupService
     tokens: TokenService
+    keys: KeyService
     snapshots: SnapshotService
     policies: PolicyService
     restore: RestoreService
@@ -56,6 +57,7 @@ class Services:
         users = UserService(settings, db, events, grants, hooks)
         snapshots = SnapshotService(settings, db, events, shares, hooks)
         files = ShareFS(settings, db)
+        keys = KeyService(db, events)
         return cls(
             settings=settings,
             db=db,
@@ -74,8 +76,9 @@ class Services:
             alerts=AlertService(db, events),
             smb=SmbService(settings, db, events, hooks, users),
             files=files,
-            sftp=SftpService(settings, db, events, users, files, hooks),
+            sftp=SftpService(settings, db, events, users, files, hooks, keys),
             hooks=hooks,
             groups=GroupService(settings, db, events, grants),
             tokens=TokenService(db, events),
+            keys=keys,
         )

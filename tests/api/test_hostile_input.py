@@ -53,6 +53,8 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any], list[str], str]] = [
     ),
     ("PATCH", "/users/alice", {}, ["full_name", "email"], "UserUpdate"),
     ("PUT", "/users/alice/password", {"password": "x"}, ["password"], "PasswordChange"),
+    # an RFC 4716 key has lines; what a line end lets through, the key's parser refuses
+    ("POST", "/users/alice/keys", {"key": "x"}, ["key"], "KeyAdd"),
     ("POST", "/groups", {"name": "hostiles"}, ["name", "description"], "GroupCreate"),
     (
         "POST",

@@ -174,3 +174,17 @@ def test_a_bad_environment_value_is_reported_by_field(monkeypatch: pytest.Monkey
     with pytest.raises(InvalidInput) as info:
         load_settings()
     assert [p.field for p in info.value.problems] == ["monitor_interval"]
+
+
+def test_sftp_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert (settings.sftp_host, settings.sftp_port) == ("0.0.0.0", 2222)  # noqa: S104
+    config = write(tmp_path / "sftp.toml", 'sftp_host = "::"\nsftp_port = 0\n')  # 0: off
+    assert (load_settings(config).sftp_host, load_settings(config).sftp_port) == ("::", 0)
+    monkeypatch.setenv("SPEICHER_SFTP_PORT", "2022")
+    assert load_settings(config).sftp_port == 2022
+    for port in ("-1", "65536"):
+        monkeypatch.setenv("SPEICHER_SFTP_PORT", port)
+        with pytest.raises(InvalidInput) as info:
+            load_settings()
+        assert [p.field for p in info.value.problems] == ["sftp_port"]

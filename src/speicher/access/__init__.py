@@ -1,8 +1,9 @@
-"""Users, groups, access grants and API tokens: the one permission model."""
+"""Users, groups, access grants, SSH keys and API tokens: the one permission model."""
 
 from speicher.access.grants import GrantService
 from speicher.access.groups import GroupService
+from speicher.access.keys import KeyService
 from speicher.access.tokens import TokenService
 from speicher.access.users import UserService
 
-__all__ = ["GrantService", "GroupService", "TokenService", "UserService"]
+__all__ = ["GrantService", "GroupService", "KeyService", "TokenService", "UserService"]

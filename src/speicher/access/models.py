@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import email_validator
 from pydantic import AfterValidator, BaseModel, Field
@@ -78,6 +78,34 @@ class UserInfo(BaseModel):
     enabled: bool = Field(description="Whether the user may log in.")
     groups: list[str] = Field(description="Groups the user belongs to.")
     created_at: dt.datetime = Field(description="When the user was created (UTC).")
+
+
+class KeyAdd(Request):
+    """One SSH public key for a user's SFTP logins."""
+
+    # RFC 4716 keys span several lines; every other control character is refused, and the
+    # key's parser (asyncssh) is the check of the rest
+    multiline: ClassVar[frozenset[str]] = frozenset({"key"})
+
+    key: str = Field(
+        max_length=16384,
+        description="One public key: the line of an OpenSSH `.pub` file (`ssh-ed25519 AAAA... "
+        "comment`; ed25519, ecdsa or rsa of at least 2048 bits) or an RFC 4716 block "
+        "(`---- BEGIN SSH2 PUBLIC KEY ----`). No private key, no authorized_keys options.",
+        examples=["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI... alice@laptop"],
+    )
+
+
+class KeyInfo(BaseModel):
+    """An SSH public key a user may log in with over SFTP."""
+
+    fingerprint: str = Field(
+        description="SHA-256 fingerprint as `ssh-keygen -l` shows it: `SHA256:` and base64."
+    )
+    algorithm: str = Field(description="Key type, e.g. `ssh-ed25519` or `ecdsa-sha2-nistp256`.")
+    comment: str = Field(description="The key's comment (often `user@host`); may be empty.")
+    public_key: str = Field(description="The key in OpenSSH form, `<algorithm> <base64>`.")
+    created_at: dt.datetime = Field(description="When it was added (UTC).")
 
 
 class GroupCreate(Request):

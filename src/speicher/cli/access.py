@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
+from rich.markup import escape
 
 from speicher.cli.client import CliError
 from speicher.cli.context import client
@@ -177,6 +179,102 @@ def user_delete(ctx: typer.Context, name: str, yes: YesOpt = False) -> None:
     )
     client(ctx).delete(f"/users/{name}")
     console.print(f"user {name} deleted")
+
+
+# an RSA key of 16384 bits is 2.8 KB as a line: anything far larger is not a public key
+MAX_KEY_FILE = 65536
+
+
+def _read_key(path: str) -> str:
+    """The key text of FILE, or of standard input for ``-``."""
+    if path == "-":
+        if sys.stdin.isatty():
+            raise CliError(
+                "no key on standard input; give the .pub file (speicher user add-key NAME "
+                "~/.ssh/id_ed25519.pub) or pipe it in",
+                2,
+            )
+        text = sys.stdin.read(MAX_KEY_FILE + 1)
+        where = "standard input"
+    else:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_KEY_FILE + 1)
+        except OSError as exc:
+            raise CliError(f"cannot read {path}: {exc.strerror}", 2) from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CliError(f"{path} is not text; give the public key (.pub) file", 2) from None
+        where = path
+    if len(text) > MAX_KEY_FILE:
+        raise CliError(f"{where} is larger than {MAX_KEY_FILE} bytes; it holds no public key", 2)
+    if not text.strip():
+        raise CliError(f"{where} is empty; give the public key (.pub) file", 2)
+    return text
+
+
+@user_app.command("add-key")
+def user_add_key(
+    ctx: typer.Context,
+    name: str,
+    file: Annotated[
+        str, typer.Argument(help="The public key file (.pub), or - for standard input.")
+    ] = "-",
+    as_json: JsonOpt = False,
+) -> None:
+    """Add an SSH public key the user may log in with over SFTP (one key: the .pub file's
+    line or an RFC 4716 block; read from standard input without FILE)."""
+    key = client(ctx).post(f"/users/{name}/keys", {"key": _read_key(file)})
+    if as_json:
+        print_json(key)
+        return
+    comment = f", {key['comment']}" if key["comment"] else ""
+    console.print(
+        escape(f"key {key['fingerprint']} ({key['algorithm']}{comment}) added to {name}"),
+        soft_wrap=True,
+    )
+
+
+def key_type(algorithm: str) -> str:
+    """A key type as ``ssh-keygen -l`` names it (ED25519, RSA...), for tables."""
+    if algorithm.startswith("ecdsa-sha2-nistp"):
+        return "ECDSA-" + algorithm.removeprefix("ecdsa-sha2-nistp")
+    short = {
+        "ssh-ed25519": "ED25519",
+        "ssh-ed448": "ED448",
+        "ssh-rsa": "RSA",
+        "sk-ssh-ed25519@openssh.com": "ED25519-SK",
+        "sk-ecdsa-sha2-nistp256@openssh.com": "ECDSA-SK",
+    }
+    return short.get(algorithm, algorithm)
+
+
+@user_app.command("list-keys")
+def user_list_keys(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+    """List a user's SSH public keys."""
+    keys = client(ctx).get(f"/users/{name}/keys")
+    if as_json:
+        print_json(keys)
+        return
+    table(
+        keys,
+        [
+            ("FINGERPRINT", "fingerprint"),
+            ("TYPE", lambda k: key_type(k["algorithm"])),
+            ("ADDED", lambda k: k["created_at"][:10]),
+            ("COMMENT", lambda k: k["comment"] or "-"),
+        ],
+        empty=f"{name} has no SSH keys (speicher user add-key)",
+        whole=("FINGERPRINT", "TYPE", "ADDED"),
+    )
+
+
+@user_app.command("remove-key")
+def user_remove_key(ctx: typer.Context, name: str, fingerprint: str) -> None:
+    """Remove one of a user's SSH keys by its fingerprint (SHA256:..., as list-keys shows)."""
+    client(ctx).delete(f"/users/{name}/keys/{quote(fingerprint, safe='')}")
+    console.print(f"key {escape(fingerprint)} removed from {name}", soft_wrap=True)
 
 
 @group_app.command("create")

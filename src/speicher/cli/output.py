@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -28,16 +28,25 @@ def table(
     rows: Sequence[dict[str, Any]],
     columns: Sequence[tuple[str, str | Callable[[dict[str, Any]], Any]]],
     empty: str = "nothing here",
+    whole: Collection[str] = (),
 ) -> None:
-    """Print ``rows`` as a table; each column is (heading, key or function of the row)."""
+    """Print ``rows`` as a table; each column is (heading, key or function of the row). The
+    columns headed as in ``whole`` are never wrapped or cut (a fingerprint to copy); the
+    others give way on a narrow terminal."""
     if not rows:
         console.print(f"[dim]{empty}[/dim]")
         return
+    # cells are text, not markup: a comment such as "[/x]" must not break the table
+    cells = [[escape(str(_cell(row, getter))) for _, getter in columns] for row in rows]
     t = Table(show_edge=False, header_style="bold", box=None, pad_edge=False)
-    for heading, _ in columns:
-        t.add_column(heading)
-    for row in rows:
-        t.add_row(*(str(_cell(row, getter)) for _, getter in columns))
+    for i, (heading, _) in enumerate(columns):
+        if heading in whole:
+            width = max(len(heading), *(len(c[i]) for c in cells))
+            t.add_column(heading, no_wrap=True, min_width=width)
+        else:
+            t.add_column(heading)
+    for row_cells in cells:
+        t.add_row(*row_cells)
     console.print(t)
 
 

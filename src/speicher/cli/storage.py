@@ -217,7 +217,16 @@ def pool_destroy(ctx: typer.Context, name: str, yes: YesOpt = False) -> None:
 
 
 OnOff = Annotated[str | None, typer.Option("--smb", help="Offer over SMB: on or off.")]
+WebdavOpt = Annotated[str | None, typer.Option("--webdav", help="Offer over WebDAV: on or off.")]
+SftpOpt = Annotated[str | None, typer.Option("--sftp", help="Offer over SFTP: on or off.")]
 Flag = bool | None
+
+
+def switch(option: str, value: str | None) -> bool | None:
+    """``on``/``off`` of an option such as ``--smb`` as a boolean; None when not given."""
+    if value is not None and value not in ("on", "off"):
+        raise CliError(f"{option}: must be 'on' or 'off'", 2)
+    return None if value is None else value == "on"
 
 
 def smb_changes(
@@ -233,10 +242,8 @@ def smb_changes(
     guest: Flag,
 ) -> dict[str, Any] | None:
     """The SMB options given on the command line, for the API; None when none was."""
-    if smb is not None and smb not in ("on", "off"):
-        raise CliError("--smb: must be 'on' or 'off'", 2)
     changes = {
-        "enabled": None if smb is None else smb == "on",
+        "enabled": switch("--smb", smb),
         "browseable": browseable,
         "access_based_enumeration": abe,
         "recycle": recycle,
@@ -292,9 +299,12 @@ def share_create(
     time_machine_size: TmSizeOpt = None,
     encrypt: EncryptOpt = None,
     guest: GuestOpt = None,
+    webdav: WebdavOpt = None,
+    sftp: SftpOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a share."""
+    protocols = {"webdav": switch("--webdav", webdav), "sftp": switch("--sftp", sftp)}
     share = client(ctx).post(
         "/shares",
         {
@@ -315,6 +325,7 @@ def share_create(
                 encrypt,
                 guest,
             ),
+            **protocols,
         },
     )
     if as_json:
@@ -371,6 +382,8 @@ def share_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
             ("compression", share["compression"] or "none"),
             ("description", share["description"] or "-"),
             ("smb", _smb_summary(share["smb"])),
+            ("webdav", "on" if share["webdav"] else "off"),
+            ("sftp", "on" if share["sftp"] else "off"),
         ]
     )
     console.print()
@@ -398,9 +411,13 @@ def share_update(
     time_machine_size: TmSizeOpt = None,
     encrypt: EncryptOpt = None,
     guest: GuestOpt = None,
+    webdav: WebdavOpt = None,
+    sftp: SftpOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Change a share's quota, compression, description or SMB options."""
+    """Change a share's quota, compression, description, SMB options, or whether it is
+    offered over WebDAV and SFTP."""
+    protocols = {"webdav": switch("--webdav", webdav), "sftp": switch("--sftp", sftp)}
     changes = smb_changes(
         smb,
         browseable,
@@ -415,7 +432,13 @@ def share_update(
     )
     share = client(ctx).patch(
         f"/shares/{name}",
-        {"quota": quota, "compression": compression, "description": description, "smb": changes},
+        {
+            "quota": quota,
+            "compression": compression,
+            "description": description,
+            "smb": changes,
+            **protocols,
+        },
     )
     if as_json:
         print_json(share)

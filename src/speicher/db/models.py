@@ -122,6 +122,9 @@ class Share(Base):
     smb_time_machine_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     smb_encrypt: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     smb_guest: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # the other file protocols: offered or not (their servers read these)
+    webdav_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    sftp_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     pool: Mapped[Pool] = relationship(back_populates="shares")
     grants: Mapped[list[Grant]] = relationship(
@@ -160,6 +163,22 @@ class User(Base):
     groups: Mapped[list[Group]] = relationship(
         secondary=group_members, back_populates="members", order_by="Group.name"
     )
+
+
+class SshKey(Base):
+    """A public key a user logs in with over SFTP, as parsed and checked when it was added."""
+
+    __tablename__ = "ssh_keys"
+    __table_args__ = (UniqueConstraint("user_id", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA256:<base64 without padding>
+    algorithm: Mapped[str] = mapped_column(String(64))  # ssh-ed25519, ecdsa-sha2-nistp256, ...
+    comment: Mapped[str] = mapped_column(String(256), default="")
+    # "<algorithm> <base64>" as OpenSSH writes it, without the comment
+    public_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Group(Base):

@@ -154,6 +154,8 @@ class ShareCreate(Request):
     compression: Compression = Field("", description="`zstd`, `lzo`, `zlib`, or empty for none.")
     description: str = Field("", max_length=256, description="Free text for people.")
     smb: SmbOptionsUpdate | None = Field(None, description="SMB options; SMB is off if left out.")
+    webdav: bool | None = Field(None, description="Offer the share over WebDAV; off if left out.")
+    sftp: bool | None = Field(None, description="Offer the share over SFTP; off if left out.")
 
 
 class ShareUpdate(Request):
@@ -164,6 +166,8 @@ class ShareUpdate(Request):
     compression: Compression | None = Field(None, description="New compression; null leaves it.")
     description: str | None = Field(None, max_length=256, description="New description.")
     smb: SmbOptionsUpdate | None = Field(None, description="SMB options to change.")
+    webdav: bool | None = Field(None, description="Offer the share over WebDAV; null leaves it.")
+    sftp: bool | None = Field(None, description="Offer the share over SFTP; null leaves it.")
 
 
 class ShareInfo(BaseModel):
@@ -183,5 +187,7 @@ class ShareInfo(BaseModel):
     description: str = Field(description="Free text.")
     grants: list[GrantInfo] = Field(description="Who may read or write.")
     smb: SmbOptions = Field(description="How it is offered over SMB.")
+    webdav: bool = Field(description="Offered over WebDAV.")
+    sftp: bool = Field(description="Offered over SFTP (users log in with their SSH keys).")
     snapshots_dir: str = Field(description="Where its snapshots live on the server.")
     created_at: dt.datetime = Field(description="When it was created (UTC).")

@@ -99,6 +99,14 @@ def _apply_smb(share: Share, req: SmbOptionsUpdate, tm_size: int | None) -> None
         share.smb_fruit = True  # Time Machine is a macOS feature: it needs vfs_fruit
 
 
+def _apply_protocols(share: Share, req: ShareCreate | ShareUpdate) -> None:
+    """WebDAV and SFTP on or off; null leaves a switch as it is."""
+    if req.webdav is not None:
+        share.webdav_enabled = req.webdav
+    if req.sftp is not None:
+        share.sftp_enabled = req.sftp
+
+
 @dataclass(frozen=True)
 class _Row:
     """What a listing needs of a share row, read in one short session."""
@@ -111,6 +119,8 @@ class _Row:
     description: str
     grants: builtins.list[GrantInfo]
     smb: SmbOptions
+    webdav: bool
+    sftp: bool
     created_at: dt.datetime
 
 
@@ -131,6 +141,8 @@ def _row_of(share: Share) -> _Row:
             for g in share.grants
         ],
         smb=smb_options(share),
+        webdav=share.webdav_enabled,
+        sftp=share.sftp_enabled,
         created_at=share.created_at,
     )
 
@@ -238,6 +250,8 @@ class ShareService:
             description=row.description,
             grants=row.grants,
             smb=row.smb,
+            webdav=row.webdav,
+            sftp=row.sftp,
             snapshots_dir=str(snapshots_dir(self.settings, row.pool, row.name)),
             created_at=row.created_at,
         )
@@ -282,6 +296,7 @@ class ShareService:
                 )
                 if req.smb is not None:
                     _apply_smb(share, req.smb, tm_size)
+                _apply_protocols(share, req)
                 s.add(share)
         except IntegrityError:
             raise Conflict(f"share '{name}' already exists", field="name") from None
@@ -357,6 +372,7 @@ class ShareService:
                 share.description = req.description
             if req.smb is not None:
                 _apply_smb(share, req.smb, tm_size)
+            _apply_protocols(share, req)
         self.hooks.emit(SHARES_CHANGED, share=name)
         return self.get(name)
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import asyncssh
 
-from speicher.storage.models import ShareCreate
 from speicher_testing import Daemon
 
 HOST = "127.0.0.1"
@@ -52,25 +51,27 @@ def grant(daemon: Daemon, share: str, user: str, access: str) -> None:
     assert r.status_code == 200, r.text
 
 
-def make_share(daemon: Daemon, name: str, grants: dict[str, str], quota: str | None = None) -> Path:
-    """A share offered over SFTP with ``grants`` (user -> rw/ro); returns its server path."""
-    body: dict[str, Any] = {"name": name, "pool": "tank", "quota": quota}
-    if "sftp" in ShareCreate.model_fields:  # the per-share switch (wip/plumbing)
-        body["sftp"] = True
-    r = daemon.api.post("/shares", json=body)
+def make_share(
+    daemon: Daemon,
+    name: str,
+    grants: dict[str, str],
+    quota: str | None = None,
+    sftp: bool = True,
+) -> Path:
+    """A share offered over SFTP (unless ``sftp`` is False) with ``grants`` (user -> rw/ro);
+    returns its server path."""
+    r = daemon.api.post(
+        "/shares", json={"name": name, "pool": "tank", "quota": quota, "sftp": sftp}
+    )
     assert r.status_code == 201, r.text
     for user, access in grants.items():
         grant(daemon, name, user, access)
     return Path(r.json()["path"])
 
 
-def add_key(daemon: Daemon, user: str, public: str) -> bool:
-    """Give ``user`` an SSH key; False where the API has no keys yet (before wip/plumbing)."""
+def add_key(daemon: Daemon, user: str, public: str) -> None:
     r = daemon.api.post(f"/users/{user}/keys", json={"key": public})
-    if r.status_code in (404, 405):
-        return False
     assert r.status_code == 201, r.text
-    return True
 
 
 def make_key(folder: Path, name: str = "id_ed25519") -> Path:

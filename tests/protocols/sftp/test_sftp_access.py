@@ -386,13 +386,59 @@ def test_chmod_and_chown_are_ignored_mtime_is_set(daemon: Daemon, world: dict[st
 
 def test_public_key_login(daemon: Daemon, world: dict[str, Any], tmp_path: Path) -> None:
     key = make_key(tmp_path)
-    if not add_key(daemon, "alice", (key.with_suffix(".pub")).read_text()):
-        pytest.skip("the API has no SSH keys yet (wip/plumbing)")
+    add_key(daemon, "alice", (key.with_suffix(".pub")).read_text())
     result = run_sftp(daemon, "alice", "ls /docs", key=key)
     assert result.returncode == 0, result.stdout
     other = make_key(tmp_path, "other")
     result = run_sftp(daemon, "alice", "ls /docs", key=other)
     assert result.returncode != 0, result.stdout
+    # bob's key is no way in as alice; a key of a disabled user lets nobody in
+    bob = make_key(tmp_path, "bob")
+    add_key(daemon, "bob", (bob.with_suffix(".pub")).read_text())
+    assert run_sftp(daemon, "alice", "ls /docs", key=bob).returncode != 0
+    make_user(daemon, "ivan")
+    grant(daemon, "docs", "ivan", "rw")
+    ivan = make_key(tmp_path, "ivan")
+    add_key(daemon, "ivan", (ivan.with_suffix(".pub")).read_text())
+    assert run_sftp(daemon, "ivan", "ls /docs", key=ivan).returncode == 0
+    r = daemon.api.patch("/users/ivan", json={"enabled": False})
+    assert r.status_code == 200, r.text
+    result = run_sftp(daemon, "ivan", "ls /docs", key=ivan)
+    assert result.returncode != 0, result.stdout
+
+
+def test_keys_are_no_way_around_a_password_lockout(
+    daemon: Daemon, world: dict[str, Any], tmp_path: Path
+) -> None:
+    """A stranger who keeps a user's password logins locked does not lock out their key."""
+    make_user(daemon, "judy")
+    grant(daemon, "docs", "judy", "rw")
+    key = make_key(tmp_path)
+    add_key(daemon, "judy", (key.with_suffix(".pub")).read_text())
+
+    async def guess(i: int) -> None:
+        with pytest.raises(asyncssh.PermissionDenied):
+            await connect(daemon, "judy", f"guess-{i}", source="127.0.0.4")
+
+    async def guesses() -> None:
+        await asyncio.gather(*(guess(i) for i in range(10)))
+
+    run(guesses())
+    result = run_sftp(daemon, "judy", "ls /docs")  # the password: locked
+    assert result.returncode != 0, result.stdout
+    result = run_sftp(daemon, "judy", "ls /docs", key=key)
+    assert result.returncode == 0, result.stdout
+
+
+def test_a_share_with_sftp_off_is_not_there(daemon: Daemon, world: dict[str, Any]) -> None:
+    make_share(daemon, "smbonly", {"alice": "rw"}, sftp=False)
+    result = run_sftp(daemon, "alice", "ls -1 /")
+    assert result.returncode == 0 and "smbonly" not in result.stdout, result.stdout
+    assert run_sftp(daemon, "alice", "ls /smbonly").returncode != 0
+    r = daemon.api.patch("/shares/smbonly", json={"sftp": True})
+    assert r.status_code == 200, r.text
+    result = run_sftp(daemon, "alice", "ls -1 /")
+    assert result.returncode == 0 and "smbonly" in result.stdout, result.stdout
 
 
 def test_host_key_fingerprints_are_shown_and_kept_across_restarts(

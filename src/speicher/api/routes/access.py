@@ -7,6 +7,8 @@ from fastapi import APIRouter, Request, Response, status
 from speicher.access.models import (
     GroupCreate,
     GroupInfo,
+    KeyAdd,
+    KeyInfo,
     PasswordChange,
     TokenCreate,
     TokenCreated,
@@ -56,6 +58,30 @@ def set_password(name: Name, req: PasswordChange, services: ServicesDep) -> Resp
 @router.delete("/users/{name}", tags=["users"], status_code=204, summary="Delete a user")
 def delete_user(name: Name, services: ServicesDep) -> Response:
     services.users.delete(name)
+    return _no_content()
+
+
+@router.get("/users/{name}/keys", tags=["users"], summary="List a user's SSH keys")
+def list_keys(name: Name, services: ServicesDep) -> list[KeyInfo]:
+    return services.keys.list(name)
+
+
+@router.post(
+    "/users/{name}/keys", tags=["users"], status_code=201, summary="Add an SSH key for SFTP"
+)
+def add_key(name: Name, req: KeyAdd, services: ServicesDep) -> KeyInfo:
+    return services.keys.add(name, req.key)
+
+
+# a fingerprint is `SHA256:` and base64, which holds `/`: the path converter takes it whole
+@router.delete(
+    "/users/{name}/keys/{fingerprint:path}",
+    tags=["users"],
+    status_code=204,
+    summary="Remove an SSH key",
+)
+def remove_key(name: Name, fingerprint: str, services: ServicesDep) -> Response:
+    services.keys.remove(name, fingerprint)
     return _no_content()
 
 

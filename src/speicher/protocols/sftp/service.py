@@ -28,12 +28,13 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import asyncssh
 from sqlalchemy import select
 
 from speicher import names
+from speicher.access.keys import KeyService
 from speicher.access.throttle import Lockout, Throttle, address_key, user_key
 from speicher.access.users import UserService
 from speicher.config import Settings
@@ -68,12 +69,6 @@ WINDOW = 8 * 1024 * 1024  # bytes a client may send ahead (an upload's writes in
 MAX_PACKET = 128 * 1024  # bytes per SSH packet a client may send: fewer, larger packets
 
 
-class KeyLookup(Protocol):
-    """``KeyService`` (speicher.access.keys): the OpenSSH lines a user may log in with."""
-
-    def authorized(self, user_name: str) -> list[str]: ...
-
-
 class _Login(asyncssh.SSHServer):
     """One connection's login."""
 
@@ -106,7 +101,7 @@ class _Login(asyncssh.SSHServer):
         return True
 
     def public_key_auth_supported(self) -> bool:
-        return self.service.keys is not None
+        return True
 
     async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         user = await self.service.check_key(username, key)
@@ -146,7 +141,7 @@ class SftpService:
         users: UserService,
         files: ShareFS,
         hooks: Hooks,
-        keys: KeyLookup | None = None,
+        keys: KeyService,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -325,7 +320,7 @@ class SftpService:
 
     async def check_key(self, user: str, key: asyncssh.SSHKey) -> str | None:
         """The Speicher user name if ``key`` is one of ``user``'s, else None."""
-        if self.keys is None or len(user) > 256:
+        if len(user) > 256:
             return None
         name = names.normalize(user)
         loop = asyncio.get_running_loop()
@@ -348,9 +343,7 @@ class SftpService:
         if cached is not None and cached[0] == now:
             return cached[1]
         with self.db.session() as s:
-            rows = list(s.scalars(select(Share)))
-            # the per-share switch: wip/plumbing adds the column (until then: on)
-            found = frozenset(r.name for r in rows if getattr(r, "sftp_enabled", True))
+            found = frozenset(s.scalars(select(Share.name).where(Share.sftp_enabled)))
         self._offered = (now, found)
         return found
 
