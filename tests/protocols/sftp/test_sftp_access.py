@@ -493,3 +493,27 @@ def test_stopping_the_daemon_ends_sessions_and_throws_open_uploads_away(
     assert (docs / "during-stop.bin").read_bytes() == b"before"
     assert temp_files(docs) == []
     daemon.start()
+
+
+def test_a_session_holds_a_bounded_number_of_open_files(
+    daemon: Daemon, world: dict[str, Any]
+) -> None:
+    seed(daemon, world["docs"] / "many.txt", b"many")
+
+    async def check() -> None:
+        async with await connect(daemon, "alice") as conn, conn.start_sftp_client() as sftp:
+            handles = [await sftp.open("/docs/many.txt", "rb") for _ in range(256)]
+            with pytest.raises(asyncssh.SFTPFailure) as caught:
+                await sftp.open("/docs/many.txt", "rb")
+            assert "too many open files" in caught.value.reason
+            for handle in handles:
+                await handle.close()
+            async with sftp.open("/docs/many.txt", "rb") as fh:
+                assert cast(bytes, await fh.read()) == b"many"
+            sessions = [await conn.start_sftp_client() for _ in range(7)]
+            with pytest.raises(asyncssh.ChannelOpenError):
+                await conn.start_sftp_client()
+            for session in sessions:
+                session.exit()
+
+    run(check())

@@ -23,7 +23,9 @@ the ``sftp`` subsystem. A user who is disabled or deleted is disconnected.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import resource
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +57,8 @@ MAX_WAITING = 16  # logins queued behind the two checks; more are refused at onc
 FAILURE_DELAY = 1.0  # seconds before a refused password is answered
 MAX_PASSWORD = 1024  # the password rules' own limit: longer is never right
 MAX_UNAUTHENTICATED = 64  # connections still logging in; more are closed at once
+MAX_SESSIONS = 256  # SFTP sessions in all (each holds descriptors: see MAX_HANDLES)
+MAX_SESSIONS_PER_CONNECTION = 8
 LOGIN_TIMEOUT = 30
 MAX_READ = 1024 * 1024  # bytes one read answers (OpenSSH asks 32 KiB, asyncssh up to 4 MiB)
 WORKERS = 8
@@ -113,7 +117,11 @@ class _Login(asyncssh.SSHServer):
     def auth_completed(self) -> None:
         self.service.logged_in(self)
 
-    def session_requested(self) -> SftpOnly:
+    def session_requested(self) -> SftpOnly | bool:
+        here = sum(1 for s in self.service._sessions if s.connection is self.conn)
+        if here >= MAX_SESSIONS_PER_CONNECTION or len(self.service._sessions) >= MAX_SESSIONS:
+            log.warning("SFTP: refused a session of %s from %s (too many)", self.user, self.address)
+            return False
         return SftpOnly(self.service._session)
 
 
@@ -179,6 +187,12 @@ class SftpService:
         if not self.settings.sftp_port:
             return
         self._host_keys = hostkeys.ensure(self.folder)
+        # every open file of every session is a descriptor: allow what the system allows
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = hard if hard != resource.RLIM_INFINITY else 65536
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, 1 << 20), hard))
         self._sock = _bind(self.settings.sftp_host, self.settings.sftp_port)
 
     @property
@@ -265,12 +279,17 @@ class SftpService:
                 login.conn.close()
 
     def _user_state(self, name: str, enabled: bool, **_: Any) -> None:
-        if not enabled and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._disconnect, name)
+        if not enabled:
+            self._disconnect_soon(name)
 
     def _user_deleted(self, name: str, **_: Any) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._disconnect, name)
+        self._disconnect_soon(name)
+
+    def _disconnect_soon(self, user: str) -> None:
+        """From the API's thread: end ``user``'s connections on the event loop."""
+        if self._loop is not None and self._acceptor is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has just stopped
+                self._loop.call_soon_threadsafe(self._disconnect, user)
 
     # -- logins --------------------------------------------------------------------------
 

@@ -67,6 +67,7 @@ T = TypeVar("T")
 ST_RDONLY = 1
 NAME_MAX = 255
 BLOCK = 1024 * 1024  # read-ahead and write gathering, per handle
+MAX_HANDLES = 256  # open files per session: each is a descriptor and up to 2 blocks
 FRESH = 1.0  # seconds read-ahead bytes are served
 
 
@@ -375,6 +376,10 @@ class SftpSession(asyncssh.SFTPServer):
     # -- files -----------------------------------------------------------------------------
 
     async def open(self, path: bytes, pflags: int, attrs: SFTPAttrs) -> object:
+        if len(self._handles) >= MAX_HANDLES:
+            raise SFTPError(
+                asyncssh.FX_FAILURE, f"too many open files: at most {MAX_HANDLES} per session"
+            )
         handle = await self._run(self._open, path, pflags)
         self._handles.add(handle)
         if isinstance(handle, _Uploading):
