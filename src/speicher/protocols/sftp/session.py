@@ -104,6 +104,7 @@ class _Reading(_Handle):
         self.fetched = 0.0
         self.next: asyncio.Future[bytes] | None = None
         self.next_start = -1
+        self.at_end = False  # the buffer reaches the end of the file
 
     @property
     def fd(self) -> int:
@@ -430,18 +431,21 @@ class SftpSession(asyncssh.SFTPServer):
     async def _read_ahead(self, handle: _Reading, offset: int, size: int) -> bytes:
         now = time.monotonic()
         end = handle.start + len(handle.data)
-        if not (handle.start <= offset and offset + size <= end and now - handle.fetched < FRESH):
+        # the buffer answers what it holds, and past its end when it ended at the file's end
+        held = offset + size <= end or (handle.at_end and offset >= handle.start)
+        if not (handle.start <= offset and held and now - handle.fetched < FRESH):
             if handle.next is not None and handle.next_start == offset:
                 handle.data, handle.start = await handle.next, offset
-                handle.fetched = now
+                handle.at_end = len(handle.data) < BLOCK
             else:
                 await _settled(handle.next)
-                handle.data = await self._run(handle.file.read, offset, max(size, BLOCK))
-                handle.start, handle.fetched = offset, time.monotonic()
-            handle.next = None
+                wanted = max(size, BLOCK)
+                handle.data = await self._run(handle.file.read, offset, wanted)
+                handle.start, handle.at_end = offset, len(handle.data) < wanted
+            handle.next, handle.fetched = None, time.monotonic()
             end = handle.start + len(handle.data)
         piece = handle.data[offset - handle.start : offset - handle.start + size]
-        if handle.next is None and len(handle.data) >= BLOCK and offset + size > end - BLOCK // 2:
+        if handle.next is None and not handle.at_end and offset + size > end - BLOCK // 2:
             handle.next_start = end
             handle.next = asyncio.ensure_future(self._run(handle.file.read, end, BLOCK))
         return piece
@@ -482,6 +486,20 @@ class SftpSession(asyncssh.SFTPServer):
             raise
         handle.buffer_start += len(data)
 
+    @staticmethod
+    def _commit(handle: _Uploading) -> None:
+        """The last gathered bytes and the commit, in one go on a worker (a small file's
+        upload is then an open, the writes, and this)."""
+        data = b"".join(handle.buffer)
+        handle.buffer, handle.buffered = [], 0
+        try:
+            if data:
+                handle.upload.write_at(handle.buffer_start, data)
+        except BaseException:
+            handle.upload.abort()
+            raise
+        handle.upload.commit(handle.mtime_ns)
+
     async def _flush_path(self, path: bytes) -> None:
         """Before a request by path: the gathered bytes of an upload of that path."""
         share, inner = self._where(path)
@@ -512,12 +530,10 @@ class SftpSession(asyncssh.SFTPServer):
         if isinstance(file_obj, _Uploading):
             self._uploads.pop((file_obj.share, file_obj.path), None)
             if commit:
-                try:
-                    await self._flush(file_obj)
-                except SFTPError:
+                if file_obj.failed is not None:
                     await self._run(file_obj.upload.abort)
-                    raise
-                await self._run(file_obj.upload.commit, file_obj.mtime_ns)
+                    raise file_obj.failed
+                await self._run(self._commit, file_obj)
             else:
                 await self._run(file_obj.upload.abort)
                 log.info(
