@@ -56,7 +56,7 @@ class Services:
         grants = GrantService(db, events, shares, hooks)
         users = UserService(settings, db, events, grants, hooks)
         snapshots = SnapshotService(settings, db, events, shares, hooks)
-        files = ShareFS(settings, db)
+        files = ShareFS(settings, db, usage=shares.used)
         keys = KeyService(db, events)
         return cls(
             settings=settings,

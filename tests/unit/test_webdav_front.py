@@ -4,6 +4,7 @@ PUTs, lock times, and how ShareFS's errors become statuses."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import threading
 from typing import Any, cast
@@ -12,6 +13,7 @@ import pytest
 
 from speicher.db import Database
 from speicher.files import FsError
+from speicher.protocols.webdav import app as webdav_app
 from speicher.protocols.webdav.app import (
     LOGIN_SECONDS,
     ClientDisconnected,
@@ -56,14 +58,16 @@ def test_remembered_logins() -> None:
     assert cache.get(key) is None
 
 
-def _feed(messages: list[dict[str, Any]], reads: list[int]) -> tuple[list[bytes], Any]:
+def _feed(
+    messages: list[dict[str, Any]], reads: list[int], idle: float = 60
+) -> tuple[list[bytes], Any]:
     """Run a PumpedBody over ``messages`` and read ``reads`` sizes from another thread."""
     got: list[bytes] = []
     error: list[BaseException] = []
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        body = PumpedBody(loop)
+        body = PumpedBody(loop, idle)
         queue = list(messages)
 
         async def receive() -> dict[str, Any]:
@@ -110,6 +114,13 @@ def test_read_ahead_body_of_a_client_that_went_away() -> None:
     got, error = _feed(messages, [100, 100])
     assert got == [b"x" * 100]
     assert isinstance(error, ClientDisconnected)
+
+
+def test_read_ahead_body_of_a_client_that_stalls() -> None:
+    messages: list[dict[str, Any]] = [{"type": "http.request", "body": b"z", "more_body": True}]
+    got, error = _feed(messages, [1, 1], idle=0.3)
+    assert got == [b"z"]
+    assert isinstance(error, ClientDisconnected) and "nothing for" in str(error)
 
 
 def test_read_ahead_waits_when_enough_is_waiting() -> None:
@@ -164,3 +175,21 @@ def test_paths_and_hrefs() -> None:
     assert href("docs", "/folder", folder=True) == "/dav/docs/folder/"
     assert is_dav({}, "/dav") and is_dav({}, "/dav/x") and not is_dav({}, "/davx")
     assert not is_dav({"method": "GET"}, "/") and is_dav({"method": "OPTIONS"}, "/")
+
+
+def test_a_download_nobody_takes_frees_its_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(webdav_app, "SEND_TIMEOUT", 0.3)
+
+    async def main() -> None:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            responder = webdav_app._Responder(lambda _e, _s: iter(()), pool, 1)
+            responder.start_response("200 OK", [("Content-Length", "10")])
+
+            def worker() -> None:  # nothing takes from the send queue: the client stalls
+                for _ in range(3):
+                    responder._flush(b"x", more=True)
+
+            with pytest.raises(ClientDisconnected, match="took nothing"):
+                await asyncio.get_running_loop().run_in_executor(pool, worker)
+
+    asyncio.run(main())

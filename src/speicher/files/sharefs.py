@@ -39,7 +39,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -125,10 +125,20 @@ def _served(st: os.stat_result) -> bool:
 class ShareFS:
     """Opens views of shares for users; one per daemon."""
 
-    def __init__(self, settings: Settings, db: Database, events: FileEvents | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        events: FileEvents | None = None,
+        usage: Callable[[str, str], int] | None = None,
+    ) -> None:
+        """``usage(pool, share)``: the bytes a share takes, for :meth:`ShareView.space` of a
+        share with a quota (the share service's figure from btrfs's qgroups)."""
         self.settings = settings
         self.db = db
         self.events = events or FileEvents()
+        self.usage = usage
+        self._quotas: dict[str, int | None] = {}  # share -> quota, as access() last read it
         # (user, share, protocol) -> (generation of ACCESS_TABLES, principal, access, pool)
         self._access: dict[
             tuple[str, str, str | None], tuple[int, Principal | None, Access | None, str]
@@ -176,10 +186,12 @@ class ShareFS:
                 principal = Principal(row.name, row.uid, self._primary_gid())
             if principal is not None and row is not None and shared is not None:
                 pool = shared.pool.name
+                self._quotas[share] = shared.quota
                 if shared.state == "ready" and protocol_enabled(shared, protocol):
                     access = _grant_access(shared.grants, row.id, {g.id for g in row.groups})
         if len(self._access) > 10_000:
             self._access.clear()
+            self._quotas.clear()
         self._access[key] = (now, principal, access, pool)
         return principal, access, pool
 
@@ -203,13 +215,15 @@ class ShareFS:
             raise FsError(errno.ENOENT, f"no share named '{share}'")
         top = self.settings.mount_root / pool / share
         snapshots = self.settings.mount_root / pool / ".snapshots" / share
-        if not os.path.ismount(self.settings.mount_root / pool):
+        if not _mounted(self.settings.mount_root, pool):
             raise FsError(errno.EIO, f"share '{share}' is unavailable: its pool is not mounted")
         try:
             fd = beneath.open_root(top)
         except OSError as exc:
             raise FsError(errno.EIO, f"share '{share}' is unavailable") from exc
-        return ShareView(self, principal, share, access, protocol, address, fd, snapshots)
+        view = ShareView(self, principal, share, access, protocol, address, fd, snapshots)
+        view.pool, view.quota = pool, self._quotas.get(share)
+        return view
 
     # -- at start ------------------------------------------------------------------------------
 
@@ -229,6 +243,17 @@ class ShareFS:
                         os.unlink(node.name, dir_fd=node.parent)
                         removed += 1
         return removed
+
+
+def _mounted(mount_root: Path, pool: str) -> bool:
+    """Whether the pool's folder is a mount: another device than the mount root, which is
+    Speicher's own (``os.path.ismount`` resolves the parent's real path at every request)."""
+    try:
+        here = os.stat(mount_root / pool, follow_symlinks=False)
+        above = os.stat(mount_root)
+    except OSError:
+        return False
+    return stat.S_ISDIR(here.st_mode) and here.st_dev != above.st_dev
 
 
 def protocol_enabled(share: Share, protocol: str | None) -> bool:
@@ -542,6 +567,8 @@ class ShareView:
         self.address = address
         self.top_fd = top_fd
         self.snapshots = snapshots
+        self.pool = ""
+        self.quota: int | None = None
         self._lock = threading.Lock()
 
     @property
@@ -997,4 +1024,9 @@ class ShareView:
         """(bytes free, bytes in all) as a client should see them: the pool's, capped by the
         share's quota."""
         st = os.fstatvfs(self.top_fd)
-        return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+        free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+        if self.quota is not None and self.fs.usage is not None:
+            used = self.fs.usage(self.pool, self.share)
+            total = min(total, self.quota)
+            free = max(0, min(free, self.quota - used))
+        return free, total

@@ -169,6 +169,11 @@ class ShareService:
         self._usage: dict[str, tuple[float, dict[str, int]]] = {}
         self._usage_lock = threading.Lock()
 
+    def used(self, pool: str, share: str) -> int:
+        """The bytes ``share`` takes (btrfs's qgroup figure, at most 5 s old): what file
+        protocols report as used against a quota (``ShareFS``)."""
+        return self._used(pool, share, 5.0)
+
     def _used(self, pool: str, share: str, max_age: float) -> int:
         now = time.monotonic()
         cached = self._usage.get(pool)

@@ -261,6 +261,16 @@ def test_quota_full_is_507_and_keeps_what_was_there(
     assert r.status_code == 507
     assert alice.get("/small/kept.bin").content == kept
     assert sorted(os.listdir(world["small"])) == ["kept.bin"]
+    # RFC 4331's figures (Windows shows them as the drive's size) are the share's quota
+    named = (
+        b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/>'
+        b"<D:quota-used-bytes/></D:prop></D:propfind>"
+    )
+    props = multistatus(propfind(alice, "/small/", "0", named))["/dav/small/"]
+    available = int(props["{DAV:}quota-available-bytes"].text)
+    used = int(props["{DAV:}quota-used-bytes"].text)
+    assert 0 <= available <= 16 * 1024 * 1024 and used >= 0
+    assert available + used <= 16 * 1024 * 1024
 
 
 def test_limits_on_requests(daemon: Daemon, alice: httpx.Client) -> None:

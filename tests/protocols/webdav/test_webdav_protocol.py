@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email.utils
 import os
+import pwd
 import re
 import socket
 import time
@@ -230,7 +231,9 @@ def test_get_head_ranges_and_conditions(alice: httpx.Client) -> None:
     assert alice.get("/docs/range.bin").content == b"v2"
 
 
-def test_put_creates_replaces_atomically(alice: httpx.Client, world: dict[str, Any]) -> None:
+def test_put_creates_replaces_atomically(
+    daemon: Daemon, alice: httpx.Client, world: dict[str, Any]
+) -> None:
     r = alice.put("/docs/put.txt", content=b"one")
     assert r.status_code == 201 and r.headers["etag"]
     inode = (world["docs"] / "put.txt").stat().st_ino
@@ -239,6 +242,12 @@ def test_put_creates_replaces_atomically(alice: httpx.Client, world: dict[str, A
     stored = world["docs"] / "put.txt"
     assert stored.read_bytes() == b"two, longer"
     assert stored.stat().st_ino != inode  # a new file renamed over the old one
+    # written as alice's own account, as Samba would, and no temp file is left
+    uid = pwd.getpwnam(daemon.unix_name("alice")).pw_uid
+    assert stored.stat().st_uid == uid
+    assert alice.request("MKCOL", "/docs/owned").status_code == 201
+    assert (world["docs"] / "owned").stat().st_uid == uid
+    assert not [n for n in os.listdir(world["docs"]) if n.startswith(".speicher-upload-")]
     assert alice.put("/docs/", content=b"x").status_code == 405
     chunked = alice.put("/docs/chunked.txt", content=iter([b"a" * 1000, b"b" * 1000]))
     assert chunked.status_code == 201

@@ -69,8 +69,9 @@ MAX_LOGINS = 10_000  # remembered logins; more and the memory is cleared
 LOGIN_QUEUE = 30  # password checks that may wait for one of the two slots
 MAX_URL = 8192
 MAX_BODY = 1024 * 1024
-WORKERS = 16  # requests wsgidav serves at once (each holds a thread while it runs)
+WORKERS = 32  # requests wsgidav serves at once (each holds a thread while it runs)
 BLOCK = 1024 * 1024
+SEND_TIMEOUT = 60.0  # seconds a download may stall before its thread gives up
 FAST_READ = 256 * 1024  # plain GETs of files up to this size skip wsgidav (_read_small)
 CONDITIONAL = (
     "range",
@@ -264,14 +265,17 @@ class PumpedBody:
 
     a2wsgi's own body makes one round trip from the worker thread to the event loop for every
     chunk the server received (64 KiB); here chunks are handed over under a lock and the loop
-    stops reading only while ``HIGH`` bytes wait. A client that goes away makes ``read``
-    raise :class:`ClientDisconnected`, so the upload is thrown away."""
+    stops reading only while ``HIGH`` bytes wait. A client that goes away, or sends nothing
+    for ``idle`` seconds, makes ``read`` raise :class:`ClientDisconnected`, so the upload is
+    thrown away and its worker thread is free again (a stalled client would hold it, and the
+    daemon's orderly stop, for ever)."""
 
-    HIGH = 8 * 1024 * 1024
-    LOW = 2 * 1024 * 1024
+    HIGH = 4 * 1024 * 1024
+    LOW = 1024 * 1024
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, idle: float = 60.0) -> None:
         self.loop = loop
+        self.idle = idle
         self.lock = threading.Condition()
         self.chunks: collections.deque[bytes] = collections.deque()
         self.held = 0
@@ -310,7 +314,9 @@ class PumpedBody:
     def read(self, size: int = -1) -> bytes:
         with self.lock:
             while not self.done and (size < 0 or self.held < size):
-                self.lock.wait()
+                held = self.held
+                if not self.lock.wait(self.idle) and self.held == held and not self.done:
+                    raise ClientDisconnected(f"the client sent nothing for {self.idle:.0f} s")
             if self.error is not None and not self.chunks:
                 raise self.error
             wanted = self.held if size < 0 else min(size, self.held)
@@ -362,7 +368,13 @@ class _Responder(WSGIResponder):
             for message in messages:
                 await self.send_queue.put(message)
 
-        asyncio.run_coroutine_threadsafe(put_all(), loop=self.loop).result()
+        queued = asyncio.run_coroutine_threadsafe(put_all(), loop=self.loop)
+        try:
+            queued.result(SEND_TIMEOUT)
+        except concurrent.futures.TimeoutError:
+            # the client takes nothing: give up its thread (the answer ends unfinished)
+            queued.cancel()
+            raise ClientDisconnected(f"the client took nothing for {SEND_TIMEOUT:.0f} s") from None
 
     def wsgi(self, environ: Environ, start_response: Any) -> None:
         iterable = self.app(environ, start_response)
@@ -429,7 +441,14 @@ class DavApp:
             retry = ((b"retry-after", str(exc.retry_after).encode()),)
             await _answer(send, 429, exc.message, retry)
             return
-        scope = {**scope, "root_path": MOUNT, "speicher.user": user}
+        await self._serve(
+            {**scope, "root_path": MOUNT, "speicher.user": user}, headers, receive, send
+        )
+
+    async def _serve(self, scope: Scope, headers: Headers, receive: Receive, send: Send) -> None:
+        """An authenticated request: small plain reads by themselves, everything else by
+        wsgidav (a PUT with its body read ahead, others with their small body read whole)."""
+        user = scope["speicher.user"]
         if scope["method"] in ("GET", "HEAD") and _plain_read(headers):
             loop = asyncio.get_running_loop()
             found = await loop.run_in_executor(self.reads, self._read_small, scope, user)
@@ -442,12 +461,17 @@ class DavApp:
                 await _answer(send, 413, f"request bodies are at most {MAX_BODY} bytes")
                 return
             scope, receive = body
-            await self.wsgi(scope, _disconnect_raises(receive), _with_headers(send))
+            try:
+                await self.wsgi(scope, _disconnect_raises(receive), _with_headers(send))
+            except ClientDisconnected as exc:
+                log.info("WebDAV %s %s ended: %s", scope["method"], scope["path"], exc)
             return
         pumped = PumpedBody(asyncio.get_running_loop())
         pump = asyncio.create_task(pumped.pump(receive))
         try:
             await self.wsgi({**scope, "speicher.body": pumped}, receive, _with_headers(send))
+        except ClientDisconnected as exc:
+            log.info("WebDAV PUT %s ended: %s", scope["path"], exc)
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):

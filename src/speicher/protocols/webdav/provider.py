@@ -351,6 +351,17 @@ class Folder(_Node, DAVCollection):
         with translated():
             return [e.name for e in self.view.list(self.rel)]
 
+    def get_available_bytes(self) -> int | None:
+        """RFC 4331's quota-available-bytes (Windows shows it as free space): the pool's
+        free space, capped by the share's quota. The share's top folder only."""
+        return self.view.space()[0] if not self.rel else None
+
+    def get_used_bytes(self) -> int | None:
+        if self.rel:
+            return None
+        free, total = self.view.space()
+        return max(0, total - free)
+
     def get_member_list(self) -> list[Any]:
         """The folder's entries from one listing (no second look at each)."""
         with translated():
