@@ -355,8 +355,12 @@ def test_links_are_neither_followed_nor_made(daemon: Daemon, world: dict[str, An
                     await fh.write(b"overwritten")
             # odd paths: NUL, not UTF-8, parent of the root
             for bad in (b"/docs/a\x00b", b"/docs/\xff\xfe", b"/../../../etc/passwd"):
-                with pytest.raises(asyncssh.SFTPError):
+                with pytest.raises(asyncssh.SFTPError) as caught:
                     await sftp.stat(bad)
+                assert "exception" not in caught.value.reason.lower(), caught.value.reason
+            with pytest.raises(asyncssh.SFTPError) as caught:
+                await sftp.realpath(b"/docs/a\x00b")
+            assert caught.value.reason == "the path contains a NUL byte"
             assert await sftp.realpath("/../../docs/../docs/./links/..") == "/docs"
 
     run(check())

@@ -321,7 +321,10 @@ class SftpSession(asyncssh.SFTPServer):
     # -- SFTPServer ------------------------------------------------------------------------
 
     def realpath(self, path: bytes) -> bytes:
-        return paths.display(paths.normalize(path))
+        try:
+            return paths.display(paths.normalize(path))
+        except FsError as exc:
+            raise to_sftp(exc) from None
 
     async def stat(self, path: bytes) -> SFTPAttrs:
         await self._flush_path(path)
@@ -502,7 +505,10 @@ class SftpSession(asyncssh.SFTPServer):
 
     async def _flush_path(self, path: bytes) -> None:
         """Before a request by path: the gathered bytes of an upload of that path."""
-        share, inner = self._where(path)
+        try:
+            share, inner = self._where(path)
+        except FsError:
+            return  # the request itself says what is wrong with the path
         if share is not None:
             pending = self._uploads.get((share, paths.display(paths.normalize(inner))))
             if pending is not None:
