@@ -6,13 +6,14 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from speicher import __version__
 from speicher.api import problems
-from speicher.api.auth import AuthMiddleware, principal
+from speicher.api.auth import AuthMiddleware, PasswordLogins, principal
 from speicher.api.cache import FastListings, ListingCache
 from speicher.api.routes import access, alerts, health, protection, protocols, storage, system
+from speicher.protocols.webdav.app import DavApp, is_dav
 from speicher.services import Services
 from speicher.tls import CertificateStore
 
@@ -21,21 +22,26 @@ PREFIX = "/api/v1"
 
 class Front:
     """What the daemon serves: the API, with a fast lane in front for a crowd asking for the
-    same listings (:class:`FastListings`; bench/api_concurrency.py measures it)."""
+    same listings (:class:`FastListings`; bench/api_concurrency.py measures it), and WebDAV
+    at ``/dav`` (docs/webdav.md)."""
 
-    def __init__(self, app: FastAPI, fast: FastListings) -> None:
+    def __init__(self, app: FastAPI, fast: FastListings, dav: ASGIApp | None = None) -> None:
         self.app = app
         self.fast = fast
+        self.dav = dav
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not await self.fast.answer(scope, send):
+        if self.dav is not None and scope["type"] == "http" and is_dav(scope, scope["path"]):
+            await self.dav(scope, receive, send)
+        elif not await self.fast.answer(scope, send):
             await self.app(scope, receive, send)
 
 
 def serve_app(services: Services, certificates: CertificateStore | None = None) -> Front:
     app = create_app(services, certificates)
     listings = {f"{PREFIX}/pools": "pools", f"{PREFIX}/shares": "shares:"}
-    return Front(app, FastListings(app.state.listings, services.tokens.cached, listings))
+    dav = DavApp(services.files, services.db, app.state.logins)
+    return Front(app, FastListings(app.state.listings, services.tokens.cached, listings), dav)
 
 
 def create_app(services: Services, certificates: CertificateStore | None = None) -> FastAPI:
@@ -54,12 +60,13 @@ def create_app(services: Services, certificates: CertificateStore | None = None)
         static_url="/api/static",
     )
     app.state.services = services
+    app.state.logins = PasswordLogins(services)  # shared with WebDAV: one throttle for both
     app.state.listings = ListingCache()
     app.state.certificates = certificates or CertificateStore(
         services.settings.tls_dir, services.events
     )
     # the last added runs first: authentication, then cached listings, then the routes
-    app.add_middleware(AuthMiddleware, services=services)
+    app.add_middleware(AuthMiddleware, services=services, logins=app.state.logins)
     problems.install(app)
     auth = [Depends(principal)]
     routers = (

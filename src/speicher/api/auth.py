@@ -39,6 +39,7 @@ from fastapi.security import (
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from speicher.access.models import UserInfo
 from speicher.access.throttle import Lockout, Throttle, address_key, user_key
 from speicher.api.problems import error_response, problem
 from speicher.errors import Forbidden, SpeicherError, Unauthorized
@@ -107,7 +108,7 @@ def cross_site_problem(scope: Scope) -> Forbidden | None:
     )
 
 
-def _basic_credentials(value: str) -> tuple[str, str]:
+def basic_credentials(value: str) -> tuple[str, str]:
     try:
         user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
@@ -115,13 +116,74 @@ def _basic_credentials(value: str) -> tuple[str, str]:
     return user, password
 
 
-class AuthMiddleware:
-    def __init__(self, app: ASGIApp, services: Services, throttle: Throttle | None = None) -> None:
-        self.app = app
+class PasswordLogins:
+    """Password logins for every HTTP front end of the daemon (the API and WebDAV): one
+    throttle and one cap on concurrent Argon2 checks for all of them, so a client cannot get
+    more guesses or more memory by switching between them."""
+
+    def __init__(self, services: Services, throttle: Throttle | None = None) -> None:
         self.services = services
         self.throttle = throttle or Throttle()
-        self._password_threads = CapacityLimiter(PASSWORD_CHECKS)
-        self._checking = 0  # password checks running; touched only on the event loop
+        self._threads = CapacityLimiter(PASSWORD_CHECKS)
+        self._checking = 0  # checks running or waiting; touched only on the event loop
+
+    async def login(
+        self, user: str, password: str, address: str | None, queue: int = 0, hint: str = ""
+    ) -> UserInfo:
+        """The user whose password this is; else Unauthorized, or TooManyRequests when the
+        address or user is locked out or more than ``PASSWORD_CHECKS + queue`` checks are
+        running or waiting (the API queues none: a third request is answered at once).
+        ``hint`` ends the lockout message."""
+        keys = (address_key(address), user_key(user))
+        wait = self.throttle.locked(*keys)
+        if wait > 0:
+            raise TooManyRequests(
+                "too many wrong passwords from this address or for this user; "
+                f"try again in {math.ceil(wait)} s{hint}",
+                wait,
+            )
+        if self._checking >= PASSWORD_CHECKS + queue:
+            raise TooManyRequests("busy checking other passwords; try again in a moment", 1)
+        self._checking += 1
+        try:
+            info = await to_thread.run_sync(
+                self.services.users.authenticate, user, password, limiter=self._threads
+            )
+        finally:
+            self._checking -= 1
+        if info is None:
+            lockouts = self.throttle.failed(*keys)
+            if lockouts:
+                await to_thread.run_sync(self._record_lockouts, lockouts)
+            raise Unauthorized("wrong user name or password")
+        self.throttle.succeeded(*keys)
+        return info
+
+    def _record_lockouts(self, lockouts: list[Lockout]) -> None:
+        for lockout in lockouts:
+            kind, _, subject = lockout.key.partition(":")
+            what = f"user '{subject}'" if kind == "user" else f"address {subject}"
+            self.services.events.record(
+                "warning",
+                "auth.lockout",
+                subject,
+                f"{lockout.failures} wrong passwords for {what}; its password logins are "
+                f"refused for {lockout.seconds:.0f} s",
+            )
+
+
+class AuthMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        services: Services,
+        throttle: Throttle | None = None,
+        logins: PasswordLogins | None = None,
+    ) -> None:
+        self.app = app
+        self.services = services
+        self.logins = logins or PasswordLogins(services, throttle)
+        self.throttle = self.logins.throttle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PROTECTED):
@@ -158,7 +220,7 @@ class AuthMiddleware:
                 raise Unauthorized("the API token is not valid")
             return f"token:{name}"
         if scheme.lower() == "basic" and value:
-            user, password = _basic_credentials(value)
+            user, password = basic_credentials(value)
             client = scope.get("client")
             return await self._password_login(user, password, client[0] if client else None)
         raise Unauthorized(
@@ -166,44 +228,10 @@ class AuthMiddleware:
         )
 
     async def _password_login(self, user: str, password: str, address: str | None) -> str:
-        keys = (address_key(address), user_key(user))
-        wait = self.throttle.locked(*keys)
-        if wait > 0:
-            raise TooManyRequests(
-                "too many wrong passwords from this address or for this user; "
-                f"try again in {math.ceil(wait)} s, or use an API token",
-                wait,
-            )
-        if self._checking >= PASSWORD_CHECKS:
-            raise TooManyRequests("busy checking other passwords; try again in a moment", 1)
-        self._checking += 1
-        try:
-            info = await to_thread.run_sync(
-                self.services.users.authenticate, user, password, limiter=self._password_threads
-            )
-        finally:
-            self._checking -= 1
-        if info is None:
-            lockouts = self.throttle.failed(*keys)
-            if lockouts:
-                await to_thread.run_sync(self._record_lockouts, lockouts)
-            raise Unauthorized("wrong user name or password")
-        self.throttle.succeeded(*keys)
+        info = await self.logins.login(user, password, address, hint=", or use an API token")
         if not info.admin:
             raise Forbidden(f"user '{user}' is not an administrator")
         return f"user:{user}"
-
-    def _record_lockouts(self, lockouts: list[Lockout]) -> None:
-        for lockout in lockouts:
-            kind, _, subject = lockout.key.partition(":")
-            what = f"user '{subject}'" if kind == "user" else f"address {subject}"
-            self.services.events.record(
-                "warning",
-                "auth.lockout",
-                subject,
-                f"{lockout.failures} wrong passwords for {what}; its password logins are "
-                f"refused for {lockout.seconds:.0f} s",
-            )
 
 
 async def principal(

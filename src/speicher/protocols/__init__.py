@@ -1,1 +1,2 @@
-"""Protocol adapters. SMB is Samba, managed; S3, WebDAV and SFTP come later over ShareFS."""
+"""Protocol adapters. SMB is Samba, managed; WebDAV is wsgidav over ShareFS; S3 and SFTP come
+later over ShareFS."""
