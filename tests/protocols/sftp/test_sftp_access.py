@@ -367,7 +367,9 @@ def test_links_are_neither_followed_nor_made(daemon: Daemon, world: dict[str, An
     assert outside.read_text() == "secret"
 
 
-def test_chmod_and_chown_are_ignored_mtime_is_set(daemon: Daemon, world: dict[str, Any]) -> None:
+def test_chmod_and_chown_are_ignored_mtime_fsync_and_renames_work(
+    daemon: Daemon, world: dict[str, Any]
+) -> None:
     docs: Path = world["docs"]
     seed(daemon, docs / "meta.txt", b"meta")
     mode = (docs / "meta.txt").stat().st_mode
@@ -381,11 +383,25 @@ def test_chmod_and_chown_are_ignored_mtime_is_set(daemon: Daemon, world: dict[st
             assert attrs.mtime == 1_600_000_000
             vfs = await sftp.statvfs("/docs")
             assert vfs.blocks > 0 and vfs.bavail > 0
+            # fsync@openssh.com on an upload and on a file written in place
+            async with sftp.open("/docs/synced.txt", "wb") as fh:
+                await fh.write(b"durable")
+                await fh.fsync()
+            async with sftp.open("/docs/synced.txt", "r+b") as fh:
+                await fh.write(b"D", 0)
+                await fh.fsync()
+            # SFTP v3 rename does not replace; posix-rename@openssh.com does
+            with pytest.raises(asyncssh.SFTPFailure) as caught:
+                await sftp.rename("/docs/synced.txt", "/docs/meta.txt")
+            assert "exists" in caught.value.reason
+            await sftp.posix_rename("/docs/synced.txt", "/docs/replaced.txt")
 
     run(check())
     st = (docs / "meta.txt").stat()
     assert st.st_mode == mode and st.st_uid == alice_uid(daemon)
     assert int(st.st_mtime) == 1_600_000_000
+    assert (docs / "meta.txt").read_bytes() == b"meta"
+    assert (docs / "replaced.txt").read_bytes() == b"Durable"
 
 
 def test_public_key_login(daemon: Daemon, world: dict[str, Any], tmp_path: Path) -> None:
