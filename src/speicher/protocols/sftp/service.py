@@ -65,7 +65,7 @@ MAX_SESSIONS = 256  # SFTP sessions in all (each holds descriptors: see MAX_HAND
 MAX_SESSIONS_PER_CONNECTION = 8
 LOGIN_TIMEOUT = 30
 MAX_READ = 1024 * 1024  # bytes one read answers (OpenSSH asks 32 KiB, asyncssh up to 4 MiB)
-WORKERS = 8
+WORKERS = 32  # mostly waiting: an upload's commit waits for two fsyncs
 CIPHERS = [
     "aes128-gcm@openssh.com",
     "aes256-gcm@openssh.com",
