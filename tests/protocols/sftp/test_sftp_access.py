@@ -537,3 +537,25 @@ def test_a_session_holds_a_bounded_number_of_open_files(
                 session.exit()
 
     run(check())
+
+
+def test_a_user_name_no_user_can_have_never_reaches_events_or_the_log(
+    daemon: Daemon, world: dict[str, Any]
+) -> None:
+    """Control characters in a user name are refused by asyncssh already (SASLprep); what is
+    left, any other text, is counted as '(invalid name)'."""
+    forged = "alice 2026-01-01 00:00:00 INFO speicher.events: forged line " + "x" * 300
+
+    async def guess(i: int) -> None:
+        with pytest.raises(asyncssh.PermissionDenied):
+            await connect(daemon, forged, f"guess-{i}", source="127.0.0.5")
+
+    async def guesses() -> None:
+        await asyncio.gather(*(guess(i) for i in range(10)))
+
+    run(guesses())
+    events = daemon.api.get("/events", params={"kind": "auth.lockout"}).json()
+    subjects = {e["subject"] for e in events}
+    assert "127.0.0.5" in subjects and "(invalid name)" in subjects, subjects
+    assert not any("forged" in e["subject"] + e["message"] for e in events), events
+    assert "forged line" not in daemon.log()

@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 MAX_WAITING = 16  # logins queued behind the API's two Argon2 checks; more are refused at once
 FAILURE_DELAY = 1.0  # seconds before a refused password is answered
+INVALID_NAME = "(invalid name)"  # what a name no user can have is counted and logged as
 MAX_PASSWORD = 1024  # the password rules' own limit: longer is never right
 MAX_UNAUTHENTICATED = 64  # connections still logging in; more are closed at once
 MAX_SESSIONS = 256  # SFTP sessions in all (each holds descriptors: see MAX_HANDLES)
@@ -128,6 +129,11 @@ class _Login(asyncssh.SSHServer):
             log.warning("SFTP: refused a session of %s from %s (too many)", self.user, self.address)
             return False
         return SftpOnly(self.service._session)
+
+
+def _possible_name(user: str) -> bool:
+    """Whether ``user`` could be a Speicher user's name (the rule of account names)."""
+    return names.account_name(names.normalize(user), max_length=64) is None
 
 
 def _without_cbc_padding(conn: asyncssh.SSHServerConnection) -> None:
@@ -318,8 +324,12 @@ class SftpService:
         """The Speicher user name if ``password`` lets ``user`` in over SFTP, else None. The
         check is the API's (:class:`PasswordLogins`: its throttle, its Argon2 cap), so
         guesses over SFTP, the API and WebDAV count together."""
-        if len(password) > MAX_PASSWORD or len(user) > 256:
+        if len(password) > MAX_PASSWORD:
             password = ""  # never right, and still the same work and answer
+        if not _possible_name(user):
+            # no user has it: the same work and answer, and the name a client sent (which may
+            # hold anything, line breaks too) never reaches the throttle's events or the log
+            user = INVALID_NAME
         from speicher.api.auth import TooManyRequests  # noqa: PLC0415 - see TYPE_CHECKING
 
         throttle = self.logins.throttle
@@ -345,7 +355,7 @@ class SftpService:
 
     async def check_key(self, user: str, key: asyncssh.SSHKey) -> str | None:
         """The Speicher user name if ``key`` is one of ``user``'s, else None."""
-        if len(user) > 256:
+        if not _possible_name(user):
             return None
         name = names.normalize(user)
         loop = asyncio.get_running_loop()
