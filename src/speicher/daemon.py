@@ -322,6 +322,7 @@ def serve(settings: Settings) -> None:
         target=remove_upload_leftovers, args=(services,), name="leftovers", daemon=True
     ).start()
     app = serve_app(services, certificates)
+    services.sftp.use_logins(app.app.state.logins)  # one throttle for the API, WebDAV and SFTP
     https = _Server(
         uvicorn.Config(
             app,

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import errno
 import inspect
+import socket
 
 import asyncssh
 import pytest
 
+from speicher.errors import SpeicherError
 from speicher.files import FsError
 from speicher.files.errors import from_os
 from speicher.protocols.sftp import paths
 from speicher.protocols.sftp.errors import to_sftp
+from speicher.protocols.sftp.service import _bind
 from speicher.protocols.sftp.session import SftpSession
 
 
@@ -85,3 +88,18 @@ def test_every_file_operation_of_asyncssh_is_ours() -> None:
         if name.startswith("_") or name in pure or not callable(member):
             continue
         assert getattr(SftpSession, name) is not member, f"SftpSession does not define {name}"
+
+
+def test_binding_a_port_in_use_is_one_readable_error() -> None:
+    first = _bind("127.0.0.1", 0)
+    try:
+        port = first.getsockname()[1]
+        with pytest.raises(SpeicherError, match=f"SFTP cannot listen on 127.0.0.1:{port}"):
+            _bind("127.0.0.1", port)
+    finally:
+        first.close()
+    dual = _bind("::", 0)  # "::" is IPv6 and IPv4
+    try:
+        assert dual.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
+    finally:
+        dual.close()

@@ -355,15 +355,21 @@ def test_links_are_neither_followed_nor_made(daemon: Daemon, world: dict[str, An
                     await fh.write(b"overwritten")
             # odd paths: NUL, not UTF-8, parent of the root
             for bad in (b"/docs/a\x00b", b"/docs/\xff\xfe", b"/../../../etc/passwd"):
-                with pytest.raises(asyncssh.SFTPError):
+                with pytest.raises(asyncssh.SFTPError) as caught:
                     await sftp.stat(bad)
+                assert "exception" not in caught.value.reason.lower(), caught.value.reason
+            with pytest.raises(asyncssh.SFTPError) as caught:
+                await sftp.realpath(b"/docs/a\x00b")
+            assert caught.value.reason == "the path contains a NUL byte"
             assert await sftp.realpath("/../../docs/../docs/./links/..") == "/docs"
 
     run(check())
     assert outside.read_text() == "secret"
 
 
-def test_chmod_and_chown_are_ignored_mtime_is_set(daemon: Daemon, world: dict[str, Any]) -> None:
+def test_chmod_and_chown_are_ignored_mtime_fsync_and_renames_work(
+    daemon: Daemon, world: dict[str, Any]
+) -> None:
     docs: Path = world["docs"]
     seed(daemon, docs / "meta.txt", b"meta")
     mode = (docs / "meta.txt").stat().st_mode
@@ -377,11 +383,25 @@ def test_chmod_and_chown_are_ignored_mtime_is_set(daemon: Daemon, world: dict[st
             assert attrs.mtime == 1_600_000_000
             vfs = await sftp.statvfs("/docs")
             assert vfs.blocks > 0 and vfs.bavail > 0
+            # fsync@openssh.com on an upload and on a file written in place
+            async with sftp.open("/docs/synced.txt", "wb") as fh:
+                await fh.write(b"durable")
+                await fh.fsync()
+            async with sftp.open("/docs/synced.txt", "r+b") as fh:
+                await fh.write(b"D", 0)
+                await fh.fsync()
+            # SFTP v3 rename does not replace; posix-rename@openssh.com does
+            with pytest.raises(asyncssh.SFTPFailure) as caught:
+                await sftp.rename("/docs/synced.txt", "/docs/meta.txt")
+            assert "exists" in caught.value.reason
+            await sftp.posix_rename("/docs/synced.txt", "/docs/replaced.txt")
 
     run(check())
     st = (docs / "meta.txt").stat()
     assert st.st_mode == mode and st.st_uid == alice_uid(daemon)
     assert int(st.st_mtime) == 1_600_000_000
+    assert (docs / "meta.txt").read_bytes() == b"meta"
+    assert (docs / "replaced.txt").read_bytes() == b"Durable"
 
 
 def test_public_key_login(daemon: Daemon, world: dict[str, Any], tmp_path: Path) -> None:
@@ -517,3 +537,25 @@ def test_a_session_holds_a_bounded_number_of_open_files(
                 session.exit()
 
     run(check())
+
+
+def test_a_user_name_no_user_can_have_never_reaches_events_or_the_log(
+    daemon: Daemon, world: dict[str, Any]
+) -> None:
+    """Control characters in a user name are refused by asyncssh already (SASLprep); what is
+    left, any other text, is counted as '(invalid name)'."""
+    forged = "alice 2026-01-01 00:00:00 INFO speicher.events: forged line " + "x" * 300
+
+    async def guess(i: int) -> None:
+        with pytest.raises(asyncssh.PermissionDenied):
+            await connect(daemon, forged, f"guess-{i}", source="127.0.0.5")
+
+    async def guesses() -> None:
+        await asyncio.gather(*(guess(i) for i in range(10)))
+
+    run(guesses())
+    events = daemon.api.get("/events", params={"kind": "auth.lockout"}).json()
+    subjects = {e["subject"] for e in events}
+    assert "127.0.0.5" in subjects and "(invalid name)" in subjects, subjects
+    assert not any("forged" in e["subject"] + e["message"] for e in events), events
+    assert "forged line" not in daemon.log()

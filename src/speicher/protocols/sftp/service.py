@@ -2,13 +2,14 @@
 
 Logins (rule 2 of docs/architecture.md, as for the API):
 
-- Password: ``UserService.authenticate`` (Argon2) on a worker thread of its own, at most two
-  at once; a login waiting behind more than ``MAX_WAITING`` others is refused at once. Wrong
-  passwords are counted per client address and per user name with the API's
-  :class:`~speicher.access.throttle.Throttle`: a locked key is refused without a check, each
-  lockout is one ``auth.lockout`` event, and every failure is answered only after
-  ``FAILURE_DELAY`` seconds. Single failures are counted (``speicher sftp show``), not logged
-  as events.
+- Password: the API's own check (``speicher.api.auth.PasswordLogins``, handed over by the
+  daemon): ``UserService.authenticate`` (Argon2) with at most two checks at once for the API,
+  WebDAV and SFTP together (an SFTP login waiting behind more than ``MAX_WAITING`` others is
+  refused at once), and one :class:`~speicher.access.throttle.Throttle` per client address
+  and user name for all three, so switching protocols buys no extra guesses. A locked key is
+  refused without a check, each lockout is one ``auth.lockout`` event, and every refused
+  password is answered only after ``FAILURE_DELAY`` seconds. Single failures are counted
+  (``speicher sftp show``), not logged as events.
 - Public key: the keys ``KeyService.authorized`` gives (none for a user who is unknown,
   disabled or without file access). Offering a key that is not accepted is how SSH clients
   try their keys, not a failed login, so keys are not throttled, and a user whose password
@@ -30,18 +31,19 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
-from sqlalchemy import select
+from asyncssh.constants import MSG_IGNORE
+from asyncssh.packet import String
 
 from speicher import names
 from speicher.access.keys import KeyService
-from speicher.access.throttle import Lockout, Throttle, address_key, user_key
+from speicher.access.throttle import address_key, user_key
 from speicher.access.users import UserService
 from speicher.config import Settings
-from speicher.db import Database, Share
-from speicher.errors import SpeicherError
+from speicher.db import Database
+from speicher.errors import SpeicherError, Unauthorized
 from speicher.events import EventService
 from speicher.files import ShareFS
 from speicher.hooks import USER_DELETED, USER_STATE, Hooks
@@ -50,18 +52,21 @@ from speicher.protocols.sftp.channel import SftpOnly
 from speicher.protocols.sftp.models import SftpHostKey, SftpInfo
 from speicher.protocols.sftp.session import SftpSession
 
+if TYPE_CHECKING:  # speicher.api imports the services, which hold this one
+    from speicher.api.auth import PasswordLogins
+
 log = logging.getLogger(__name__)
 
-PASSWORD_CHECKS = 2
-MAX_WAITING = 16  # logins queued behind the two checks; more are refused at once
+MAX_WAITING = 16  # logins queued behind the API's two Argon2 checks; more are refused at once
 FAILURE_DELAY = 1.0  # seconds before a refused password is answered
+INVALID_NAME = "(invalid name)"  # what a name no user can have is counted and logged as
 MAX_PASSWORD = 1024  # the password rules' own limit: longer is never right
 MAX_UNAUTHENTICATED = 64  # connections still logging in; more are closed at once
 MAX_SESSIONS = 256  # SFTP sessions in all (each holds descriptors: see MAX_HANDLES)
 MAX_SESSIONS_PER_CONNECTION = 8
 LOGIN_TIMEOUT = 30
 MAX_READ = 1024 * 1024  # bytes one read answers (OpenSSH asks 32 KiB, asyncssh up to 4 MiB)
-WORKERS = 8
+WORKERS = 32  # mostly waiting: an upload's commit waits for two fsyncs
 CIPHERS = [
     "aes128-gcm@openssh.com",
     "aes256-gcm@openssh.com",
@@ -84,6 +89,7 @@ class _Login(asyncssh.SSHServer):
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
+        _without_cbc_padding(conn)
         peer = conn.get_extra_info("peername")
         self.address = peer[0] if peer else None
         self.service.connected(self)
@@ -125,6 +131,27 @@ class _Login(asyncssh.SSHServer):
         return SftpOnly(self.service._session)
 
 
+def _possible_name(user: str) -> bool:
+    """Whether ``user`` could be a Speicher user's name (the rule of account names)."""
+    return names.account_name(names.normalize(user), max_length=64) is None
+
+
+def _without_cbc_padding(conn: asyncssh.SSHServerConnection) -> None:
+    """asyncssh puts an empty SSH_MSG_IGNORE before every packet it sends once encrypting:
+    the countermeasure against the attacks on CBC's predictable IVs. No CBC cipher is offered
+    here (``CIPHERS``), and the extra packet costs a third of the CPU a download takes, so
+    this connection sends them no more (asyncssh looks the method up on the connection)."""
+    send = conn.send_packet
+    empty = String(b"")
+
+    def send_packet(pkttype: int, *args: bytes, **kwargs: Any) -> None:
+        if pkttype == MSG_IGNORE and args == (empty,):
+            return
+        send(pkttype, *args, **kwargs)
+
+    conn.send_packet = send_packet  # type: ignore[method-assign]
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -157,10 +184,8 @@ class SftpService:
         self.users = users
         self.files = files
         self.keys = keys
-        self.throttle = Throttle()
+        self.logins: PasswordLogins  # the API's, handed over by the daemon (use_logins)
         self.executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="sftp")
-        self._checks = ThreadPoolExecutor(PASSWORD_CHECKS, thread_name_prefix="sftp-password")
-        self._waiting = 0
         self.max_read = MAX_READ
         self.names: dict[tuple[int, bool], str] = {}  # uid/gid -> name, for listings
         self.failed_logins = 0
@@ -171,7 +196,6 @@ class SftpService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._logins: set[_Login] = set()
         self._sessions: set[SftpSession] = set()
-        self._offered: tuple[int, frozenset[str]] | None = None
         hooks.subscribe(USER_STATE, self._user_state)
         hooks.subscribe(USER_DELETED, self._user_deleted)
 
@@ -198,6 +222,10 @@ class SftpService:
     @property
     def port(self) -> int | None:
         return self._sock.getsockname()[1] if self._sock is not None else None
+
+    def use_logins(self, logins: PasswordLogins) -> None:
+        """Check passwords as the API does, with its throttle (see check_password)."""
+        self.logins = logins
 
     async def start(self) -> None:
         if self._sock is None:
@@ -243,7 +271,6 @@ class SftpService:
         self._acceptor = None
         self._sock = None
         self.executor.shutdown(wait=True)
-        self._checks.shutdown(wait=False)
 
     # -- connections ---------------------------------------------------------------------
 
@@ -294,52 +321,41 @@ class SftpService:
     # -- logins --------------------------------------------------------------------------
 
     async def check_password(self, user: str, password: str, address: str | None) -> str | None:
-        """The Speicher user name if ``password`` lets ``user`` in over SFTP, else None."""
-        keys = (address_key(address), user_key(user))
-        if self.throttle.locked(*keys) > 0:
+        """The Speicher user name if ``password`` lets ``user`` in over SFTP, else None. The
+        check is the API's (:class:`PasswordLogins`: its throttle, its Argon2 cap), so
+        guesses over SFTP, the API and WebDAV count together."""
+        if len(password) > MAX_PASSWORD:
+            password = ""  # never right, and still the same work and answer
+        if not _possible_name(user):
+            # no user has it: the same work and answer, and the name a client sent (which may
+            # hold anything, line breaks too) never reaches the throttle's events or the log
+            user = INVALID_NAME
+        from speicher.api.auth import TooManyRequests  # noqa: PLC0415 - see TYPE_CHECKING
+
+        throttle = self.logins.throttle
+        unlocked = [k for k in (address_key(address), user_key(user)) if not throttle.locked(k)]
+        try:
+            info = await self.logins.login(user, password, address, queue=MAX_WAITING)
+        except TooManyRequests as exc:  # locked out, or too many checks waiting
+            self.failed_logins += 1
+            log.debug("SFTP: password login of %s from %s refused: %s", user, address, exc)
+            await asyncio.sleep(FAILURE_DELAY)
+            return None
+        except Unauthorized:
+            self.failed_logins += 1
+            # keys (address, user name) this failure locked
+            self.lockouts += sum(1 for k in unlocked if throttle.locked(k))
+            await asyncio.sleep(FAILURE_DELAY)
+            return None
+        if not (info.enabled and info.file_access):  # the same answer as a wrong password
             self.failed_logins += 1
             await asyncio.sleep(FAILURE_DELAY)
             return None
-        if self._waiting >= PASSWORD_CHECKS + MAX_WAITING:
-            log.warning("SFTP: too many password checks at once; refusing one from %s", address)
-            return None
-        loop = asyncio.get_running_loop()
-        self._waiting += 1
-        try:
-            if len(password) > MAX_PASSWORD or len(user) > 256:
-                info = None
-            else:
-                info = await loop.run_in_executor(
-                    self._checks, self.users.authenticate, user, password
-                )
-        finally:
-            self._waiting -= 1
-        if info is not None and info.enabled and info.file_access:
-            self.throttle.succeeded(*keys)
-            return info.name
-        self.failed_logins += 1
-        lockouts = self.throttle.failed(*keys)
-        if lockouts:
-            self.lockouts += len(lockouts)
-            await loop.run_in_executor(self.executor, self._record_lockouts, lockouts)
-        await asyncio.sleep(FAILURE_DELAY)
-        return None
-
-    def _record_lockouts(self, lockouts: list[Lockout]) -> None:
-        for lockout in lockouts:
-            kind, _, subject = lockout.key.partition(":")
-            what = f"user '{subject}'" if kind == "user" else f"address {subject}"
-            self.events.record(
-                "warning",
-                "auth.lockout",
-                subject,
-                f"{lockout.failures} wrong SFTP passwords for {what}; its SFTP password logins "
-                f"are refused for {lockout.seconds:.0f} s",
-            )
+        return info.name
 
     async def check_key(self, user: str, key: asyncssh.SSHKey) -> str | None:
         """The Speicher user name if ``key`` is one of ``user``'s, else None."""
-        if len(user) > 256:
+        if not _possible_name(user):
             return None
         name = names.normalize(user)
         loop = asyncio.get_running_loop()
@@ -352,19 +368,6 @@ class SftpService:
             except (asyncssh.KeyImportError, ValueError):
                 log.warning("SFTP: a stored key of %s cannot be read", name)
         return None
-
-    # -- shares offered over SFTP --------------------------------------------------------
-
-    def offered(self) -> frozenset[str]:
-        """Names of the shares with SFTP on (worker thread; cached until shares change)."""
-        now = self.db.generation_of(frozenset({"shares"}))
-        cached = self._offered
-        if cached is not None and cached[0] == now:
-            return cached[1]
-        with self.db.session() as s:
-            found = frozenset(s.scalars(select(Share.name).where(Share.sftp_enabled)))
-        self._offered = (now, found)
-        return found
 
     # -- what the API shows --------------------------------------------------------------
 

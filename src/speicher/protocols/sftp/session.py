@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+PROTOCOL = "sftp"  # for ShareFS: the share's sftp_enabled switch, and file events
 ST_RDONLY = 1
 NAME_MAX = 255
 BLOCK = 1024 * 1024  # read-ahead and write gathering, per handle
@@ -234,9 +235,9 @@ class SftpSession(asyncssh.SFTPServer):
     def _view(self, share: str) -> ShareView:
         """The user's view of ``share``, checked against the grants now (worker thread)."""
         view = self._views.get(share)
-        offered = self.service.offered()
-        principal, access, _pool = self.service.files.access(self.user, share)
-        if share not in offered or principal is None or access is None:
+        # ShareFS decides, the share's SFTP switch included
+        principal, access, _pool = self.service.files.access(self.user, share, PROTOCOL)
+        if principal is None or access is None:
             if view is not None:
                 view.close()
                 del self._views[share]
@@ -246,7 +247,7 @@ class SftpSession(asyncssh.SFTPServer):
             del self._views[share]
             view = None
         if view is None:
-            view = self.service.files.open(self.user, share, "sftp", self.address)
+            view = self.service.files.open(self.user, share, PROTOCOL, self.address)
             self._views[share] = view
         return view
 
@@ -294,14 +295,11 @@ class SftpSession(asyncssh.SFTPServer):
     # -- the root: the shares --------------------------------------------------------------
 
     def _root_listing(self) -> list[SFTPName]:
-        offered = self.service.offered()
         names = [
             self._sftp_name(b".", _folder_attrs(False, self._started)),
             self._sftp_name(b"..", _folder_attrs(False, self._started)),
         ]
-        for share, access in self.service.files.shares(self.user):
-            if share not in offered:
-                continue
+        for share, access in self.service.files.shares(self.user, PROTOCOL):
             mtime = self._started
             with contextlib.suppress(FsError):  # a pool not mounted: entering it says why
                 mtime = self._view(share).stat("").mtime_ns // 1_000_000_000
@@ -321,7 +319,10 @@ class SftpSession(asyncssh.SFTPServer):
     # -- SFTPServer ------------------------------------------------------------------------
 
     def realpath(self, path: bytes) -> bytes:
-        return paths.display(paths.normalize(path))
+        try:
+            return paths.display(paths.normalize(path))
+        except FsError as exc:
+            raise to_sftp(exc) from None
 
     async def stat(self, path: bytes) -> SFTPAttrs:
         await self._flush_path(path)
@@ -502,7 +503,10 @@ class SftpSession(asyncssh.SFTPServer):
 
     async def _flush_path(self, path: bytes) -> None:
         """Before a request by path: the gathered bytes of an upload of that path."""
-        share, inner = self._where(path)
+        try:
+            share, inner = self._where(path)
+        except FsError:
+            return  # the request itself says what is wrong with the path
         if share is not None:
             pending = self._uploads.get((share, paths.display(paths.normalize(inner))))
             if pending is not None:
@@ -713,9 +717,7 @@ class SftpSession(asyncssh.SFTPServer):
     def _statvfs(self, path: bytes) -> SFTPVFSAttrs:
         share, inner = self._where(path)
         if share is None:
-            shares = [s for s, _a in self.service.files.shares(self.user)]
-            offered = self.service.offered()
-            shares = [s for s in shares if s in offered]
+            shares = [s for s, _a in self.service.files.shares(self.user, PROTOCOL)]
             if not shares:
                 return SFTPVFSAttrs(4096, 4096, 0, 0, 0, 0, 0, 0, 0, ST_RDONLY, NAME_MAX)
             share, inner = shares[0], b""
