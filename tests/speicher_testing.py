@@ -46,6 +46,7 @@ class Daemon:
         self.port = free_port()  # plain HTTP on localhost, what most tests talk to
         self.https_port = free_port()
         self.smb_port = free_port()
+        self.sftp_port = free_port()
         self.prefix = f"t{secrets.token_hex(2)}-"
         self.log_path = base / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -63,6 +64,8 @@ class Daemon:
             "SPEICHER_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "SPEICHER_MONITOR_INTERVAL": "2",
             "SPEICHER_SMB_PORT": str(self.smb_port),
+            "SPEICHER_SFTP_HOST": "127.0.0.1",
+            "SPEICHER_SFTP_PORT": str(self.sftp_port),
         }
         for name in (
             "SPEICHER_URL",

@@ -12,8 +12,9 @@ import shutil
 import signal
 import socket
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import uvicorn
 import uvloop
@@ -23,6 +24,7 @@ from speicher.api.app import serve_app
 from speicher.config import Settings
 from speicher.errors import SpeicherError
 from speicher.protection.restore import recover_rollbacks
+from speicher.protocols.sftp.models import SftpInfo
 from speicher.services import Services
 from speicher.system import accounts, ip
 from speicher.system.run import CommandError
@@ -63,6 +65,27 @@ def reconcile(services: Services) -> None:
     services.smb.prepare()
     services.users.recover()
     services.groups.recover()
+
+
+def remove_upload_leftovers(services: Services) -> None:
+    """Remove the temp files of uploads a crash interrupted (ShareFS writes every upload to a
+    hidden temp file beside its target). Runs in the background: a walk of a big share takes a
+    while, and the temp files are invisible to every protocol meanwhile."""
+    for share in services.shares.list():
+        if share.state != "ready":
+            continue
+        try:
+            removed = services.files.remove_leftovers(Path(share.path))
+        except OSError as exc:
+            log.warning("looking for interrupted uploads in share %s failed: %s", share.name, exc)
+            continue
+        if removed:
+            services.events.record(
+                "info",
+                "files.leftovers_removed",
+                share.name,
+                f"removed {removed} temp file(s) of uploads interrupted in share {share.name}",
+            )
 
 
 class Monitor(threading.Thread):
@@ -209,6 +232,15 @@ def banner(
     return "\n".join(lines)
 
 
+def sftp_banner(info: SftpInfo) -> str:
+    """The banner's SFTP lines: the port and the host keys, to compare at a first login."""
+    if not info.enabled:
+        return ""
+    lines = [f"\n  SFTP:      port {info.port}  (sftp -P {info.port} USER@HOST)"]
+    lines += [f"  SSH key:   {k.fingerprint} ({k.algorithm})" for k in info.host_keys]
+    return "\n".join(lines)
+
+
 class _Server(uvicorn.Server):
     """One of the daemon's servers; :func:`_serve_all` handles the signals for all of them."""
 
@@ -217,10 +249,22 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _serve_all(servers: list[tuple[_Server, list[socket.socket]]]) -> None:
+class Background(Protocol):
+    """A server of the daemon's that is not uvicorn (SFTP): started in the event loop with
+    the others, stopped after them."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+async def _serve_all(
+    servers: list[tuple[_Server, list[socket.socket]]], others: Sequence[Background] = ()
+) -> None:
     """Run the servers in one event loop until SIGTERM or SIGINT (a second SIGINT cuts
     their graceful shutdown short), or until one of them ends."""
     loop = asyncio.get_running_loop()
+    for other in others:
+        await other.start()
 
     def stop(sig: signal.Signals) -> None:
         for server, _ in servers:
@@ -231,10 +275,14 @@ async def _serve_all(servers: list[tuple[_Server, list[socket.socket]]]) -> None
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop, sig)
     tasks = [asyncio.create_task(server.serve(sockets=socks)) for server, socks in servers]
-    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for server, _ in servers:
-        server.should_exit = True
-    await asyncio.gather(*tasks)
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for server, _ in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks)
+    finally:
+        for other in others:
+            await other.stop()
 
 
 def serve(settings: Settings) -> None:
@@ -250,6 +298,7 @@ def serve(settings: Settings) -> None:
         except BaseException:
             services.db.close()
             raise
+        services.sftp.bind()  # its host keys and port, or nothing when it is off
         certificates = CertificateStore(settings.tls_dir, services.events)
         certificates.ensure()
         ssl_context = certificates.context()
@@ -264,12 +313,16 @@ def serve(settings: Settings) -> None:
         certificates.show(),
         password,
     )
-    print(text, flush=True)
+    print(text + sftp_banner(services.sftp.info()), flush=True)
     unix = _unix_socket(settings.socket_path)
     services.smb.start()
     monitor = Monitor(services)
     monitor.start()
+    threading.Thread(
+        target=remove_upload_leftovers, args=(services,), name="leftovers", daemon=True
+    ).start()
     app = serve_app(services, certificates)
+    services.sftp.use_logins(app.app.state.logins)  # one throttle for the API, WebDAV and SFTP
     https = _Server(
         uvicorn.Config(
             app,
@@ -291,7 +344,7 @@ def serve(settings: Settings) -> None:
         # what start-up made lives as long as the daemon: keep it out of the collector's way,
         # so a full collection does not stall every client (tens of ms with the whole heap)
         gc.freeze()
-        uvloop.run(_serve_all([(https, [https_sock]), (http, plain)]))
+        uvloop.run(_serve_all([(https, [https_sock]), (http, plain)], [services.sftp]))
     finally:
         # a second SIGTERM (an impatient service manager) must not cut the orderly stop short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -14,6 +14,7 @@ from speicher.hooks import Hooks
 from speicher.jobs import JobService
 from speicher.protection import DiskHealthService, PolicyService, ScrubService, SnapshotService
 from speicher.protection.restore import RestoreService
+from speicher.protocols.sftp import SftpService
 from speicher.protocols.smb import SmbService
 from speicher.storage import DiskService, PoolService, ShareService
 
@@ -40,6 +41,7 @@ class Services:
     alerts: AlertService
     smb: SmbService
     files: ShareFS
+    sftp: SftpService
     hooks: Hooks
 
     @classmethod
@@ -54,6 +56,8 @@ class Services:
         grants = GrantService(db, events, shares, hooks)
         users = UserService(settings, db, events, grants, hooks)
         snapshots = SnapshotService(settings, db, events, shares, hooks)
+        files = ShareFS(settings, db, usage=shares.used)
+        keys = KeyService(db, events)
         return cls(
             settings=settings,
             db=db,
@@ -71,9 +75,10 @@ class Services:
             health=DiskHealthService(settings, db, events, pools, disks),
             alerts=AlertService(db, events),
             smb=SmbService(settings, db, events, hooks, users),
-            files=ShareFS(settings, db, usage=shares.used),
+            files=files,
+            sftp=SftpService(settings, db, events, users, files, hooks, keys),
             hooks=hooks,
             groups=GroupService(settings, db, events, grants),
             tokens=TokenService(db, events),
-            keys=KeyService(db, events),
+            keys=keys,
         )

@@ -59,3 +59,42 @@ def test_a_failed_first_start_leaves_nothing_behind() -> None:
         blocker.close()
         daemon.api.close()
         remove_traces(base, daemon.prefix)
+
+
+LINK = Path("/usr/local/bin/speicher")
+
+
+def test_make_run_whose_first_start_fails_removes_the_link_it_made() -> None:
+    """`make run` links `speicher` into /usr/local/bin; when that first start fails, the link
+    goes too (and the daemon removes its own directories), so the machine is as before."""
+    base = _base()
+    daemon = Daemon(base)
+    root = Path(__file__).resolve().parents[2]
+    before = LINK.readlink() if LINK.is_symlink() else None
+    if LINK.exists() and not LINK.is_symlink():
+        pytest.skip(f"{LINK} is a real file here; not touching it")
+    LINK.unlink(missing_ok=True)
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", daemon.https_port))
+    blocker.listen(1)
+    try:
+        run = subprocess.run(
+            ["make", "--no-print-directory", "-C", str(root), "run"],
+            env=daemon.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert run.returncode != 0, run.stdout + run.stderr
+        assert "removed the speicher link" in run.stderr, run.stdout + run.stderr
+        assert not LINK.exists() and not LINK.is_symlink()
+        assert not daemon.state_dir.exists() and not daemon.mount_root.exists()
+    finally:
+        blocker.close()
+        daemon.api.close()
+        remove_traces(base, daemon.prefix)
+        LINK.unlink(missing_ok=True)
+        if before is not None:
+            LINK.symlink_to(before)

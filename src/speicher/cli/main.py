@@ -19,6 +19,7 @@ from speicher.cli.certificate import system_app
 from speicher.cli.client import CliError
 from speicher.cli.context import State
 from speicher.cli.protection import policy_app, snapshot_app
+from speicher.cli.sftp import sftp_app
 from speicher.cli.smb import smb_app
 from speicher.cli.storage import disk_app, pool_app, share_app
 from speicher.cli.system import event_app, job_app
@@ -41,6 +42,7 @@ for sub, name in (
     (job_app, "job"),
     (event_app, "event"),
     (smb_app, "smb"),
+    (sftp_app, "sftp"),
     (snapshot_app, "snapshot"),
     (policy_app, "policy"),
     (alert_app, "alert"),

@@ -44,13 +44,32 @@ class Database:
         self._tables: dict[str, int] = {}
         self._watch_changes()
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest version."""
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision`` (the newest by default).
+
+        On SQLite, foreign keys are off while migrations run: Alembic's batch mode alters a
+        table by copying it and dropping the old one, and with foreign keys on, that drop
+        deleted every row pointing at it (``ON DELETE CASCADE``: all grants and group
+        memberships when 0004 altered ``users``). The references are checked afterwards."""
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as connection:
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+        with self.engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:  # outside a transaction, or SQLite ignores it
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
+            try:
+                with connection.begin():
+                    cfg.attributes["connection"] = connection
+                    command.upgrade(cfg, revision)
+                    if sqlite:
+                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise RuntimeError(f"the migration broke references: {broken[:5]}")
+            finally:
+                if sqlite:
+                    connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    connection.commit()
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -312,7 +312,11 @@ class Upload:
     file as it was. Also computes the MD5 of the bytes in the same pass (S3 ETags) unless
     ``digest`` is off (WebDAV needs none; MD5 costs a second per GiB).
     ``keep_meta``: a replaced file's metadata (WebDAV's dead properties) stays with the new
-    bytes, as a PUT over WebDAV keeps them; S3 replaces an object's metadata instead."""
+    bytes, as a PUT over WebDAV keeps them; S3 replaces an object's metadata instead.
+
+    SFTP writes at offsets (:meth:`write_at`), reads back, truncates and syncs the temp file
+    of an open handle; the MD5 is then only the bytes' while they came in order
+    (``sequential``)."""
 
     def __init__(
         self,
@@ -331,11 +335,13 @@ class Upload:
         self.temp = f"{paths.UPLOAD_PREFIX}{secrets.token_hex(8)}"
         self.size = 0
         self._flushed = 0  # bytes whose writeback has been started
-        self.md5 = hashlib.md5(usedforsecurity=False) if digest else None
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.digest = digest
+        self.sequential = True
         self.done = False
         self.fd = os.open(
             self.temp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
             FILE_MODE,
             dir_fd=dir_fd,
         )
@@ -354,12 +360,62 @@ class Upload:
         except OSError as exc:
             self.abort()
             raise from_os(exc) from None
-        if self.md5 is not None:
+        if self.digest:
             self.md5.update(data)
         self.size += len(data)
         if self.size - self._flushed >= WRITEBACK_STEP:
             beneath.start_writeback(self.fd, self._flushed, self.size - self._flushed)
             self._flushed = self.size
+
+    def write_at(self, offset: int, data: bytes | memoryview) -> None:
+        """Write at ``offset`` (SFTP's writes carry one). A failed write keeps the upload
+        open: the client decides (SFTP has no abort but the end of the session, which
+        aborts)."""
+        in_order = self.sequential and offset == self.size
+        view = memoryview(data)
+        at = offset
+        try:
+            while view:
+                written = os.pwrite(self.fd, view, at)
+                view, at = view[written:], at + written
+        except OSError as exc:
+            raise from_os(exc) from None
+        if in_order and self.digest:
+            self.md5.update(data)
+        self.sequential = in_order
+        self.size = max(self.size, at)
+
+    def read(self, offset: int, size: int) -> bytes:
+        """What was written so far (a handle opened to read and write)."""
+        try:
+            return os.pread(self.fd, size, offset)
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    def truncate(self, size: int) -> None:
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError as exc:
+            raise from_os(exc) from None
+        if size == 0:
+            self.md5 = hashlib.md5(usedforsecurity=False)
+            self.sequential = True
+        elif size != self.size:
+            self.sequential = False
+        self.size = size
+
+    def fsync(self) -> None:
+        try:
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    def stat(self) -> Entry:
+        """The file as it will be, named as the target."""
+        try:
+            return _entry(self.name, os.fstat(self.fd))
+        except OSError as exc:
+            raise from_os(exc) from None
 
     def commit(self, mtime_ns: int | None = None) -> Entry:
         """Make the bytes the file (fsync, rename, fsync of the folder)."""
@@ -458,6 +514,24 @@ class WriteFile:
     def truncate(self, size: int) -> None:
         try:
             os.ftruncate(self.fd, size)
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    def stat(self) -> Entry:
+        try:
+            return _entry(self.parts[-1], os.fstat(self.fd))
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    def fsync(self) -> None:
+        try:
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    def set_mtime(self, mtime_ns: int) -> None:
+        try:
+            os.utime(self.fd, ns=(mtime_ns, mtime_ns))
         except OSError as exc:
             raise from_os(exc) from None
 
@@ -570,10 +644,7 @@ class ShareView:
             return
         if write and not self.writable:
             raise FsError(errno.EACCES, "read-only access to this share")
-        try:
-            fd = beneath.open_dir(self.top_fd, "/".join(parts[:-1]))
-        except OSError as exc:
-            raise from_os(exc) from None
+        fd = self._open_dir(parts[:-1])
         with beneath.opened(fd):
             yield fd, parts[-1]
 
@@ -592,12 +663,20 @@ class ShareView:
             finally:
                 os.close(root)
         else:
-            try:
-                fd = beneath.open_dir(self.top_fd, "/".join(parts))
-            except OSError as exc:
-                raise from_os(exc) from None
+            fd = self._open_dir(parts)
         with beneath.opened(fd):
             yield fd
+
+    def _open_dir(self, parts: tuple[str, ...]) -> int:
+        """Folder ``parts`` of the share, open; a link on the way is ENOENT (it is not there
+        for the protocols), a file ENOTDIR."""
+        try:
+            return beneath.open_dir(self.top_fd, "/".join(parts))
+        except OSError as exc:
+            if exc.errno == errno.ENOTDIR and parts:
+                for end in range(1, len(parts) + 1):
+                    self.stat("/".join(parts[:end]))  # raises ENOENT for a link
+            raise from_os(exc) from None
 
     # -- reading -------------------------------------------------------------------------------
 

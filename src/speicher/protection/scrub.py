@@ -410,19 +410,21 @@ class ScrubService:
             self._running.discard(pool)
 
     def _limit_speed(self, pool: str, uuid: str, devids: builtins.list[int]) -> None:
-        """Set every disk's scrub speed to the setting (also "no limit", so an earlier value
-        does not linger); a kernel without the knob scrubs at full speed, with an event."""
+        """Set every disk's scrub speed to the setting; without one (0), leave the kernel's
+        value as it is (an admin may have set it in sysfs). A kernel without the knob scrubs
+        at full speed, with an event."""
         limit = self.settings.scrub_speed_limit_mib * 1024 * 1024
+        if not limit:
+            return
         try:
             btrfs.set_scrub_speed(uuid, devids, limit)
         except OSError as exc:
-            if limit:
-                self.events.record(
-                    "warning",
-                    "scrub.unlimited",
-                    pool,
-                    f"scrub of {pool} runs at full speed: the kernel took no limit ({exc})",
-                )
+            self.events.record(
+                "warning",
+                "scrub.unlimited",
+                pool,
+                f"scrub of {pool} runs at full speed: the kernel took no limit ({exc})",
+            )
 
     def _work(self, pool: str, run_id: int, mnt: Path, progress: Progress) -> str:
         try:

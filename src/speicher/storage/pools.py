@@ -436,7 +436,7 @@ class PoolService:
         mnt = self.mountpoint(name)
         mnt.mkdir(parents=True, exist_ok=True)
         with translated("mounting the pool"):
-            mount.mount(fs_devices[0], mnt, "btrfs", self._options(fs_devices, degraded=False))
+            btrfs.mount(fs_devices, mnt, self._options(fs_devices, degraded=False))
         crash_point("pool.create.mounted")
         progress(80, "enabling quotas")
         with translated("enabling quotas"):
@@ -558,7 +558,7 @@ class PoolService:
         mnt = self.mountpoint(name)
         mnt.mkdir(parents=True, exist_ok=True)
         try:
-            mount.mount(fs_devices[0], mnt, "btrfs", self._options(fs_devices, missing > 0))
+            btrfs.mount(fs_devices, mnt, self._options(fs_devices, missing > 0))
         except CommandError as exc:
             raise OperationFailed(
                 self._unmountable(name, len(devices), expected), detail=str(exc)

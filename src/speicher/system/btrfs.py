@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from speicher.system import mount as mount_tool
 from speicher.system.run import CommandError, run
 
 
@@ -498,6 +499,22 @@ class ScrubResult:
     returncode: int  # 0 clean or corrected, 3 uncorrectable errors, else the scrub failed
     devices: list[DeviceScrub]
     messages: str  # what btrfs printed on stderr
+
+
+def mount(devices: list[str], target: Path, options: list[str]) -> None:
+    """Mount the filesystem on ``devices`` at ``target``. When the kernel answers "busy", a
+    stale registration of one of the devices (a loop device reused after another filesystem
+    on it was unmounted and the device detached) can be the cause: the devices are forgotten
+    (``btrfs device scan --forget``, which leaves mounted ones alone) and the mount tried
+    once more."""
+    try:
+        mount_tool.mount(devices[0], target, "btrfs", options)
+    except CommandError as exc:
+        if "busy" not in exc.output:
+            raise
+        for device in devices:
+            run(["btrfs", "device", "scan", "--forget", device], check=False)
+        mount_tool.mount(devices[0], target, "btrfs", options)
 
 
 def set_scrub_speed(uuid: str, devids: Iterable[int], bytes_per_second: int) -> None:

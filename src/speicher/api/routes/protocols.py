@@ -1,4 +1,4 @@
-"""SMB settings and status."""
+"""SMB settings and status; the SFTP server's port and host keys."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from speicher.api.deps import ServicesDep
+from speicher.protocols.sftp.models import SftpInfo
 from speicher.protocols.smb.models import SmbSettingsInfo, SmbSettingsUpdate, SmbStatusInfo
 
 router = APIRouter()
@@ -34,3 +35,8 @@ def smb_status(services: ServicesDep) -> SmbStatusInfo:
 )
 def smb_config(services: ServicesDep) -> str:
     return services.smb.render_text()
+
+
+@router.get("/sftp", tags=["sftp"], summary="The SFTP server: port, host key fingerprints")
+def sftp_info(services: ServicesDep) -> SftpInfo:
+    return services.sftp.info()

@@ -13,6 +13,7 @@ from speicher.api.deps import ServicesDep
 from speicher.events import EventInfo
 from speicher.events.models import AlertConditionInfo
 from speicher.jobs import JobInfo
+from speicher.services import Services
 from speicher.tls import CertificateInfo, CertificateStore, CertificateUpload
 
 router = APIRouter()
@@ -45,7 +46,7 @@ class PoolStatus(BaseModel):
 
 
 class ServiceStatus(BaseModel):
-    name: str = Field(description="`api` or `smb` (more as protocols are added).")
+    name: str = Field(description="`api`, `smb` or `sftp` (more as protocols are added).")
     running: bool = Field(description="Whether it is up.")
     addresses: list[str] = Field(description="Where clients reach it.")
 
@@ -82,10 +83,18 @@ def system_status(services: ServicesDep) -> StatusInfo:
                 ),
             ),
             ServiceStatus(name="smb", running=smb.running, addresses=[f"port {smb.port}"]),
+            *_sftp_status(services),
         ],
         alerts=services.alerts.active(),
         running_jobs=services.jobs.list(50, "running"),
     )
+
+
+def _sftp_status(services: Services) -> list[ServiceStatus]:
+    sftp = services.sftp.info()
+    if not sftp.enabled:
+        return []
+    return [ServiceStatus(name="sftp", running=sftp.running, addresses=[f"port {sftp.port}"])]
 
 
 def _certificates(request: Request) -> CertificateStore:
