@@ -41,7 +41,7 @@ def fs(daemon: Daemon) -> Iterator[ShareFS]:
     post(daemon, "/groups", {"name": "editors"})
     r = daemon.api.put("/groups/editors/members/bob")
     assert r.status_code in (200, 204), r.text
-    post(daemon, "/shares", {"name": "team", "pool": "tank"})
+    post(daemon, "/shares", {"name": "team", "pool": "tank", "sftp": True})
     post(daemon, "/shares", {"name": "small", "pool": "tank", "quota": "3M"})
     post(daemon, "/shares/team/grants", {"user": "alice", "access": "rw"}, 200)
     post(daemon, "/shares/team/grants", {"group": "editors", "access": "rw"}, 200)
