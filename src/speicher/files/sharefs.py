@@ -702,13 +702,6 @@ class ShareView:
             )
         return _entry(name, st)
 
-    def exists(self, path: str | bytes) -> bool:
-        try:
-            self.stat(path)
-        except FsError:
-            return False
-        return True
-
     def list(self, path: str | bytes = "") -> builtins.list[Entry]:
         """The folder's entries, sorted by their UTF-8 bytes (S3's order)."""
         parts = paths.parse(path)
