@@ -106,11 +106,21 @@ def test_switches_are_booleans(daemon: Daemon) -> None:
     assert daemon.api.get("/shares/x").status_code == 404
 
 
+def test_write_sync(daemon: Daemon) -> None:
+    assert ok(daemon.api.get("/shares/plain"))["sync"] == "always"
+    assert ok(daemon.api.patch("/shares/both", json={"sync": "standard"}))["sync"] == "standard"
+    assert ok(daemon.api.patch("/shares/both", json={"description": "y"}))["sync"] == "standard"
+    refused(daemon.api.patch("/shares/both", json={"sync": "sometimes"}), 422, "sync")
+    refused(daemon.api.post("/shares", json={"name": "y", "pool": "tank", "sync": 1}), 422, "sync")
+    assert daemon.api.get("/shares/y").status_code == 404
+    assert ok(daemon.api.get("/shares/both"))["sync"] == "standard"
+
+
 def test_switches_survive_a_restart(daemon: Daemon) -> None:
     daemon.stop()
     daemon.start()
     share = ok(daemon.api.get("/shares/both"))
-    assert (share["webdav"], share["sftp"]) == (True, True)
+    assert (share["webdav"], share["sftp"], share["sync"]) == (True, True, "standard")
 
 
 # -- SSH keys --------------------------------------------------------------------------------

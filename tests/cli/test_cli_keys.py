@@ -90,6 +90,20 @@ def test_switches_take_on_or_off(daemon: Daemon) -> None:
     assert "x" not in {s["name"] for s in js(daemon, "share", "list")}
 
 
+def test_share_sync(daemon: Daemon) -> None:
+    assert shown(daemon, "plain")["sync"] == "always"  # durable unless asked otherwise
+    out = daemon.cli("share", "update", "plain", "--sync", "standard").stdout
+    assert out.strip() == "share plain updated"
+    assert js(daemon, "share", "show", "plain")["sync"] == "standard"
+    assert js(daemon, "share", "create", "quick", "--pool", "tank", "--sync", "standard")[
+        "sync"
+    ] == ("standard")
+    assert fails(daemon, "share", "update", "plain", "--sync", "never") == (
+        "error: --sync: must be 'always' or 'standard'"
+    )
+    assert js(daemon, "share", "show", "plain")["sync"] == "standard"
+
+
 # -- SSH keys --------------------------------------------------------------------------------
 
 

@@ -219,6 +219,14 @@ def pool_destroy(ctx: typer.Context, name: str, yes: YesOpt = False) -> None:
 OnOff = Annotated[str | None, typer.Option("--smb", help="Offer over SMB: on or off.")]
 WebdavOpt = Annotated[str | None, typer.Option("--webdav", help="Offer over WebDAV: on or off.")]
 SftpOpt = Annotated[str | None, typer.Option("--sftp", help="Offer over SFTP: on or off.")]
+SyncOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sync",
+        help="When WebDAV/SFTP writes reach the disk: 'always' (before the client is told) or "
+        "'standard' (with the pool's next commit, within 30 s; faster for small files).",
+    ),
+]
 Flag = bool | None
 
 
@@ -227,6 +235,13 @@ def switch(option: str, value: str | None) -> bool | None:
     if value is not None and value not in ("on", "off"):
         raise CliError(f"{option}: must be 'on' or 'off'", 2)
     return None if value is None else value == "on"
+
+
+def sync_mode(value: str) -> str:
+    """``--sync``'s value, checked here so a typo gets the same one line as ``--smb``'s."""
+    if value not in ("always", "standard"):
+        raise CliError("--sync: must be 'always' or 'standard'", 2)
+    return value
 
 
 def smb_changes(
@@ -301,10 +316,16 @@ def share_create(
     guest: GuestOpt = None,
     webdav: WebdavOpt = None,
     sftp: SftpOpt = None,
+    sync: SyncOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a share."""
-    protocols = {"webdav": switch("--webdav", webdav), "sftp": switch("--sftp", sftp)}
+    protocols: dict[str, object] = {
+        "webdav": switch("--webdav", webdav),
+        "sftp": switch("--sftp", sftp),
+    }
+    if sync is not None:
+        protocols["sync"] = sync_mode(sync)
     share = client(ctx).post(
         "/shares",
         {
@@ -384,6 +405,7 @@ def share_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
             ("smb", _smb_summary(share["smb"])),
             ("webdav", "on" if share["webdav"] else "off"),
             ("sftp", "on" if share["sftp"] else "off"),
+            ("sync", share["sync"]),
         ]
     )
     console.print()
@@ -413,11 +435,17 @@ def share_update(
     guest: GuestOpt = None,
     webdav: WebdavOpt = None,
     sftp: SftpOpt = None,
+    sync: SyncOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Change a share's quota, compression, description, SMB options, or whether it is
-    offered over WebDAV and SFTP."""
-    protocols = {"webdav": switch("--webdav", webdav), "sftp": switch("--sftp", sftp)}
+    """Change a share's quota, compression, description, SMB options, whether it is
+    offered over WebDAV and SFTP, or when their writes reach the disk."""
+    protocols: dict[str, object] = {
+        "webdav": switch("--webdav", webdav),
+        "sftp": switch("--sftp", sftp),
+    }
+    if sync is not None:
+        protocols["sync"] = sync_mode(sync)
     changes = smb_changes(
         smb,
         browseable,

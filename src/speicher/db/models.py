@@ -125,6 +125,9 @@ class Share(Base):
     # the other file protocols: offered or not (their servers read these)
     webdav_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     sftp_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # when a whole-file write over ShareFS reaches the disk: "always" (before the client hears
+    # of it) or "standard" (with the pool's next commit; docs/files.md, Durability)
+    write_sync: Mapped[str] = mapped_column(String(16), default="always", server_default="always")
 
     pool: Mapped[Pool] = relationship(back_populates="shares")
     grants: Mapped[list[Grant]] = relationship(

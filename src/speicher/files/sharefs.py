@@ -25,7 +25,9 @@ Decisions, the same on every adapter (docs/files.md):
 - Whole-file writes are atomic and durable: a temp file ``.speicher-upload-*`` in the same
   folder (hidden from every protocol, Samba's ``veto files`` included), written, ``fsync``ed,
   renamed over the target, and the folder ``fsync``ed. An interrupted write removes its temp
-  file; :meth:`ShareFS.remove_leftovers` removes what a crash left, at start.
+  file; :meth:`ShareFS.remove_leftovers` removes what a crash left, at start. A share whose
+  ``write_sync`` is ``standard`` skips the syncs (a replacement still ``fdatasync``s its bytes
+  before the rename): its changes reach the disk with the pool's next commit.
 - ``/.snapshots/@GMT-…/`` in every share shows the share's snapshots, read only.
 """
 
@@ -139,6 +141,7 @@ class ShareFS:
         self.events = events or FileEvents()
         self.usage = usage
         self._quotas: dict[str, int | None] = {}  # share -> quota, as access() last read it
+        self._durable: dict[str, bool] = {}  # share -> write_sync is "always" (access())
         # (user, share, protocol) -> (generation of ACCESS_TABLES, principal, access, pool)
         self._access: dict[
             tuple[str, str, str | None], tuple[int, Principal | None, Access | None, str]
@@ -187,11 +190,13 @@ class ShareFS:
             if principal is not None and row is not None and shared is not None:
                 pool = shared.pool.name
                 self._quotas[share] = shared.quota
+                self._durable[share] = shared.write_sync != "standard"
                 if shared.state == "ready" and protocol_enabled(shared, protocol):
                     access = _grant_access(shared.grants, row.id, {g.id for g in row.groups})
         if len(self._access) > 10_000:
             self._access.clear()
             self._quotas.clear()
+            self._durable.clear()
         self._access[key] = (now, principal, access, pool)
         return principal, access, pool
 
@@ -223,6 +228,7 @@ class ShareFS:
             raise FsError(errno.EIO, f"share '{share}' is unavailable") from exc
         view = ShareView(self, principal, share, access, protocol, address, fd, snapshots)
         view.pool, view.quota = pool, self._quotas.get(share)
+        view.durable = self._durable.get(share, True)
         return view
 
     # -- at start ------------------------------------------------------------------------------
@@ -428,12 +434,19 @@ class Upload:
                     self._keep_owner(existing)
             if mtime_ns is not None:
                 os.utime(self.fd, ns=(mtime_ns, mtime_ns))
-            os.fsync(self.fd)
+            if self.view.durable:
+                os.fsync(self.fd)
+            elif existing is not None:
+                # write_sync "standard": the new bytes reach the disk before the name does
+                # when they replace a file, so a power cut leaves the old file or the new one
+                # (btrfs does not order a rename after the data it names since Linux 3.17)
+                os.fdatasync(self.fd)
             os.close(self.fd)
             self.fd = -1
             os.rename(self.temp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
             self.done = True
-            os.fsync(self.dir_fd)
+            if self.view.durable:
+                os.fsync(self.dir_fd)
             st = os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
         except OSError as exc:
             self.abort()
@@ -538,8 +551,9 @@ class WriteFile:
     def close(self) -> None:
         if self.fd < 0:
             return
-        with contextlib.suppress(OSError):
-            os.fsync(self.fd)
+        if self.view.durable:
+            with contextlib.suppress(OSError):
+                os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
         self.view.emit("create" if self.created else "write", self.parts, self.written)
@@ -569,6 +583,8 @@ class ShareView:
         self.snapshots = snapshots
         self.pool = ""
         self.quota: int | None = None
+        # the share's write_sync: True ("always") syncs every change before it is answered
+        self.durable = True
         self._lock = threading.Lock()
 
     @property
@@ -832,7 +848,8 @@ class ShareView:
                     st = os.fstat(fd)
                 finally:
                     os.close(fd)
-                os.fsync(dir_fd)
+                if self.durable:
+                    os.fsync(dir_fd)
             except OSError as exc:
                 raise from_os(exc) from None
         self.emit("mkdir", parts)
@@ -925,9 +942,10 @@ class ShareView:
                 if not _served(st):
                     raise FsError(errno.ENOENT, "no such file or folder")
                 beneath.rename(src_fd, src_name, dst_fd, dst_name, noreplace=not overwrite)
-                os.fsync(dst_fd)
-                if src_fd != dst_fd:
-                    os.fsync(src_fd)
+                if self.durable:
+                    os.fsync(dst_fd)
+                    if src_fd != dst_fd:
+                        os.fsync(src_fd)
             except OSError as exc:
                 raise from_os(exc) from None
         self.emit("rename", src_parts, target=paths.display(dst_parts))

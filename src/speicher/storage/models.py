@@ -143,6 +143,15 @@ class SmbOptionsUpdate(Request):
     guest: bool | None = Field(None, description="Allow guests to read without a password.")
 
 
+WriteSync = Literal["always", "standard"]
+SYNC_HELP = (
+    "When files written over WebDAV, SFTP and the other Python protocols reach the disk: "
+    "`always`, before the client is told the write succeeded; `standard`, with the pool's next "
+    "commit (within 30 s; faster for many small files, but a power cut can lose the last "
+    "seconds' new files). Replacing a file is atomic either way."
+)
+
+
 class ShareCreate(Request):
     name: Name = Field(
         description="Share name, the same on every protocol: 2-63 letters (stored in lower "
@@ -156,6 +165,7 @@ class ShareCreate(Request):
     smb: SmbOptionsUpdate | None = Field(None, description="SMB options; SMB is off if left out.")
     webdav: bool | None = Field(None, description="Offer the share over WebDAV; off if left out.")
     sftp: bool | None = Field(None, description="Offer the share over SFTP; off if left out.")
+    sync: WriteSync | None = Field(None, description=SYNC_HELP + " `always` if left out.")
 
 
 class ShareUpdate(Request):
@@ -168,6 +178,7 @@ class ShareUpdate(Request):
     smb: SmbOptionsUpdate | None = Field(None, description="SMB options to change.")
     webdav: bool | None = Field(None, description="Offer the share over WebDAV; null leaves it.")
     sftp: bool | None = Field(None, description="Offer the share over SFTP; null leaves it.")
+    sync: WriteSync | None = Field(None, description=SYNC_HELP + " Null leaves it.")
 
 
 class ShareInfo(BaseModel):
@@ -189,5 +200,6 @@ class ShareInfo(BaseModel):
     smb: SmbOptions = Field(description="How it is offered over SMB.")
     webdav: bool = Field(description="Offered over WebDAV.")
     sftp: bool = Field(description="Offered over SFTP (users log in with their SSH keys).")
+    sync: WriteSync = Field(description=SYNC_HELP)
     snapshots_dir: str = Field(description="Where its snapshots live on the server.")
     created_at: dt.datetime = Field(description="When it was created (UTC).")

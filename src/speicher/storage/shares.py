@@ -105,6 +105,8 @@ def _apply_protocols(share: Share, req: ShareCreate | ShareUpdate) -> None:
         share.webdav_enabled = req.webdav
     if req.sftp is not None:
         share.sftp_enabled = req.sftp
+    if req.sync is not None:
+        share.write_sync = req.sync
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ class _Row:
     smb: SmbOptions
     webdav: bool
     sftp: bool
+    sync: str
     created_at: dt.datetime
 
 
@@ -143,6 +146,7 @@ def _row_of(share: Share) -> _Row:
         smb=smb_options(share),
         webdav=share.webdav_enabled,
         sftp=share.sftp_enabled,
+        sync=share.write_sync,
         created_at=share.created_at,
     )
 
@@ -257,6 +261,7 @@ class ShareService:
             smb=row.smb,
             webdav=row.webdav,
             sftp=row.sftp,
+            sync=row.sync,
             snapshots_dir=str(snapshots_dir(self.settings, row.pool, row.name)),
             created_at=row.created_at,
         )

@@ -254,6 +254,68 @@ def test_put_creates_replaces_atomically(
     assert alice.get("/docs/chunked.txt").content == b"a" * 1000 + b"b" * 1000
 
 
+def _put_both_ways(client: httpx.Client, path: str, body: bytes) -> list[httpx.Response]:
+    """The same PUT twice: with a Content-Length (small: the front writes it itself) and
+    chunked (wsgidav writes it)."""
+    return [
+        client.put(path, content=body),
+        client.put(path, content=iter([body[:1], body[1:]])),
+    ]
+
+
+def _answer(r: httpx.Response) -> tuple[int, str, str, bool]:
+    return (r.status_code, r.headers.get("content-type", ""), r.text, "etag" in r.headers)
+
+
+def test_small_puts_answer_as_wsgidav_does(
+    daemon: Daemon, alice: httpx.Client, world: dict[str, Any]
+) -> None:
+    assert alice.request("MKCOL", "/docs/fast").status_code == 201
+    new = [_answer(r) for r in _put_both_ways(alice, "/docs/fast/new-a.txt", b"abc")]
+    assert alice.delete("/docs/fast/new-a.txt").status_code == 204
+    new += [_answer(alice.put("/docs/fast/new-a.txt", content=iter([b"a", b"bc"])))]
+    assert new[0] == new[2] == (201, "text/plain; charset=utf-8", "201 Created\n", True)
+    assert new[1][0] == 204  # the second PUT replaced the first one's file
+    assert alice.get("/docs/fast/new-a.txt").content == b"abc"
+    for path, status in (
+        ("/docs/fast/no/such/folder.txt", 409),  # no parent
+        ("/docs/fast", 405),  # a folder
+        ("/docs/.snapshots/x.txt", 403),  # snapshots are read only
+        ("/docs/.speicher/x.txt", 409),  # internal: no such folder
+        ("/nosuchshare/x.txt", 409),  # no such folder either
+    ):
+        fast, chunked = (_answer(r) for r in _put_both_ways(alice, path, b"xyz"))
+        assert fast == chunked and fast[0] == status, (path, fast, chunked)
+    with dav(daemon, "dave") as dave:  # dave has no grant on "other"
+        fast, chunked = (_answer(r) for r in _put_both_ways(dave, "/other/x.txt", b"x"))
+        assert fast == chunked and fast[0] == 409
+    stored = world["docs"] / "fast" / "new-a.txt"
+    assert stored.stat().st_uid == pwd.getpwnam(daemon.unix_name("alice")).pw_uid
+    assert not [n for n in os.listdir(stored.parent) if n.startswith(".speicher-upload-")]
+
+
+def test_standard_sync_writes_the_same(
+    daemon: Daemon, alice: httpx.Client, world: dict[str, Any]
+) -> None:
+    r = daemon.api.patch("/shares/other", json={"sync": "standard"})
+    assert r.status_code == 200 and r.json()["sync"] == "standard"
+    try:
+        body = os.urandom(100_003)
+        assert alice.put("/other/std.bin", content=body).status_code == 201
+        assert alice.put("/other/std.bin", content=body[::-1]).status_code == 204
+        assert alice.request("MKCOL", "/other/std").status_code == 201
+        r = alice.request(
+            "MOVE", "/other/std.bin", headers={"Destination": f"{daemon.url}/dav/other/std/m.bin"}
+        )
+        assert r.status_code == 201
+        assert (world["other"] / "std" / "m.bin").read_bytes() == body[::-1]
+        assert alice.get("/other/std/m.bin").content == body[::-1]
+        assert not [n for n in os.listdir(world["other"]) if n.startswith(".speicher-upload-")]
+    finally:
+        r = daemon.api.patch("/shares/other", json={"sync": "always"})
+        assert r.status_code == 200
+
+
 def _abandoned_put(daemon: Daemon, path: str, announced: int, sent: bytes) -> None:
     """A client that announces ``announced`` bytes, sends ``sent`` and goes away."""
     auth = httpx.BasicAuth("alice", "alice-password-1")
