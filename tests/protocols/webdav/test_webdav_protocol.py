@@ -231,6 +231,21 @@ def test_get_head_ranges_and_conditions(alice: httpx.Client) -> None:
     assert alice.get("/docs/range.bin").content == b"v2"
 
 
+def test_several_ranges_get_the_whole_file(alice: httpx.Client) -> None:
+    body = bytes(range(256)) * 40
+    assert alice.put("/docs/ranges.bin", content=body).status_code == 201
+    for ranges in ("bytes=0-3,10-13", "bytes=-5, 0-1", "bytes=0-1,2-3,4-5"):
+        r = alice.get("/docs/ranges.bin", headers={"Range": ranges})
+        assert (r.status_code, r.content) == (200, body), ranges
+        assert "content-range" not in r.headers
+    r = alice.get("/docs/ranges.bin", headers={"Range": "bytes=10-13"})
+    assert (r.status_code, r.content, r.headers["content-range"]) == (
+        206,
+        body[10:14],
+        f"bytes 10-13/{len(body)}",
+    )
+
+
 def test_put_creates_replaces_atomically(
     daemon: Daemon, alice: httpx.Client, world: dict[str, Any]
 ) -> None:

@@ -456,9 +456,10 @@ class DavApp:
             retry = ((b"retry-after", str(exc.retry_after).encode()),)
             await _answer(send, 429, exc.message, retry)
             return
-        await self._serve(
-            {**scope, "root_path": MOUNT, "speicher.user": user}, headers, receive, send
-        )
+        scope = {**scope, "root_path": MOUNT, "speicher.user": user}
+        if "," in headers.get("range", ""):
+            scope, headers = _without_ranges(scope)
+        await self._serve(scope, headers, receive, send)
 
     async def _serve(self, scope: Scope, headers: Headers, receive: Receive, send: Send) -> None:
         """An authenticated request: small plain reads by themselves, everything else by
@@ -618,6 +619,14 @@ class DavApp:
             raise
         finally:
             del self._checks[key]
+
+
+def _without_ranges(scope: Scope) -> tuple[Scope, Headers]:
+    """A request for several ranges as one for the whole file (wsgidav would send only one of
+    them as if it were all; RFC 9110 14.2 lets a server ignore Range and answer 200)."""
+    raw = [(k, v) for k, v in scope["headers"] if k.lower() not in (b"range", b"if-range")]
+    scope = {**scope, "headers": raw}
+    return scope, Headers(scope=scope)
 
 
 def _plain_read(headers: Headers) -> bool:
