@@ -20,35 +20,19 @@ from typing import Any
 
 import asyncssh
 
+import world
 from speicher_testing import Daemon
+from world import grant, make_user, password
+
+# the world-building helpers, for the protocol's tests to import from here
+__all__ = ["grant", "make_user", "password"]
 
 HOST = "127.0.0.1"
 MiB = 1024 * 1024
 
 
-def password(user: str) -> str:
-    return f"{user}-password-1"
-
-
-# -- building the world through the API ------------------------------------------------------
-
-
 def make_pool(daemon: Daemon, size: str = "3G") -> None:
-    r = daemon.api.post("/disks/virtual", json={"name": "d1", "size": size})
-    assert r.status_code == 201, r.text
-    job = daemon.api.post("/pools", json={"name": "tank", "profile": "single", "disks": ["d1"]})
-    assert job.status_code == 202, job.text
-    assert daemon.wait_job(job.json())["state"] == "succeeded"
-
-
-def make_user(daemon: Daemon, name: str, **extra: Any) -> None:
-    r = daemon.api.post("/users", json={"name": name, "password": password(name), **extra})
-    assert r.status_code == 201, r.text
-
-
-def grant(daemon: Daemon, share: str, user: str, access: str) -> None:
-    r = daemon.api.post(f"/shares/{share}/grants", json={"user": user, "access": access})
-    assert r.status_code == 200, r.text
+    world.make_pool(daemon, size)
 
 
 def make_share(
@@ -60,13 +44,7 @@ def make_share(
 ) -> Path:
     """A share offered over SFTP (unless ``sftp`` is False) with ``grants`` (user -> rw/ro);
     returns its server path."""
-    r = daemon.api.post(
-        "/shares", json={"name": name, "pool": "tank", "quota": quota, "sftp": sftp}
-    )
-    assert r.status_code == 201, r.text
-    for user, access in grants.items():
-        grant(daemon, name, user, access)
-    return Path(r.json()["path"])
+    return world.make_share(daemon, name, grants, quota, sftp=sftp)
 
 
 def add_key(daemon: Daemon, user: str, public: str) -> None:

@@ -45,7 +45,12 @@ from smbprotocol.open import (  # type: ignore[import-untyped]
 from smbprotocol.session import Session  # type: ignore[import-untyped]
 from smbprotocol.tree import TreeConnect  # type: ignore[import-untyped]
 
+import world
 from speicher_testing import Daemon
+from world import grant, make_pool, make_user, password
+
+# the world-building helpers, for the protocol's tests to import from here
+__all__ = ["grant", "make_pool", "make_user", "password"]
 
 HOST = "127.0.0.1"
 
@@ -59,32 +64,6 @@ DISK_FULL = 0xC000007F
 NOT_FOUND = (OBJECT_NAME_NOT_FOUND, OBJECT_PATH_NOT_FOUND)
 
 
-def password(user: str) -> str:
-    return f"{user}-password-1"
-
-
-# -- building the world through the API ------------------------------------------------------
-
-
-def make_pool(daemon: Daemon) -> None:
-    """One 2G virtual disk in a single-profile pool ``tank``: SMB needs no redundancy."""
-    r = daemon.api.post("/disks/virtual", json={"name": "d1", "size": "2G"})
-    assert r.status_code == 201, r.text
-    job = daemon.api.post("/pools", json={"name": "tank", "profile": "single", "disks": ["d1"]})
-    assert job.status_code == 202, job.text
-    assert daemon.wait_job(job.json())["state"] == "succeeded"
-
-
-def make_user(daemon: Daemon, name: str) -> None:
-    r = daemon.api.post("/users", json={"name": name, "password": password(name)})
-    assert r.status_code == 201, r.text
-
-
-def grant(daemon: Daemon, share: str, user: str, access: str) -> None:
-    r = daemon.api.post(f"/shares/{share}/grants", json={"user": user, "access": access})
-    assert r.status_code == 200, r.text
-
-
 def make_share(
     daemon: Daemon,
     name: str,
@@ -93,14 +72,7 @@ def make_share(
     **smb: Any,
 ) -> Path:
     """A share offered over SMB with ``grants`` (user -> rw/ro); returns its server path."""
-    r = daemon.api.post(
-        "/shares",
-        json={"name": name, "pool": "tank", "quota": quota, "smb": {"enabled": True, **smb}},
-    )
-    assert r.status_code == 201, r.text
-    for user, access in grants.items():
-        grant(daemon, name, user, access)
-    return Path(r.json()["path"])
+    return world.make_share(daemon, name, grants, quota, smb={"enabled": True, **smb})
 
 
 def set_smb(daemon: Daemon, share: str, **options: Any) -> dict[str, Any]:

@@ -17,42 +17,23 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 from conformance import Refused, Stat
 
+import world
 from speicher_testing import Daemon
+from world import make_pool, make_user, password
+
+# the world-building helpers, for the protocol's tests to import from here
+__all__ = ["make_pool", "make_user", "password"]
+
+# the world-building helpers, for the protocol's tests to import from here
+__all__ = ["make_pool", "make_user", "password"]
 
 DAV = "{DAV:}"
 PROPFIND_ALL = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
 
 
-def password(user: str) -> str:
-    return f"{user}-password-1"
-
-
-# -- the world, through the API ----------------------------------------------------------------
-
-
-def make_pool(daemon: Daemon) -> None:
-    r = daemon.api.post("/disks/virtual", json={"name": "d1", "size": "2G"})
-    assert r.status_code == 201, r.text
-    job = daemon.api.post("/pools", json={"name": "tank", "profile": "single", "disks": ["d1"]})
-    assert job.status_code == 202, job.text
-    assert daemon.wait_job(job.json())["state"] == "succeeded"
-
-
-def make_user(daemon: Daemon, name: str) -> None:
-    r = daemon.api.post("/users", json={"name": name, "password": password(name)})
-    assert r.status_code == 201, r.text
-
-
 def make_share(daemon: Daemon, name: str, grants: dict[str, str], quota: str | None = None) -> Path:
-    """A share with ``grants`` (user -> rw/ro); returns its folder on the server."""
-    r = daemon.api.post(
-        "/shares", json={"name": name, "pool": "tank", "quota": quota, "webdav": True}
-    )
-    assert r.status_code == 201, r.text
-    for user, access in grants.items():
-        g = daemon.api.post(f"/shares/{name}/grants", json={"user": user, "access": access})
-        assert g.status_code == 200, g.text
-    return Path(r.json()["path"])
+    """A share offered over WebDAV with ``grants`` (user -> rw/ro); returns its folder."""
+    return world.make_share(daemon, name, grants, quota, webdav=True)
 
 
 def set_enabled(daemon: Daemon, user: str, enabled: bool) -> None:
