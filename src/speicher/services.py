@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from speicher.access import GrantService, GroupService, KeyService, TokenService, UserService
+from speicher.access import (
+    GrantService,
+    GroupService,
+    KeyService,
+    S3KeyService,
+    TokenService,
+    UserService,
+)
 from speicher.config import Settings
 from speicher.db import Database
 from speicher.events import EventService
@@ -33,6 +40,7 @@ class Services:
     groups: GroupService
     tokens: TokenService
     keys: KeyService
+    s3_keys: S3KeyService
     snapshots: SnapshotService
     policies: PolicyService
     restore: RestoreService
@@ -81,4 +89,5 @@ class Services:
             groups=GroupService(settings, db, events, grants),
             tokens=TokenService(db, events),
             keys=keys,
+            s3_keys=S3KeyService(settings.state_dir, db, events),
         )

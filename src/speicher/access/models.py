@@ -108,6 +108,20 @@ class KeyInfo(BaseModel):
     created_at: dt.datetime = Field(description="When it was added (UTC).")
 
 
+class S3KeyInfo(BaseModel):
+    """An S3 access key of a user (its secret is shown once, when it is made)."""
+
+    access_key: str = Field(description="The access key id, `SPK` and 17 letters and digits.")
+    created_at: dt.datetime = Field(description="When it was made (UTC).")
+
+
+class S3KeyCreated(S3KeyInfo):
+    """A new S3 access key with its secret: shown this once and never again."""
+
+    secret: str = Field(description="The secret access key (40 characters). Keep it now.")
+    user: str = Field(description="Whose key it is: requests signed with it act as this user.")
+
+
 class GroupCreate(Request):
     name: Name = Field(
         description="Group name: letters (stored in lower case), digits, `_`, `-` and `.`."

@@ -17,6 +17,8 @@ from speicher.cli.storage import JsonOpt, YesOpt, require_yes
 user_app = typer.Typer(help="Users (each is also a Unix account).", no_args_is_help=True)
 group_app = typer.Typer(help="Groups of users.", no_args_is_help=True)
 token_app = typer.Typer(help="Admin API tokens.", no_args_is_help=True)
+s3_key_app = typer.Typer(help="A user's S3 access keys.", no_args_is_help=True)
+user_app.add_typer(s3_key_app, name="s3-key")
 
 StdinOpt = Annotated[
     bool, typer.Option("--password-stdin", help="Read the password from standard input.")
@@ -275,6 +277,42 @@ def user_remove_key(ctx: typer.Context, name: str, fingerprint: str) -> None:
     """Remove one of a user's SSH keys by its fingerprint (SHA256:..., as list-keys shows)."""
     client(ctx).delete(f"/users/{name}/keys/{quote(fingerprint, safe='')}")
     console.print(f"key {escape(fingerprint)} removed from {name}", soft_wrap=True)
+
+
+@s3_key_app.command("create")
+def s3_key_create(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+    """Make an S3 access key for a user; its secret is shown only now. Requests signed with it
+    act as the user, with the user's grants."""
+    key = client(ctx).post(f"/users/{name}/s3-keys", None)
+    if as_json:
+        print_json(key)
+        return
+    console.print(
+        f"S3 key made for {escape(key['user'])}. Store the secret now; it is not shown again:",
+        soft_wrap=True,
+    )
+    sys.stdout.write(f"access key: {key['access_key']}\nsecret key: {key['secret']}\n")
+
+
+@s3_key_app.command("list")
+def s3_key_list(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+    """List a user's S3 access keys (their secrets are never shown again)."""
+    keys = client(ctx).get(f"/users/{name}/s3-keys")
+    if as_json:
+        print_json(keys)
+        return
+    table(
+        keys,
+        [("ACCESS KEY", "access_key"), ("CREATED", lambda k: k["created_at"][:19])],
+        empty=f"{name} has no S3 keys (speicher user s3-key create)",
+    )
+
+
+@s3_key_app.command("delete")
+def s3_key_delete(ctx: typer.Context, name: str, access_key: str) -> None:
+    """Delete one of a user's S3 access keys; requests signed with it are refused at once."""
+    client(ctx).delete(f"/users/{name}/s3-keys/{quote(access_key.strip(), safe='')}")
+    console.print(f"S3 key {escape(access_key.strip())} of {name} deleted", soft_wrap=True)
 
 
 @group_app.command("create")

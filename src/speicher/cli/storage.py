@@ -219,6 +219,7 @@ def pool_destroy(ctx: typer.Context, name: str, yes: YesOpt = False) -> None:
 OnOff = Annotated[str | None, typer.Option("--smb", help="Offer over SMB: on or off.")]
 WebdavOpt = Annotated[str | None, typer.Option("--webdav", help="Offer over WebDAV: on or off.")]
 SftpOpt = Annotated[str | None, typer.Option("--sftp", help="Offer over SFTP: on or off.")]
+S3Opt = Annotated[str | None, typer.Option("--s3", help="Offer as an S3 bucket: on or off.")]
 SyncOpt = Annotated[
     str | None,
     typer.Option(
@@ -317,12 +318,14 @@ def share_create(
     webdav: WebdavOpt = None,
     sftp: SftpOpt = None,
     sync: SyncOpt = None,
+    s3: S3Opt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a share."""
     protocols: dict[str, object] = {
         "webdav": switch("--webdav", webdav),
         "sftp": switch("--sftp", sftp),
+        "s3": switch("--s3", s3),
     }
     if sync is not None:
         protocols["sync"] = sync_mode(sync)
@@ -405,6 +408,7 @@ def share_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
             ("smb", _smb_summary(share["smb"])),
             ("webdav", "on" if share["webdav"] else "off"),
             ("sftp", "on" if share["sftp"] else "off"),
+            ("s3", "on" if share["s3"] else "off"),
             ("sync", share["sync"]),
         ]
     )
@@ -436,6 +440,7 @@ def share_update(
     webdav: WebdavOpt = None,
     sftp: SftpOpt = None,
     sync: SyncOpt = None,
+    s3: S3Opt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a share's quota, compression, description, SMB options, whether it is
@@ -443,6 +448,7 @@ def share_update(
     protocols: dict[str, object] = {
         "webdav": switch("--webdav", webdav),
         "sftp": switch("--sftp", sftp),
+        "s3": switch("--s3", s3),
     }
     if sync is not None:
         protocols["sync"] = sync_mode(sync)

@@ -128,6 +128,7 @@ class Share(Base):
     # when a whole-file write over ShareFS reaches the disk: "always" (before the client hears
     # of it) or "standard" (with the pool's next commit; docs/files.md, Durability)
     write_sync: Mapped[str] = mapped_column(String(16), default="always", server_default="always")
+    s3_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     pool: Mapped[Pool] = relationship(back_populates="shares")
     grants: Mapped[list[Grant]] = relationship(
@@ -181,6 +182,19 @@ class SshKey(Base):
     comment: Mapped[str] = mapped_column(String(256), default="")
     # "<algorithm> <base64>" as OpenSSH writes it, without the comment
     public_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class S3Key(Base):
+    """An S3 access key of a user. The secret must be known to check SigV4 signatures, so it
+    is kept sealed (Fernet, with a key in the root-only state directory), never hashed."""
+
+    __tablename__ = "s3_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    access_key: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_sealed: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

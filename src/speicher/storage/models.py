@@ -166,6 +166,7 @@ class ShareCreate(Request):
     webdav: bool | None = Field(None, description="Offer the share over WebDAV; off if left out.")
     sftp: bool | None = Field(None, description="Offer the share over SFTP; off if left out.")
     sync: WriteSync | None = Field(None, description=SYNC_HELP + " `always` if left out.")
+    s3: bool | None = Field(None, description="Offer the share as an S3 bucket; off if left out.")
 
 
 class ShareUpdate(Request):
@@ -179,6 +180,7 @@ class ShareUpdate(Request):
     webdav: bool | None = Field(None, description="Offer the share over WebDAV; null leaves it.")
     sftp: bool | None = Field(None, description="Offer the share over SFTP; null leaves it.")
     sync: WriteSync | None = Field(None, description=SYNC_HELP + " Null leaves it.")
+    s3: bool | None = Field(None, description="Offer the share as an S3 bucket; null leaves it.")
 
 
 class ShareInfo(BaseModel):
@@ -201,5 +203,6 @@ class ShareInfo(BaseModel):
     webdav: bool = Field(description="Offered over WebDAV.")
     sftp: bool = Field(description="Offered over SFTP (users log in with their SSH keys).")
     sync: WriteSync = Field(description=SYNC_HELP)
+    s3: bool = Field(description="Offered as an S3 bucket of the same name.")
     snapshots_dir: str = Field(description="Where its snapshots live on the server.")
     created_at: dt.datetime = Field(description="When it was created (UTC).")

@@ -107,6 +107,11 @@ def _apply_protocols(share: Share, req: ShareCreate | ShareUpdate) -> None:
         share.sftp_enabled = req.sftp
     if req.sync is not None:
         share.write_sync = req.sync
+    if req.s3 is not None:
+        why = names.bucket_name(share.name) if req.s3 else None
+        if why is not None:
+            raise InvalidInput(field="s3", reason=f"share '{share.name}' cannot be a bucket: {why}")
+        share.s3_enabled = req.s3
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,7 @@ class _Row:
     webdav: bool
     sftp: bool
     sync: str
+    s3: bool
     created_at: dt.datetime
 
 
@@ -147,6 +153,7 @@ def _row_of(share: Share) -> _Row:
         webdav=share.webdav_enabled,
         sftp=share.sftp_enabled,
         sync=share.write_sync,
+        s3=share.s3_enabled,
         created_at=share.created_at,
     )
 
@@ -262,6 +269,7 @@ class ShareService:
             webdav=row.webdav,
             sftp=row.sftp,
             sync=row.sync,
+            s3=row.s3,
             snapshots_dir=str(snapshots_dir(self.settings, row.pool, row.name)),
             created_at=row.created_at,
         )
@@ -287,6 +295,9 @@ class ShareService:
             v.add("pool", f"pool '{pool_name}' is not mounted")
         else:
             _check_sizes(self.pools.get(pool_name).size, pool_name, quota, tm_size, v)
+        why = names.bucket_name(name) if req.s3 else None
+        if why is not None:
+            v.add("s3", f"share '{name}' cannot be a bucket: {why}")
         v.check()
         assert pool is not None
         if exists:

@@ -10,6 +10,8 @@ from speicher.access.models import (
     KeyAdd,
     KeyInfo,
     PasswordChange,
+    S3KeyCreated,
+    S3KeyInfo,
     TokenCreate,
     TokenCreated,
     TokenInfo,
@@ -82,6 +84,32 @@ def add_key(name: Name, req: KeyAdd, services: ServicesDep) -> KeyInfo:
 )
 def remove_key(name: Name, fingerprint: str, services: ServicesDep) -> Response:
     services.keys.remove(name, fingerprint)
+    return _no_content()
+
+
+@router.get("/users/{name}/s3-keys", tags=["users"], summary="List a user's S3 access keys")
+def list_s3_keys(name: Name, services: ServicesDep) -> list[S3KeyInfo]:
+    return services.s3_keys.list(name)
+
+
+@router.post(
+    "/users/{name}/s3-keys",
+    tags=["users"],
+    status_code=201,
+    summary="Make an S3 access key; its secret is in this answer only",
+)
+def create_s3_key(name: Name, services: ServicesDep) -> S3KeyCreated:
+    return services.s3_keys.create(name)
+
+
+@router.delete(
+    "/users/{name}/s3-keys/{access_key}",
+    tags=["users"],
+    status_code=204,
+    summary="Delete an S3 access key",
+)
+def delete_s3_key(name: Name, access_key: str, services: ServicesDep) -> Response:
+    services.s3_keys.delete(name, access_key)
     return _no_content()
 
 
