@@ -1,0 +1,1 @@
+"""S3: an S3-compatible API over ShareFS."""
