@@ -47,6 +47,7 @@ class Daemon:
         self.https_port = free_port()
         self.smb_port = free_port()
         self.sftp_port = free_port()
+        self.s3_port = free_port()
         self.prefix = f"t{secrets.token_hex(2)}-"
         self.log_path = base / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -66,6 +67,8 @@ class Daemon:
             "SPEICHER_SMB_PORT": str(self.smb_port),
             "SPEICHER_SFTP_HOST": "127.0.0.1",
             "SPEICHER_SFTP_PORT": str(self.sftp_port),
+            "SPEICHER_S3_HOST": "127.0.0.1",
+            "SPEICHER_S3_PORT": str(self.s3_port),
         }
         for name in (
             "SPEICHER_URL",

@@ -56,6 +56,28 @@ class Settings(BaseSettings):
     sftp_port: int = Field(
         2222, ge=0, le=65535, description="TCP port of the SFTP server; 0 turns SFTP off."
     )
+    s3_host: str = Field(
+        "0.0.0.0",  # noqa: S104
+        description="Address the S3 endpoint listens on (0.0.0.0: every IPv4 address).",
+    )
+    s3_port: int = Field(
+        9000, ge=0, le=65535, description="TCP port of the S3 endpoint (HTTP); 0 turns S3 off."
+    )
+    s3_region: str = Field(
+        "us-east-1",
+        pattern=r"^[a-z0-9-]{1,32}$",
+        description="The region S3 clients sign for and GetBucketLocation names.",
+    )
+    s3_bucket_pool: str = Field(
+        "",
+        description="The pool CreateBucket puts new buckets on; empty: the only pool, if there "
+        "is one.",
+    )
+    s3_users_create_buckets: bool = Field(
+        False,
+        description="Whether users who are not admins may create (and delete their empty) "
+        "buckets over S3.",
+    )
     database_url: str = Field(
         "", description="SQLAlchemy URL; empty means SQLite in the state directory."
     )

@@ -24,6 +24,7 @@ from speicher.api.app import serve_app
 from speicher.config import Settings
 from speicher.errors import SpeicherError
 from speicher.protection.restore import recover_rollbacks
+from speicher.protocols.s3.app import S3App
 from speicher.protocols.sftp.models import SftpInfo
 from speicher.services import Services
 from speicher.system import accounts, ip
@@ -173,17 +174,38 @@ def _mounts_below(path: Path) -> list[str]:
     return []
 
 
-def _listen(settings: Settings) -> tuple[socket.socket, socket.socket | None]:
-    """Bind the HTTPS port and, unless it is off, the plain HTTP port (before reconciling,
-    so a port in use stops the start before anything is touched)."""
+def _listen(
+    settings: Settings,
+) -> tuple[socket.socket, socket.socket | None, socket.socket | None]:
+    """Bind the HTTPS port and, unless they are off, the plain HTTP port and S3's (before
+    reconciling, so a port in use stops the start before anything is touched)."""
     https = _tcp_socket(settings.https_host, settings.https_port)
-    if not settings.http_port:
-        return https, None
+    bound = [https]
     try:
-        return https, _tcp_socket(settings.http_host, settings.http_port)
+        http = _tcp_socket(settings.http_host, settings.http_port) if settings.http_port else None
+        if http is not None:
+            bound.append(http)
+        s3 = _tcp_socket(settings.s3_host, settings.s3_port) if settings.s3_port else None
     except SpeicherError:
-        https.close()
+        for sock in bound:
+            sock.close()
         raise
+    return https, http, s3
+
+
+def _s3_server(
+    services: Services, sock: socket.socket | None
+) -> list[tuple[_Server, list[socket.socket]]]:
+    """The S3 endpoint's server on ``sock``; none when S3 is off."""
+    if sock is None:
+        return []
+    app = S3App(services)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", proxy_headers=False
+    )
+    host, port = sock.getsockname()[:2]
+    log.info("S3 listening on %s:%s", host, port)
+    return [(_Server(config), [sock])]
 
 
 def _url(scheme: str, host: str, port: int) -> str:
@@ -294,7 +316,7 @@ def serve(settings: Settings) -> None:
     with undone_if_first_start_fails(settings):
         services = prepare(settings)
         try:
-            https_sock, http_sock = _listen(settings)
+            https_sock, http_sock, s3_sock = _listen(settings)
         except BaseException:
             services.db.close()
             raise
@@ -339,12 +361,13 @@ def serve(settings: Settings) -> None:
         )
     )
     plain = [unix, http_sock] if http_sock else [unix]
+    servers = [(https, [https_sock]), (http, plain), *_s3_server(services, s3_sock)]
     try:
         # uvloop: a faster event loop for many clients at once (bench/api_concurrency.py)
         # what start-up made lives as long as the daemon: keep it out of the collector's way,
         # so a full collection does not stall every client (tens of ms with the whole heap)
         gc.freeze()
-        uvloop.run(_serve_all([(https, [https_sock]), (http, plain)], [services.sftp]))
+        uvloop.run(_serve_all(servers, [services.sftp]))
     finally:
         # a second SIGTERM (an impatient service manager) must not cut the orderly stop short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -460,6 +460,13 @@ class Upload:
         self.view.emit(kind, self.parts, self.size)
         return _entry(self.name, st)
 
+    def set_meta(self, name: str, value: bytes) -> None:
+        """A metadata item the new file gets (S3's stored headers), set before :meth:`commit`."""
+        try:
+            os.setxattr(self.fd, META_PREFIX + name, value)
+        except OSError as exc:
+            raise from_os(exc) from None
+
     def _keep_owner(self, old: os.stat_result) -> None:
         """A replaced file keeps who owns it and who may use it, as over SMB (and, with
         ``keep_meta``, its metadata)."""

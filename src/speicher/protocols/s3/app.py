@@ -1,0 +1,736 @@
+"""The S3 endpoint: an ASGI app on its own port (``s3_port``, 9000), path-style addressing.
+
+A bucket is a share with S3 on (``speicher share update NAME --s3 on``); an object is a file
+of it, reached through ShareFS like every other protocol, as the user whose access key signed
+the request (AWS Signature V4, :mod:`speicher.protocols.s3.sigv4`). What a user may do is what
+their grants say: ro users read, nobody sees a bucket they have no grant on.
+
+Built so far (issue 9 is in progress; docs/s3.md): ListBuckets, HeadBucket, GetBucketLocation,
+ListObjects (v1 and v2), PutObject, GetObject and HeadObject (one range), DeleteObject.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import concurrent.futures
+import contextlib
+import datetime as dt
+import email.utils
+import errno
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, unquote
+from xml.sax.saxutils import escape
+
+from starlette.types import Message, Receive, Scope, Send
+
+from speicher.access.s3keys import S3KeyService
+from speicher.files import Entry, FsError, ShareFS, ShareView, Upload
+from speicher.protocols.s3 import buckets, sigv4
+from speicher.protocols.s3.errors import S3Error, document, from_fs
+from speicher.protocols.s3.objects import (
+    META_NAME,
+    STORED_HEADERS,
+    Listed,
+    ObjectMeta,
+    key_path,
+    meta_of,
+    walk,
+)
+
+if TYPE_CHECKING:
+    from speicher.services import Services
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "s3"
+XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
+WORKERS = 32
+CHUNK = 1024 * 1024
+MAX_PUT = 5 * 1024**3  # AWS's limit of one PutObject
+MAX_KEYS = 1000
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(ns: int) -> str:
+    stamp = dt.datetime.fromtimestamp(ns / 1e9, dt.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def _http_date(ns: int) -> str:
+    return email.utils.formatdate(ns / 1e9, usegmt=True)
+
+
+class S3App:
+    def __init__(self, services: Services, clock: Callable[[], dt.datetime] = _now) -> None:
+        self.services = services
+        self.files: ShareFS = services.files
+        self.keys: S3KeyService = services.s3_keys
+        self.region = services.settings.s3_region
+        self.clock = clock
+        self.pool = concurrent.futures.ThreadPoolExecutor(WORKERS, "s3")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request_id = secrets.token_hex(8).upper()
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        resource = unquote(raw_path.partition("?")[0])
+        body = _Body(receive)
+        head = scope["method"] == "HEAD"
+        try:
+            await self._handle(scope, body.receive, send, raw_path, request_id)
+        except S3Error as exc:
+            await _error(send, exc, resource, request_id, head, body.pending(scope))
+        except sigv4.SignatureError as exc:
+            error = S3Error(exc.code, exc.message, exc.status)
+            await _error(send, error, resource, request_id, head, body.pending(scope))
+        except FsError as exc:
+            await _error(send, from_fs(exc), resource, request_id, head, body.pending(scope))
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, send: Send, raw_path: str, request_id: str
+    ) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        verified = sigv4.verify(
+            scope["method"], raw_path, raw_query, headers, self._secret, self.clock(), self.region
+        )
+        if verified is None:
+            raise S3Error("AccessDenied", "Anonymous access is not allowed; sign the request.")
+        signer = self.keys.signer(verified.access_key)
+        if signer is None:  # deleted since verify() found it
+            raise S3Error(
+                "InvalidAccessKeyId",
+                "The AWS Access Key Id you provided does not exist in our records.",
+            )
+        query = dict(parse_qsl(raw_query, keep_blank_values=True))
+        path = unquote(raw_path.partition("?")[0])
+        bucket, _, key = path.lstrip("/").partition("/")
+        method = scope["method"]
+        client = scope.get("client")
+        address = client[0] if client else None
+        context = _Context(self, signer.user, address, request_id, headers, query, verified)
+        if not bucket:
+            if method != "GET":
+                raise S3Error("MethodNotAllowed", "The specified method is not allowed.")
+            await _send(send, 200, await self._run(context.list_buckets))
+            return
+        if not key:
+            await self._bucket(context, method, bucket, send)
+            return
+        await self._object(context, method, bucket, key, receive, send)
+
+    def _secret(self, access_key: str) -> str | None:
+        signer = self.keys.signer(access_key)
+        return None if signer is None else signer.secret
+
+    async def _run(self, call: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, call, *args)
+
+    async def _bucket(self, context: _Context, method: str, bucket: str, send: Send) -> None:
+        if method == "HEAD":
+            await self._run(context.head_bucket, bucket)
+            await _send(send, 200, b"", extra=[(b"x-amz-bucket-region", self.region.encode())])
+        elif method == "GET" and "location" in context.query:
+            await self._run(context.head_bucket, bucket)
+            region = "" if self.region == "us-east-1" else escape(self.region)
+            body = f'<LocationConstraint xmlns="{XMLNS}">{region}</LocationConstraint>'
+            await _send(send, 200, _xml(body))
+        elif method == "GET":
+            await _send(send, 200, await self._run(context.list_objects, bucket))
+        elif method == "PUT" and not context.query:
+            await self._run(buckets.create, self.services, context.user, bucket)
+            await _send(send, 200, b"", extra=[(b"location", f"/{bucket}".encode())])
+        elif method == "DELETE" and not context.query:
+            await self._run(buckets.delete, self.services, context.user, bucket)
+            await _send(send, 204, b"")
+        else:
+            raise S3Error("NotImplemented", "This bucket operation is not built yet.")
+
+    async def _object(
+        self, context: _Context, method: str, bucket: str, key: str, receive: Receive, send: Send
+    ) -> None:
+        path, folder = key_path(key)
+        if method in ("GET", "HEAD"):
+            view = await self._run(context.view, bucket)
+            try:
+                await context.get_object(view, path, folder, method == "HEAD", send)
+            finally:
+                view.close()
+        elif method == "PUT":
+            view = await self._run(context.view, bucket)
+            try:
+                etag = await context.put_object(view, path, folder, receive)
+            finally:
+                view.close()
+            await _send(send, 200, b"", extra=[(b"etag", f'"{etag}"'.encode())])
+        elif method == "DELETE":
+            await self._run(context.delete_object, bucket, path, folder)
+            await _send(send, 204, b"")
+        else:
+            raise S3Error("MethodNotAllowed", "The specified method is not allowed.")
+
+
+class _Context:
+    """One request: who, from where, and what it asked."""
+
+    def __init__(
+        self,
+        app: S3App,
+        user: str,
+        address: str | None,
+        request_id: str,
+        headers: dict[str, str],
+        query: dict[str, str],
+        verified: sigv4.Verified,
+    ) -> None:
+        self.app = app
+        self.user = user
+        self.address = address
+        self.request_id = request_id
+        self.headers = headers
+        self.query = query
+        self.verified = verified
+
+    def view(self, bucket: str) -> ShareView:
+        try:
+            return self.app.files.open(self.user, bucket, PROTOCOL, self.address)
+        except FsError as exc:
+            if exc.code == errno.ENOENT:  # no such share for this user, or S3 is off
+                raise S3Error("NoSuchBucket", "The specified bucket does not exist.") from None
+            raise
+
+    def head_bucket(self, bucket: str) -> None:
+        self.view(bucket).close()
+
+    def owner(self) -> str:
+        who = escape(self.user)
+        return f"<Owner><ID>{who}</ID><DisplayName>{who}</DisplayName></Owner>"
+
+    def list_buckets(self) -> bytes:
+        names = [name for name, _access in self.app.files.shares(self.user, PROTOCOL)]
+        items = "".join(
+            f"<Bucket><Name>{escape(n)}</Name><CreationDate>{_iso(self._created(n))}"
+            "</CreationDate></Bucket>"
+            for n in names
+        )
+        return _xml(
+            f'<ListAllMyBucketsResult xmlns="{XMLNS}">{self.owner()}<Buckets>{items}</Buckets>'
+            "</ListAllMyBucketsResult>"
+        )
+
+    def _created(self, bucket: str) -> int:
+        with contextlib.suppress(FsError), self.view(bucket) as view:
+            return view.stat("/").mtime_ns
+        return 0
+
+    def list_objects(self, bucket: str) -> bytes:
+        wanted = _Listing.of(self.query)
+        view = self.view(bucket)
+        try:
+            found = wanted.collect(view)
+            objects = [
+                (item, meta_of(view, "/" + item.key.rstrip("/"), item.entry))
+                for item in found.contents
+            ]
+        finally:
+            view.close()
+        return _xml(wanted.render(bucket, found, objects, self.owner()))
+
+    async def get_object(
+        self, view: ShareView, path: str, folder: bool, head: bool, send: Send
+    ) -> None:
+        run = self.app._run
+        entry: Entry = await run(view.stat, path)
+        if entry.is_dir != folder:
+            raise S3Error("NoSuchKey", "The specified key does not exist.")
+        meta: ObjectMeta = await run(meta_of, view, path, entry)
+        etag = f'"{meta.etag}"'
+        _check_conditions(self.headers, etag, entry.mtime_ns)
+        start, end = 0, entry.size
+        status = 200
+        extra: list[tuple[bytes, bytes]] = [
+            (b"etag", etag.encode()),
+            (b"last-modified", _http_date(entry.mtime_ns).encode()),
+            (b"accept-ranges", b"bytes"),
+        ]
+        wanted = self.headers.get("range")
+        if wanted and not entry.is_dir:
+            found = _range(wanted, entry.size)
+            if found is not None:
+                start, end = found
+                status = 206
+                extra.append((b"content-range", f"bytes {start}-{end - 1}/{entry.size}".encode()))
+        stored = dict(meta.headers)
+        for name in STORED_HEADERS:
+            override = self.query.get(f"response-{name}")
+            value = override if override is not None else stored.get(name)
+            if value is None and name == "content-type":
+                value = "application/octet-stream"
+            if value is not None:
+                extra.append((name.encode(), value.encode("latin-1", "replace")))
+        for name, value in meta.user.items():
+            extra.append((f"x-amz-meta-{name}".encode(), value.encode("latin-1", "replace")))
+        extra.append((b"content-length", str(end - start).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": _base(extra)})
+        if head or entry.is_dir or start == end:
+            await send({"type": "http.response.body", "body": b""})
+            return
+        file = await run(view.open_read, path)
+        try:
+            offset = start
+            while offset < end:
+                chunk = await run(file.read, offset, min(CHUNK, end - offset))
+                if not chunk:
+                    break
+                offset += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": offset < end})
+            if offset < end:
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            file.close()
+
+    async def put_object(self, view: ShareView, path: str, folder: bool, receive: Receive) -> str:
+        if not view.writable:
+            raise S3Error("AccessDenied", "Access Denied")
+        length = _put_length(self.headers)
+        if folder:
+            return await self._put_folder(view, path, receive)
+        run = self.app._run
+        decoder = _decoder(self.verified, self.headers)
+        signed = decoder is None and self.verified.payload != "UNSIGNED-PAYLOAD"
+        hasher = sigv4.PayloadHasher(self.verified.payload) if signed else None
+        upload: Upload = await run(_upload, view, path)
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise S3Error("IncompleteBody", "The client went away before the body ended.")
+                data = message.get("body", b"")
+                if decoder is not None:
+                    data = decoder.feed(data)
+                elif hasher is not None:
+                    hasher.update(data)
+                if data:
+                    await run(upload.write, data)
+                if not message.get("more_body", False):
+                    break
+            if decoder is not None:
+                decoder.finish()
+            elif hasher is not None:
+                hasher.check()
+            if length is not None and decoder is None and upload.size != length:
+                raise S3Error("IncompleteBody", "The body ended before its Content-Length.")
+            _check_md5(self.headers.get("content-md5"), upload.md5.digest())
+            meta = ObjectMeta(
+                etag=upload.md5.hexdigest(),
+                headers=_stored(self.headers),
+                user=_user_meta(self.headers),
+            )
+            await run(_commit, upload, meta)
+        except BaseException:
+            await run(upload.abort)
+            raise
+        return meta.etag
+
+    async def _put_folder(self, view: ShareView, path: str, receive: Receive) -> str:
+        """A key ending in ``/``: an empty body makes the folder."""
+        if await _read_all(receive, 1024 * 1024):
+            raise S3Error(
+                "InvalidRequest", "A key ending in '/' is a folder: its body must be empty."
+            )
+        run = self.app._run
+        with contextlib.suppress(FsError):
+            await run(view.mkdir, path)
+        entry: Entry = await run(view.stat, path)
+        if not entry.is_dir:
+            raise from_fs(FsError(errno.EEXIST, "exists"), path)
+        return meta_of(view, path, entry).etag
+
+    def delete_object(self, bucket: str, path: str, folder: bool) -> None:
+        with self.view(bucket) as view:
+            if not view.writable:
+                raise S3Error("AccessDenied", "Access Denied")
+            try:
+                if folder:
+                    view.rmdir(path)
+                else:
+                    entry = view.stat(path)
+                    if not entry.is_dir:
+                        view.delete(path)
+            except FsError as exc:
+                if exc.code not in (errno.ENOENT, errno.ENOTDIR, errno.ENOTEMPTY):  # S3: 204
+                    raise
+            _remove_empty_parents(view, path)
+
+
+@dataclass
+class _Found:
+    contents: list[Listed]
+    prefixes: list[str]
+    truncated: bool
+    last: str
+
+
+@dataclass
+class _Listing:
+    """A ListObjects (v1) or ListObjectsV2 request's parameters."""
+
+    v2: bool
+    prefix: str
+    delimiter: str
+    url: bool
+    max_keys: int
+    start: str
+    query: dict[str, str]
+
+    @classmethod
+    def of(cls, q: dict[str, str]) -> _Listing:
+        v2 = q.get("list-type") == "2"
+        url = q.get("encoding-type") == "url"
+        if "encoding-type" in q and not url:
+            raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
+        try:
+            max_keys = int(q.get("max-keys", str(MAX_KEYS)))
+        except ValueError:
+            raise S3Error("InvalidArgument", "max-keys must be an integer.") from None
+        if max_keys < 0:
+            raise S3Error("InvalidArgument", "max-keys must not be negative.")
+        if v2 and "continuation-token" in q:
+            start = _token_key(q["continuation-token"])
+        else:
+            start = q.get("start-after" if v2 else "marker", "")
+        return cls(
+            v2=v2,
+            prefix=q.get("prefix", ""),
+            delimiter=q.get("delimiter", ""),
+            url=url,
+            max_keys=min(max_keys, MAX_KEYS),
+            start=start,
+            query=q,
+        )
+
+    def collect(self, view: ShareView) -> _Found:
+        found = _Found([], [], False, "")
+        for item in walk(view, self.prefix, self.delimiter, self.start):
+            if len(found.contents) + len(found.prefixes) >= self.max_keys:
+                found.truncated = True
+                break
+            if isinstance(item, str):
+                found.prefixes.append(item)
+                found.last = item
+            else:
+                found.contents.append(item)
+                found.last = item.key
+        return found
+
+    def enc(self, text: str) -> str:
+        return escape(quote(text, safe="") if self.url else text)
+
+    def render(
+        self, bucket: str, found: _Found, objects: list[tuple[Listed, ObjectMeta]], owner: str
+    ) -> str:
+        q = self.query
+        parts = [f'<ListBucketResult xmlns="{XMLNS}"><Name>{escape(bucket)}</Name>']
+        parts.append(f"<Prefix>{self.enc(self.prefix)}</Prefix>")
+        if self.v2:
+            if "continuation-token" in q:
+                token = escape(q["continuation-token"])
+                parts.append(f"<ContinuationToken>{token}</ContinuationToken>")
+            if "start-after" in q:
+                parts.append(f"<StartAfter>{self.enc(q['start-after'])}</StartAfter>")
+            parts.append(f"<KeyCount>{len(found.contents) + len(found.prefixes)}</KeyCount>")
+        else:
+            parts.append(f"<Marker>{self.enc(self.start)}</Marker>")
+        parts.append(f"<MaxKeys>{self.max_keys}</MaxKeys>")
+        if self.delimiter:
+            parts.append(f"<Delimiter>{self.enc(self.delimiter)}</Delimiter>")
+        if self.url:
+            parts.append("<EncodingType>url</EncodingType>")
+        parts.append(f"<IsTruncated>{'true' if found.truncated else 'false'}</IsTruncated>")
+        if found.truncated and self.v2:
+            parts.append(f"<NextContinuationToken>{_token(found.last)}</NextContinuationToken>")
+        elif found.truncated and self.delimiter:
+            parts.append(f"<NextMarker>{self.enc(found.last)}</NextMarker>")
+        shown = owner if not self.v2 or q.get("fetch-owner") == "true" else ""
+        for item, meta in objects:
+            parts.append(
+                f"<Contents><Key>{self.enc(item.key)}</Key>"
+                f"<LastModified>{_iso(item.entry.mtime_ns)}</LastModified>"
+                f'<ETag>"{meta.etag}"</ETag><Size>{item.entry.size}</Size>'
+                f"{shown}<StorageClass>STANDARD</StorageClass></Contents>"
+            )
+        for common in found.prefixes:
+            parts.append(f"<CommonPrefixes><Prefix>{self.enc(common)}</Prefix></CommonPrefixes>")
+        parts.append("</ListBucketResult>")
+        return "".join(parts)
+
+
+def _upload(view: ShareView, path: str) -> Upload:
+    """An upload of ``path``, making the folders its key names on the way (S3 has none)."""
+    try:
+        return view.upload(path, keep_meta=False, digest=True)
+    except FsError as exc:
+        if exc.code == errno.ENOTDIR:
+            raise from_fs(FsError(errno.EEXIST, "a part of the key is an object"), path) from None
+        if exc.code != errno.ENOENT:
+            raise
+    parts = path.strip("/").split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        folder = "/" + "/".join(parts[:depth])
+        try:
+            view.mkdir(folder)
+        except FsError as exc:
+            if exc.code != errno.EEXIST:
+                raise
+            if not view.stat(folder).is_dir:
+                raise from_fs(
+                    FsError(errno.EEXIST, "a part of the key is an object"), path
+                ) from None
+    return view.upload(path, keep_meta=False, digest=True)
+
+
+def _remove_empty_parents(view: ShareView, path: str) -> None:
+    """Folders an object's delete left empty go too, so its prefix disappears as in S3 (an
+    empty folder would list as a folder object)."""
+    parts = path.strip("/").split("/")[:-1]
+    while parts:
+        try:
+            view.rmdir("/" + "/".join(parts))
+        except FsError:
+            return
+        parts.pop()
+
+
+def _commit(upload: Upload, meta: ObjectMeta) -> Entry:
+    """The stored metadata goes on the temp file with the size and mtime the bytes have now,
+    then the bytes become the object."""
+    now = upload.stat()
+    meta.size, meta.mtime_ns = now.size, now.mtime_ns
+    upload.set_meta(META_NAME, meta.dump())
+    return upload.commit()
+
+
+def _put_length(headers: dict[str, str]) -> int | None:
+    """The Content-Length of a PutObject (None for a chunked body), within AWS's limits."""
+    length = headers.get("content-length")
+    chunked = "aws-chunked" in headers.get("content-encoding", "") or (
+        headers.get("transfer-encoding", "").lower() == "chunked"
+    )
+    if length is None:
+        if not chunked:
+            raise S3Error(
+                "MissingContentLength", "You must provide the Content-Length HTTP header."
+            )
+        return None
+    if not length.isdigit():
+        raise S3Error("InvalidArgument", "Content-Length must be a number.")
+    if int(length) > MAX_PUT + 64 * 1024**2:
+        raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
+    return int(length)
+
+
+def _decoder(verified: sigv4.Verified, headers: dict[str, str]) -> sigv4.ChunkedDecoder | None:
+    if not verified.payload.startswith("STREAMING-"):
+        return None
+    return sigv4.ChunkedDecoder(
+        verified,
+        decoded_length=headers.get("x-amz-decoded-content-length"),
+        trailer=headers.get("x-amz-trailer"),
+    )
+
+
+def _stored(headers: dict[str, str]) -> dict[str, str]:
+    out = {name: headers[name] for name in STORED_HEADERS if name in headers}
+    encoding = out.get("content-encoding", "")
+    if "aws-chunked" in encoding:
+        rest = ",".join(
+            p for p in (x.strip() for x in encoding.split(",")) if p and p != "aws-chunked"
+        )
+        if rest:
+            out["content-encoding"] = rest
+        else:
+            del out["content-encoding"]
+    return out
+
+
+def _user_meta(headers: dict[str, str]) -> dict[str, str]:
+    meta = {k[len("x-amz-meta-") :]: v for k, v in headers.items() if k.startswith("x-amz-meta-")}
+    if sum(len(k) + len(v) for k, v in meta.items()) > 2048:
+        raise S3Error(
+            "MetadataTooLarge",
+            "Your metadata headers exceed the maximum allowed metadata size.",
+            400,
+        )
+    return meta
+
+
+def _check_md5(given: str | None, digest: bytes) -> None:
+    if given is None:
+        return
+    try:
+        wanted = base64.b64decode(given, validate=True)
+    except (binascii.Error, ValueError):
+        raise S3Error("InvalidDigest", "The Content-MD5 you specified was invalid.") from None
+    if len(wanted) != 16:
+        raise S3Error("InvalidDigest", "The Content-MD5 you specified was invalid.")
+    if wanted != digest:
+        raise S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.")
+
+
+def _check_conditions(headers: dict[str, str], etag: str, mtime_ns: int) -> None:
+    """If-Match and the others, in the order and with the answers RFC 7232 and S3 use."""
+    match = headers.get("if-match")
+    none_match = headers.get("if-none-match")
+    mtime = mtime_ns // 1_000_000_000
+    if match is not None and not _etag_in(match, etag):
+        raise S3Error(
+            "PreconditionFailed", "At least one of the pre-conditions you specified did not hold"
+        )
+    unmodified = _parse_date(headers.get("if-unmodified-since"))
+    if match is None and unmodified is not None and mtime > unmodified:
+        raise S3Error(
+            "PreconditionFailed", "At least one of the pre-conditions you specified did not hold"
+        )
+    if none_match is not None and _etag_in(none_match, etag):
+        raise S3Error("NotModified", "Not Modified")
+    modified = _parse_date(headers.get("if-modified-since"))
+    if none_match is None and modified is not None and mtime <= modified:
+        raise S3Error("NotModified", "Not Modified")
+
+
+def _etag_in(header: str, etag: str) -> bool:
+    tags = [t.strip() for t in header.split(",")]
+    bare = etag.strip('"')
+    return "*" in tags or any(t.removeprefix("W/").strip('"') == bare for t in tags)
+
+
+def _parse_date(value: str | None) -> int | None:
+    if not value:
+        return None
+    try:
+        return int(email.utils.parsedate_to_datetime(value).timestamp())
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _range(header: str, size: int) -> tuple[int, int] | None:
+    """``bytes=a-b``, ``a-`` or ``-n`` as [start, end); None to send the whole object (a header
+    S3 ignores: not bytes, several ranges); InvalidRange when nothing of it is in the object."""
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    try:
+        if not first:
+            n = int(last)
+            if n <= 0:
+                raise S3Error("InvalidRange", "The requested range is not satisfiable")
+            return max(0, size - n), size
+        start = int(first)
+        end = int(last) + 1 if last else size
+    except ValueError:
+        return None
+    if start >= size:
+        raise S3Error("InvalidRange", "The requested range is not satisfiable")
+    if end <= start:
+        return None
+    return start, min(end, size)
+
+
+def _token(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode("utf-8", "surrogatepass")).decode()
+
+
+def _token_key(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeError):
+        raise S3Error("InvalidArgument", "The continuation token provided is incorrect") from None
+
+
+def _xml(body: str) -> bytes:
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body).encode()
+
+
+def _base(extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [(b"server", b"Speicher"), *extra]
+
+
+async def _read_all(receive: Receive, limit: int) -> bytes:
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return bytes(body)
+        body += message.get("body", b"")
+        if len(body) > limit or not message.get("more_body", False):
+            return bytes(body)
+
+
+async def _send(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = list(extra or [])
+    if body:
+        headers.append((b"content-type", b"application/xml"))
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": _base(headers)})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Body:
+    """The request's receive, noting whether the body has been read to its end."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.ended = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.ended = True
+        return message
+
+    def pending(self, scope: Scope) -> bool:
+        """Whether a body may still be on its way (the client may even wait for 100
+        Continue): an answer now must close the connection, or its bytes would be read as
+        the next request."""
+        if self.ended:
+            return False
+        for name, value in scope["headers"]:
+            if name.lower() == b"transfer-encoding":
+                return True
+            if name.lower() == b"content-length":
+                return value.strip() not in (b"", b"0")
+        return False
+
+
+async def _error(
+    send: Send, exc: S3Error, resource: str, request_id: str, head: bool, close: bool = False
+) -> None:
+    body = (
+        b"" if head or exc.status == 304 else document(exc.code, exc.message, resource, request_id)
+    )
+    headers = [(b"x-amz-request-id", request_id.encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    if body:
+        headers.append((b"content-type", b"application/xml"))
+    headers.append((b"content-length", str(len(body)).encode()))
+    try:
+        await send({"type": "http.response.start", "status": exc.status, "headers": _base(headers)})
+        await send({"type": "http.response.body", "body": body})
+    except Exception:  # the answer had started: the connection ends instead
+        log.info("S3: could not send %s for %s", exc.code, resource)
