@@ -54,6 +54,44 @@ WORKERS = 32
 CHUNK = 1024 * 1024
 MAX_PUT = 5 * 1024**3  # AWS's limit of one PutObject
 MAX_KEYS = 1000
+# query parameters that name another operation on a bucket or object than the plain one
+SUBRESOURCES = frozenset(
+    {
+        "accelerate",
+        "acl",
+        "analytics",
+        "attributes",
+        "cors",
+        "delete",
+        "encryption",
+        "intelligent-tiering",
+        "inventory",
+        "legal-hold",
+        "lifecycle",
+        "logging",
+        "metrics",
+        "notification",
+        "object-lock",
+        "ownershipControls",
+        "partNumber",
+        "policy",
+        "policyStatus",
+        "publicAccessBlock",
+        "replication",
+        "requestPayment",
+        "restore",
+        "retention",
+        "select",
+        "tagging",
+        "torrent",
+        "uploadId",
+        "uploads",
+        "versionId",
+        "versioning",
+        "versions",
+        "website",
+    }
+)
 
 
 def _now() -> dt.datetime:
@@ -145,6 +183,14 @@ class S3App:
             region = "" if self.region == "us-east-1" else escape(self.region)
             body = f'<LocationConstraint xmlns="{XMLNS}">{region}</LocationConstraint>'
             await _send(send, 200, _xml(body))
+        elif method == "POST" and "delete" in context.query:
+            # DeleteObjects (deleteobjects.py)
+            raise S3Error("NotImplemented", "DeleteObjects is not built yet.")
+        elif method == "GET" and "uploads" in context.query:
+            # ListMultipartUploads (multipart.py)
+            raise S3Error("NotImplemented", "ListMultipartUploads is not built yet.")
+        elif SUBRESOURCES & context.query.keys():
+            raise S3Error("NotImplemented", "This bucket operation is not built yet.")
         elif method == "GET":
             await _send(send, 200, await self._run(context.list_objects, bucket))
         elif method == "PUT" and not context.query:
@@ -160,6 +206,17 @@ class S3App:
         self, context: _Context, method: str, bucket: str, key: str, receive: Receive, send: Send
     ) -> None:
         path, folder = key_path(key)
+        if {"uploads", "uploadId"} & context.query.keys():
+            # the multipart upload operations (multipart.py)
+            raise S3Error("NotImplemented", "Multipart uploads are not built yet.")
+        if method == "PUT" and "x-amz-copy-source" in context.headers:
+            # CopyObject (copy.py)
+            raise S3Error("NotImplemented", "CopyObject is not built yet.")
+        if "tagging" in context.query:
+            # Get/Put/DeleteObjectTagging (tagging.py)
+            raise S3Error("NotImplemented", "Object tagging is not built yet.")
+        if SUBRESOURCES & context.query.keys():
+            raise S3Error("NotImplemented", "This object operation is not built yet.")
         if method in ("GET", "HEAD"):
             view = await self._run(context.view, bucket)
             try:
