@@ -68,6 +68,15 @@ class Settings(BaseSettings):
         pattern=r"^[a-z0-9-]{1,32}$",
         description="The region S3 clients sign for and GetBucketLocation names.",
     )
+    s3_domain: str = Field(
+        "",
+        pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)?$",
+        description="Domain for virtual-hosted-style S3 requests (bucket.DOMAIN); empty: path "
+        "style only.",
+    )
+    s3_tls: bool = Field(
+        False, description="Serve S3 over HTTPS with the daemon's certificate instead of HTTP."
+    )
     s3_bucket_pool: str = Field(
         "",
         description="The pool CreateBucket puts new buckets on; empty: the only pool, if there "

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
@@ -194,17 +195,23 @@ def _listen(
 
 
 def _s3_server(
-    services: Services, sock: socket.socket | None
+    services: Services, sock: socket.socket | None, ssl_context: ssl.SSLContext
 ) -> list[tuple[_Server, list[socket.socket]]]:
-    """The S3 endpoint's server on ``sock``; none when S3 is off."""
+    """The S3 endpoint's server on ``sock`` (HTTPS with the daemon's certificate where
+    ``s3_tls`` says so); none when S3 is off."""
     if sock is None:
         return []
-    app = S3App(services)
+    tls = services.settings.s3_tls
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="off", proxy_headers=False
+        S3App(services),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        proxy_headers=False,
+        ssl_context_factory=(lambda _config, _default: ssl_context) if tls else None,
     )
     host, port = sock.getsockname()[:2]
-    log.info("S3 listening on %s:%s", host, port)
+    log.info("S3 listening on %s:%s (%s)", host, port, "HTTPS" if tls else "HTTP")
     return [(_Server(config), [sock])]
 
 
@@ -361,7 +368,7 @@ def serve(settings: Settings) -> None:
         )
     )
     plain = [unix, http_sock] if http_sock else [unix]
-    servers = [(https, [https_sock]), (http, plain), *_s3_server(services, s3_sock)]
+    servers = [(https, [https_sock]), (http, plain), *_s3_server(services, s3_sock, ssl_context)]
     try:
         # uvloop: a faster event loop for many clients at once (bench/api_concurrency.py)
         # what start-up made lives as long as the daemon: keep it out of the collector's way,

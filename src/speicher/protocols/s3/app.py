@@ -137,7 +137,10 @@ class S3App:
     async def _handle(
         self, scope: Scope, receive: Receive, send: Send, raw_path: str, request_id: str
     ) -> None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:  # several of one name: one, joined with "," (RFC 9110)
+            name, value = k.decode("latin-1").lower(), v.decode("latin-1")
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
         raw_query = scope.get("query_string", b"").decode("latin-1")
         verified = sigv4.verify(
             scope["method"], raw_path, raw_query, headers, self._secret, self.clock(), self.region
@@ -151,8 +154,13 @@ class S3App:
                 "The AWS Access Key Id you provided does not exist in our records.",
             )
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
-        path = unquote(raw_path.partition("?")[0])
-        bucket, _, key = path.lstrip("/").partition("/")
+        try:
+            path = unquote(raw_path.partition("?")[0], errors="strict")
+        except UnicodeDecodeError:
+            raise S3Error(
+                "InvalidURI", "Couldn't parse the specified URI: keys are UTF-8."
+            ) from None
+        bucket, key = self._address(headers.get("host", ""), path)
         method = scope["method"]
         client = scope.get("client")
         address = client[0] if client else None
@@ -166,6 +174,17 @@ class S3App:
             await self._bucket(context, method, bucket, send)
             return
         await self._object(context, method, bucket, key, receive, send)
+
+    def _address(self, host: str, path: str) -> tuple[str, str]:
+        """Bucket and key: virtual-hosted style (``bucket.<s3_domain>``, where a domain is
+        set) or path style (``/bucket/key``)."""
+        domain = self.services.settings.s3_domain
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        name = name.lower().rstrip(".")
+        if domain and name.endswith("." + domain):
+            return name[: -len(domain) - 1], path[1:] if path.startswith("/") else path
+        bucket, _, key = path.lstrip("/").partition("/")
+        return bucket, key
 
     def _secret(self, access_key: str) -> str | None:
         signer = self.keys.signer(access_key)
