@@ -14,6 +14,7 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]
 import botocore.config  # type: ignore[import-untyped]
 import botocore.exceptions  # type: ignore[import-untyped]
+import defusedxml.ElementTree
 import httpx
 import pytest
 
@@ -279,3 +280,30 @@ def test_create_and_delete_buckets(daemon: Daemon, world: dict[str, Any], alice:
     with pytest.raises(botocore.exceptions.ClientError) as exc:
         alice.delete_bucket(Bucket="backups")  # rw, but not an admin
     assert code(exc) == ("AccessDenied", 403)
+
+
+def test_veeam_sosapi(daemon: Daemon, world: dict[str, Any], alice: Any) -> None:
+    folder = ".system-d26a9498-cb7c-4a87-a44a-8ae204f5ba6c"
+    system = defusedxml.ElementTree.fromstring(
+        alice.get_object(Bucket="backups", Key=f"{folder}/system.xml")["Body"].read()
+    )
+    assert system.tag == "SystemInfo"
+    assert system.findtext("ProtocolCapabilities/CapacityInfo") == "true"
+    assert system.findtext("SystemRecommendations/KbBlockSize") == "4096"
+    r = daemon.api.patch("/shares/backups", json={"quota": "1G"})
+    assert r.status_code == 200, r.text
+    try:
+        raw = alice.get_object(Bucket="backups", Key=f"{folder}/capacity.xml")["Body"].read()
+        capacity = defusedxml.ElementTree.fromstring(raw)
+        total, free, used = (
+            int(capacity.findtext(n) or -1) for n in ("Capacity", "Available", "Used")
+        )
+        assert total == 1024**3 and free + used == total and 0 <= free <= total
+        head = alice.head_object(Bucket="backups", Key=f"{folder}/capacity.xml")
+        assert head["ContentLength"] > 0 and head["ContentType"] == "application/xml"
+    finally:
+        assert daemon.api.patch("/shares/backups", json={"quota": "none"}).status_code == 200
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        alice.put_object(Bucket="backups", Key=f"{folder}/capacity.xml", Body=b"<x/>")
+    assert code(exc) == ("AccessDenied", 403)
+    assert not (world["backups"] / folder).exists()

@@ -31,7 +31,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from speicher.access.s3keys import S3KeyService
 from speicher.files import Entry, FsError, ShareFS, ShareView, Upload
-from speicher.protocols.s3 import buckets, sigv4
+from speicher.protocols.s3 import buckets, sigv4, sosapi
 from speicher.protocols.s3.errors import S3Error, document, from_fs
 from speicher.protocols.s3.objects import (
     META_NAME,
@@ -236,6 +236,9 @@ class S3App:
             raise S3Error("NotImplemented", "Object tagging is not built yet.")
         if SUBRESOURCES & context.query.keys():
             raise S3Error("NotImplemented", "This object operation is not built yet.")
+        if key in sosapi.KEYS:
+            await self._sosapi(context, method, bucket, key, send)
+            return
         if method in ("GET", "HEAD"):
             view = await self._run(context.view, bucket)
             try:
@@ -254,6 +257,24 @@ class S3App:
             await _send(send, 204, b"")
         else:
             raise S3Error("MethodNotAllowed", "The specified method is not allowed.")
+
+    async def _sosapi(
+        self, context: _Context, method: str, bucket: str, key: str, send: Send
+    ) -> None:
+        """Veeam's SOSAPI objects: read only, made on each request."""
+        if method not in ("GET", "HEAD"):
+            raise S3Error(
+                "AccessDenied", "The SOSAPI objects are the server's; they are read only."
+            )
+        view = await self._run(context.view, bucket)
+        try:
+            data, etag = await self._run(sosapi.content, view, key)
+        finally:
+            view.close()
+        headers = [(b"etag", f'"{etag}"'.encode()), (b"content-type", b"application/xml")]
+        headers.append((b"content-length", str(len(data)).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": _base(headers)})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else data})
 
 
 class _Context:
