@@ -124,6 +124,7 @@ class S3App:
         resource = unquote(raw_path.partition("?")[0])
         body = _Body(receive)
         head = scope["method"] == "HEAD"
+        send = _with_request_id(send, request_id)
         try:
             await self._handle(scope, body.receive, send, raw_path, request_id)
         except S3Error as exc:
@@ -372,7 +373,7 @@ class _Context:
             override = self.query.get(f"response-{name}")
             value = override if override is not None else stored.get(name)
             if value is None and name == "content-type":
-                value = "application/octet-stream"
+                value = "binary/octet-stream"  # what S3 says of an object stored without one
             if value is not None:
                 extra.append((name.encode(), value.encode("latin-1", "replace")))
         for name, value in meta.user.items():
@@ -520,7 +521,7 @@ class _Listing:
         found = _Found([], [], False, "")
         for item in walk(view, self.prefix, self.delimiter, self.start):
             if len(found.contents) + len(found.prefixes) >= self.max_keys:
-                found.truncated = True
+                found.truncated = self.max_keys > 0  # AWS: max-keys=0 is never "truncated"
                 break
             if isinstance(item, str):
                 found.prefixes.append(item)
@@ -785,6 +786,19 @@ async def _send(
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": _base(headers)})
     await send({"type": "http.response.body", "body": body})
+
+
+def _with_request_id(send: Send, request_id: str) -> Send:
+    """Every answer names its request, as AWS's do (``x-amz-request-id``)."""
+    tag = (b"x-amz-request-id", request_id.encode())
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [h for h in message.get("headers", []) if h[0] != b"x-amz-request-id"]
+            message = {**message, "headers": [*headers, tag]}
+        await send(message)
+
+    return sending
 
 
 class _Body:
