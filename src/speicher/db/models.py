@@ -129,6 +129,9 @@ class Share(Base):
     # of it) or "standard" (with the pool's next commit; docs/files.md, Durability)
     write_sync: Mapped[str] = mapped_column(String(16), default="always", server_default="always")
     s3_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # the bucket's CORS rules and tags as S3 clients set them (JSON; empty: none)
+    s3_cors: Mapped[str] = mapped_column(Text, default="", server_default="")
+    s3_tags: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     pool: Mapped[Pool] = relationship(back_populates="shares")
     grants: Mapped[list[Grant]] = relationship(

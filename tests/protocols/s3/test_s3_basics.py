@@ -307,3 +307,84 @@ def test_veeam_sosapi(daemon: Daemon, world: dict[str, Any], alice: Any) -> None
         alice.put_object(Bucket="backups", Key=f"{folder}/capacity.xml", Body=b"<x/>")
     assert code(exc) == ("AccessDenied", 403)
     assert not (world["backups"] / folder).exists()
+
+
+def test_bucket_cors_and_preflight(daemon: Daemon, world: dict[str, Any], alice: Any) -> None:
+    url = f"http://127.0.0.1:{daemon.s3_port}/backups/page.html"
+    asked = {"Origin": "https://app.example", "Access-Control-Request-Method": "PUT"}
+    r = httpx.options(url, headers=asked)
+    assert r.status_code == 403 and "<Code>AccessForbidden</Code>" in r.text  # no rules yet
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        alice.get_bucket_cors(Bucket="backups")
+    assert code(exc) == ("NoSuchCORSConfiguration", 404)
+    rules = {
+        "CORSRules": [
+            {
+                "AllowedOrigins": ["https://*.example"],
+                "AllowedMethods": ["GET", "PUT"],
+                "AllowedHeaders": ["content-type", "x-amz-*"],
+                "ExposeHeaders": ["ETag"],
+                "MaxAgeSeconds": 600,
+            }
+        ]
+    }
+    alice.put_bucket_cors(Bucket="backups", CORSConfiguration=rules)
+    got = alice.get_bucket_cors(Bucket="backups")["CORSRules"]
+    assert got[0]["AllowedOrigins"] == ["https://*.example"] and got[0]["MaxAgeSeconds"] == 600
+    r = httpx.options(
+        url, headers={**asked, "Access-Control-Request-Headers": "Content-Type, X-Amz-Date"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["access-control-allow-origin"] == "https://app.example"
+    assert r.headers["access-control-max-age"] == "600"
+    assert "PUT" in r.headers["access-control-allow-methods"]
+    for refused in (
+        {"Origin": "https://evil.test", "Access-Control-Request-Method": "PUT"},
+        {"Origin": "https://app.example", "Access-Control-Request-Method": "DELETE"},
+        {**asked, "Access-Control-Request-Headers": "x-not-allowed"},
+    ):
+        assert httpx.options(url, headers=refused).status_code == 403, refused
+    alice.put_object(Bucket="backups", Key="page.html", Body=b"<p>hi</p>")
+    events = alice.meta.events
+    seen: dict[str, str] = {}
+
+    def origin(request: Any, **_: Any) -> None:
+        request.headers["Origin"] = "https://app.example"
+
+    def keep(http_response: Any, **_: Any) -> None:
+        seen.update({k.lower(): v for k, v in http_response.headers.items()})
+
+    events.register("before-sign.s3.GetObject", origin)
+    events.register("after-call.s3.GetObject", lambda http_response, **_: keep(http_response))
+    alice.get_object(Bucket="backups", Key="page.html")
+    assert seen["access-control-allow-origin"] == "https://app.example"
+    assert seen["access-control-expose-headers"] == "ETag"
+    fresh = daemon.api.post("/users/rita/s3-keys")  # her first key was deleted above
+    assert fresh.status_code == 201, fresh.text
+    rita = client(daemon, fresh.json())  # ro: may read the rules, not change them
+    assert rita.get_bucket_cors(Bucket="backups")["CORSRules"]
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        rita.delete_bucket_cors(Bucket="backups")
+    assert code(exc) == ("AccessDenied", 403)
+    alice.delete_bucket_cors(Bucket="backups")
+    assert httpx.options(url, headers=asked).status_code == 403
+
+
+def test_bucket_tagging(alice: Any) -> None:
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        alice.get_bucket_tagging(Bucket="backups")
+    assert code(exc) == ("NoSuchTagSet", 404)
+    tags = [{"Key": "department", "Value": "Finanzen"}, {"Key": "cost-center", "Value": "4711"}]
+    alice.put_bucket_tagging(Bucket="backups", Tagging={"TagSet": tags})
+    got = alice.get_bucket_tagging(Bucket="backups")["TagSet"]
+    assert sorted(t["Key"] for t in got) == ["cost-center", "department"]
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        alice.put_bucket_tagging(
+            Bucket="backups", Tagging={"TagSet": [{"Key": "k" * 129, "Value": "v"}]}
+        )
+    assert code(exc) == ("InvalidTag", 400)
+    assert len(alice.get_bucket_tagging(Bucket="backups")["TagSet"]) == 2  # unchanged
+    alice.delete_bucket_tagging(Bucket="backups")
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        alice.get_bucket_tagging(Bucket="backups")
+    assert code(exc) == ("NoSuchTagSet", 404)

@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import email.utils
 import errno
+import hashlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -31,7 +32,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from speicher.access.s3keys import S3KeyService
 from speicher.files import Entry, FsError, ShareFS, ShareView, Upload
-from speicher.protocols.s3 import buckets, sigv4, sosapi
+from speicher.protocols.s3 import bucketconfig, buckets, sigv4, sosapi
+from speicher.protocols.s3.bucketconfig import BucketConfig
 from speicher.protocols.s3.errors import S3Error, document, from_fs
 from speicher.protocols.s3.objects import (
     META_NAME,
@@ -115,6 +117,7 @@ class S3App:
         self.region = services.settings.s3_region
         self.clock = clock
         self.pool = concurrent.futures.ThreadPoolExecutor(WORKERS, "s3")
+        self.config = BucketConfig(services.db)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -125,7 +128,13 @@ class S3App:
         body = _Body(receive)
         head = scope["method"] == "HEAD"
         send = _with_request_id(send, request_id)
+        origin = _header(scope, b"origin")
         try:
+            if scope["method"] == "OPTIONS":
+                await self._preflight(scope, raw_path, origin, send)
+                return
+            if origin is not None:
+                send = self._with_cors(send, scope, raw_path, origin)
             await self._handle(scope, body.receive, send, raw_path, request_id)
         except S3Error as exc:
             await _error(send, exc, resource, request_id, head, body.pending(scope))
@@ -172,9 +181,49 @@ class S3App:
             await _send(send, 200, await self._run(context.list_buckets))
             return
         if not key:
-            await self._bucket(context, method, bucket, send)
+            await self._bucket(context, method, bucket, receive, send)
             return
         await self._object(context, method, bucket, key, receive, send)
+
+    def _bucket_of(self, scope: Scope, raw_path: str) -> str:
+        try:
+            path = unquote(raw_path.partition("?")[0], errors="strict")
+        except UnicodeDecodeError:
+            return ""
+        return self._address((_header(scope, b"host") or ""), path)[0]
+
+    async def _preflight(self, scope: Scope, raw_path: str, origin: str | None, send: Send) -> None:
+        """A browser's CORS preflight: allowed by the bucket's rules, or 403."""
+        method = _header(scope, b"access-control-request-method")
+        if origin is None or method is None:
+            raise S3Error(
+                "InvalidRequest", "A CORS preflight needs Origin and Access-Control-Request-Method."
+            )
+        bucket = self._bucket_of(scope, raw_path)
+        rules = await self._run(self.config.cors, bucket) if bucket else []
+        asked = [
+            h.strip().lower()
+            for h in (_header(scope, b"access-control-request-headers") or "").split(",")
+            if h.strip()
+        ]
+        headers = bucketconfig.preflight(rules, origin, method, asked)
+        headers.append((b"content-length", b"0"))
+        await send({"type": "http.response.start", "status": 200, "headers": _base(headers)})
+        await send({"type": "http.response.body", "body": b""})
+
+    def _with_cors(self, send: Send, scope: Scope, raw_path: str, origin: str) -> Send:
+        """Answers to a request from a page of ``origin`` carry the CORS headers the bucket's
+        rules give it (remembered rules: no database round trip per request)."""
+        bucket = self._bucket_of(scope, raw_path)
+        method = scope["method"]
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and bucket:
+                extra = bucketconfig.response_headers(self.config.cors(bucket), origin, method)
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        return sending
 
     def _address(self, host: str, path: str) -> tuple[str, str]:
         """Bucket and key: virtual-hosted style (``bucket.<s3_domain>``, where a domain is
@@ -194,7 +243,12 @@ class S3App:
     async def _run(self, call: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, call, *args)
 
-    async def _bucket(self, context: _Context, method: str, bucket: str, send: Send) -> None:
+    async def _bucket(
+        self, context: _Context, method: str, bucket: str, receive: Receive, send: Send
+    ) -> None:
+        if {"cors", "tagging"} & context.query.keys():
+            await self._bucket_config(context, method, bucket, receive, send)
+            return
         if method == "HEAD":
             await self._run(context.head_bucket, bucket)
             await _send(send, 200, b"", extra=[(b"x-amz-bucket-region", self.region.encode())])
@@ -221,6 +275,46 @@ class S3App:
             await _send(send, 204, b"")
         else:
             raise S3Error("NotImplemented", "This bucket operation is not built yet.")
+
+    async def _bucket_config(
+        self, context: _Context, method: str, bucket: str, receive: Receive, send: Send
+    ) -> None:
+        """Put/Get/DeleteBucketCors and Put/Get/DeleteBucketTagging."""
+        cors = "cors" in context.query
+        view = await self._run(context.view, bucket)
+        writable = view.writable
+        view.close()
+        if method == "GET":
+            if cors:
+                rules = await self._run(self.config.cors, bucket)
+                if not rules:
+                    raise S3Error(
+                        "NoSuchCORSConfiguration", "The CORS configuration does not exist", 404
+                    )
+                await _send(send, 200, bucketconfig.cors_xml(rules))
+            else:
+                tags = await self._run(self.config.tags, bucket)
+                if not tags:
+                    raise S3Error("NoSuchTagSet", "The TagSet does not exist", 404)
+                await _send(send, 200, bucketconfig.tags_xml(tags))
+            return
+        if method not in ("PUT", "DELETE"):
+            raise S3Error("MethodNotAllowed", "The specified method is not allowed.")
+        if not writable:
+            raise S3Error("AccessDenied", "Access Denied")
+        if method == "DELETE":
+            await self._run(self.config.set_cors if cors else self.config.set_tags, bucket, None)
+            await _send(send, 204, b"")
+            return
+        body = await _read_all(receive, bucketconfig.MAX_BODY + 1)
+        _check_md5(
+            context.headers.get("content-md5"), hashlib.md5(body, usedforsecurity=False).digest()
+        )
+        if cors:
+            await self._run(self.config.set_cors, bucket, bucketconfig.parse_cors(body))
+        else:
+            await self._run(self.config.set_tags, bucket, bucketconfig.parse_tags(body))
+        await _send(send, 200 if cors else 204, b"")
 
     async def _object(
         self, context: _Context, method: str, bucket: str, key: str, receive: Receive, send: Send
@@ -786,6 +880,13 @@ async def _send(
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": _base(headers)})
     await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def _with_request_id(send: Send, request_id: str) -> Send:

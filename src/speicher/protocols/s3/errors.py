@@ -11,6 +11,7 @@ from speicher.files import FsError
 # code -> HTTP status, as AWS answers (Amazon S3 API Reference, "Error responses")
 STATUS = {
     "AccessDenied": 403,
+    "AccessForbidden": 403,
     "BadDigest": 400,
     "BucketAlreadyExists": 409,
     "BucketAlreadyOwnedByYou": 409,
@@ -34,7 +35,10 @@ STATUS = {
     "MethodNotAllowed": 405,
     "MissingContentLength": 411,
     "NoSuchBucket": 404,
+    "NoSuchCORSConfiguration": 404,
+    "InvalidTag": 400,
     "NoSuchKey": 404,
+    "NoSuchTagSet": 404,
     "NoSuchUpload": 404,
     "NoSuchVersion": 404,
     "NotImplemented": 501,
