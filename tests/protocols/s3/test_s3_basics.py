@@ -388,3 +388,26 @@ def test_bucket_tagging(alice: Any) -> None:
     with pytest.raises(botocore.exceptions.ClientError) as exc:
         alice.get_bucket_tagging(Bucket="backups")
     assert code(exc) == ("NoSuchTagSet", 404)
+
+
+def test_settings_a_bucket_does_not_have(alice: Any) -> None:
+    assert "Status" not in alice.get_bucket_versioning(Bucket="backups")  # never versioned
+    acl = alice.get_bucket_acl(Bucket="backups")
+    assert acl["Owner"]["ID"] == "alice"
+    assert [g["Permission"] for g in acl["Grants"]] == ["FULL_CONTROL"]
+    for call, wanted in (
+        (alice.get_object_lock_configuration, "ObjectLockConfigurationNotFoundError"),
+        (alice.get_bucket_policy, "NoSuchBucketPolicy"),
+        (alice.get_bucket_lifecycle_configuration, "NoSuchLifecycleConfiguration"),
+        (alice.get_bucket_encryption, "ServerSideEncryptionConfigurationNotFoundError"),
+        (alice.get_public_access_block, "NoSuchPublicAccessBlockConfiguration"),
+    ):
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            call(Bucket="backups")
+        assert code(exc) == (wanted, 404)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        alice.get_bucket_versioning(Bucket="private")  # another's bucket: nothing about it
+    assert code(exc) == ("NoSuchBucket", 404)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        alice.put_bucket_versioning(Bucket="backups", VersioningConfiguration={"Status": "Enabled"})
+    assert code(exc) == ("NotImplemented", 501)

@@ -32,7 +32,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from speicher.access.s3keys import S3KeyService
 from speicher.files import Entry, FsError, ShareFS, ShareView, Upload
-from speicher.protocols.s3 import bucketconfig, buckets, sigv4, sosapi
+from speicher.protocols.s3 import bucketconfig, buckets, empty, sigv4, sosapi
 from speicher.protocols.s3.bucketconfig import BucketConfig
 from speicher.protocols.s3.errors import S3Error, document, from_fs
 from speicher.protocols.s3.objects import (
@@ -248,6 +248,10 @@ class S3App:
     ) -> None:
         if {"cors", "tagging"} & context.query.keys():
             await self._bucket_config(context, method, bucket, receive, send)
+            return
+        if method == "GET" and empty.answers(set(context.query)):
+            await self._run(context.head_bucket, bucket)  # the bucket's own 404 or 403 first
+            await _send(send, 200, empty.document(set(context.query), context.user))
             return
         if method == "HEAD":
             await self._run(context.head_bucket, bucket)
