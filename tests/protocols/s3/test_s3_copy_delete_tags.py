@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import pwd
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,20 @@ def test_copy_within_and_across_buckets(daemon: Daemon, world: dict[str, Any], a
     assert head["ContentType"] == "text/x-odd" and head["Metadata"] == {"new": "yes"}
     assert head["TagCount"] == 1
     assert not list(world["archive"].rglob(".speicher-upload-*"))
+
+
+def test_a_copy_is_a_reflink(world: dict[str, Any], alice: Any) -> None:
+    body = os.urandom(4 * 1024 * 1024)
+    alice.put_object(Bucket="data", Key="big/source.bin", Body=body)
+    os.sync()  # extents are shared once they are on the disk
+    alice.copy_object(Bucket="archive", Key="big/copy.bin", CopySource="data/big/source.bin")
+    copied = world["archive"] / "big" / "copy.bin"
+    assert copied.read_bytes() == body
+    os.sync()
+    extents = subprocess.run(
+        ["filefrag", "-v", str(copied)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "shared" in extents, extents  # the same blocks as the source: no data copied
 
 
 def test_copy_onto_itself_needs_replace(world: dict[str, Any], alice: Any) -> None:

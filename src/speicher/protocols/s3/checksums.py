@@ -184,8 +184,8 @@ class Wanted:
 
 
 def write(upload: Upload, data: bytes, wanted: Wanted | None) -> None:
-    """One piece of a PutObject body into the upload, and into its checksum (in the worker
-    thread, off the event loop: the CRCs and hashlib's hashes let go of the GIL)."""
+    """One piece of a PutObject body into its checksum and the upload, in the worker thread,
+    off the event loop (hashlib lets go of the GIL; the CRCs run at gigabytes a second)."""
     if wanted is not None:
         wanted.update(data)
     upload.write(data)
