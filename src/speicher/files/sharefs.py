@@ -373,6 +373,32 @@ class Upload:
             beneath.start_writeback(self.fd, self._flushed, self.size - self._flushed)
             self._flushed = self.size
 
+    def copy_from(self, source: ReadFile, start: int = 0, end: int | None = None) -> int:
+        """Append the bytes ``start`` to ``end`` of ``source`` (S3's CopyObject) in the
+        kernel: ``copy_file_range``, which btrfs answers with a reflink within a pool, or
+        ``sendfile`` where the two files are on different file systems. The bytes never pass
+        through Python, so :attr:`md5` does not cover them (``sequential`` turns off)."""
+        stop = source.entry.size if end is None else end
+        offset, copied = start, 0
+        try:
+            while offset < stop:
+                try:
+                    n = os.copy_file_range(source.fd, self.fd, stop - offset, offset)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                        raise
+                    n = os.sendfile(self.fd, source.fd, offset, stop - offset)
+                if n == 0:  # the source is shorter than it was
+                    break
+                offset += n
+                copied += n
+        except OSError as exc:
+            self.abort()
+            raise from_os(exc) from None
+        self.size += copied
+        self.sequential = False
+        return copied
+
     def write_at(self, offset: int, data: bytes | memoryview) -> None:
         """Write at ``offset`` (SFTP's writes carry one). A failed write keeps the upload
         open: the client decides (SFTP has no abort but the end of the session, which

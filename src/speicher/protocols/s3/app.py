@@ -32,7 +32,17 @@ from starlette.types import Message, Receive, Scope, Send
 
 from speicher.access.s3keys import S3KeyService
 from speicher.files import Entry, FsError, ShareFS, ShareView, Upload
-from speicher.protocols.s3 import bucketconfig, buckets, empty, sigv4, sosapi
+from speicher.protocols.s3 import (
+    bucketconfig,
+    buckets,
+    checksums,
+    copy,
+    deleteobjects,
+    empty,
+    sigv4,
+    sosapi,
+    tagging,
+)
 from speicher.protocols.s3.bucketconfig import BucketConfig
 from speicher.protocols.s3.errors import S3Error, document, from_fs
 from speicher.protocols.s3.objects import (
@@ -262,8 +272,7 @@ class S3App:
             body = f'<LocationConstraint xmlns="{XMLNS}">{region}</LocationConstraint>'
             await _send(send, 200, _xml(body))
         elif method == "POST" and "delete" in context.query:
-            # DeleteObjects (deleteobjects.py)
-            raise S3Error("NotImplemented", "DeleteObjects is not built yet.")
+            await _send(send, 200, await deleteobjects.delete_objects(context, bucket, receive))
         elif method == "GET" and "uploads" in context.query:
             # ListMultipartUploads (multipart.py)
             raise S3Error("NotImplemented", "ListMultipartUploads is not built yet.")
@@ -328,11 +337,12 @@ class S3App:
             # the multipart upload operations (multipart.py)
             raise S3Error("NotImplemented", "Multipart uploads are not built yet.")
         if method == "PUT" and "x-amz-copy-source" in context.headers:
-            # CopyObject (copy.py)
-            raise S3Error("NotImplemented", "CopyObject is not built yet.")
+            await _send(send, 200, await self._run(copy.copy_object, context, bucket, path, folder))
+            return
         if "tagging" in context.query:
-            # Get/Put/DeleteObjectTagging (tagging.py)
-            raise S3Error("NotImplemented", "Object tagging is not built yet.")
+            status, body = await tagging.handle(context, method, bucket, path, folder, receive)
+            await _send(send, status, body)
+            return
         if SUBRESOURCES & context.query.keys():
             raise S3Error("NotImplemented", "This object operation is not built yet.")
         if key in sosapi.KEYS:
@@ -350,7 +360,11 @@ class S3App:
                 etag = await context.put_object(view, path, folder, receive)
             finally:
                 view.close()
-            await _send(send, 200, b"", extra=[(b"etag", f'"{etag}"'.encode())])
+            extra = [
+                (b"etag", f'"{etag}"'.encode()),
+                *checksums.response_headers(context.put_checksums),
+            ]
+            await _send(send, 200, b"", extra=extra)
         elif method == "DELETE":
             await self._run(context.delete_object, bucket, path, folder)
             await _send(send, 204, b"")
@@ -396,6 +410,7 @@ class _Context:
         self.headers = headers
         self.query = query
         self.verified = verified
+        self.put_checksums: dict[str, str] = {}  # what a PutObject stored, for its answer
 
     def view(self, bucket: str) -> ShareView:
         try:
@@ -476,6 +491,8 @@ class _Context:
                 extra.append((name.encode(), value.encode("latin-1", "replace")))
         for name, value in meta.user.items():
             extra.append((f"x-amz-meta-{name}".encode(), value.encode("latin-1", "replace")))
+        extra += tagging.count_header(meta)
+        extra += checksums.for_get(self.headers, meta.checksums, whole=status == 200)
         extra.append((b"content-length", str(end - start).encode()))
         await send({"type": "http.response.start", "status": status, "headers": _base(extra)})
         if head or entry.is_dir or start == end:
@@ -502,6 +519,9 @@ class _Context:
         if folder:
             return await self._put_folder(view, path, receive)
         run = self.app._run
+        wanted = checksums.Wanted.of(self.headers)
+        tags = tagging.from_header(self.headers)
+        trailers: dict[str, str] = {}
         decoder = _decoder(self.verified, self.headers)
         signed = decoder is None and self.verified.payload != "UNSIGNED-PAYLOAD"
         hasher = sigv4.PayloadHasher(self.verified.payload) if signed else None
@@ -517,20 +537,23 @@ class _Context:
                 elif hasher is not None:
                     hasher.update(data)
                 if data:
-                    await run(upload.write, data)
+                    await run(checksums.write, upload, data, wanted)
                 if not message.get("more_body", False):
                     break
             if decoder is not None:
-                decoder.finish()
+                trailers = decoder.finish()
             elif hasher is not None:
                 hasher.check()
             if length is not None and decoder is None and upload.size != length:
                 raise S3Error("IncompleteBody", "The body ended before its Content-Length.")
             _check_md5(self.headers.get("content-md5"), upload.md5.digest())
+            self.put_checksums = checksums.verified(wanted, trailers)
             meta = ObjectMeta(
                 etag=upload.md5.hexdigest(),
                 headers=_stored(self.headers),
                 user=_user_meta(self.headers),
+                tags=tags or {},
+                checksums=self.put_checksums,
             )
             await run(_commit, upload, meta)
         except BaseException:

@@ -69,6 +69,9 @@ class ObjectMeta:
     mtime_ns: int = -1
     headers: dict[str, str] = field(default_factory=dict)
     user: dict[str, str] = field(default_factory=dict)  # x-amz-meta-* without the prefix
+    tags: dict[str, str] = field(default_factory=dict)  # object tagging, in the given order
+    # the additional checksum the client sent with the bytes: {"crc32": base64}
+    checksums: dict[str, str] = field(default_factory=dict)
 
     def dump(self) -> bytes:
         return json.dumps(
@@ -78,6 +81,8 @@ class ObjectMeta:
                 "mtime_ns": self.mtime_ns,
                 "headers": self.headers,
                 "user": self.user,
+                "tags": self.tags,
+                "checksums": self.checksums,
             },
             separators=(",", ":"),
         ).encode()
@@ -94,6 +99,9 @@ class ObjectMeta:
                 mtime_ns=int(data["mtime_ns"]),
                 headers={str(k): str(v) for k, v in data.get("headers", {}).items()},
                 user={str(k): str(v) for k, v in data.get("user", {}).items()},
+                # records written before tagging and checksums have neither
+                tags={str(k): str(v) for k, v in data.get("tags", {}).items()},
+                checksums={str(k): str(v) for k, v in data.get("checksums", {}).items()},
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -123,6 +131,9 @@ def meta_of(view: ShareView, path: str, entry: Entry) -> ObjectMeta:
         size=entry.size,
         mtime_ns=entry.mtime_ns,
         headers={"content-type": content_type(entry.name)},
+        # tags name the file, not its bytes: a change in place over SMB keeps them (a
+        # checksum of the old bytes is dropped with the old ETag)
+        tags=stored.tags if stored is not None else {},
     )
     if view.writable and path.split("/", 2)[1] != SNAPSHOTS_DIR:
         try:
