@@ -31,7 +31,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from speicher.access.s3keys import S3KeyService
 from speicher.files import Entry, FsError, ShareFS, ShareView, Upload
-from speicher.protocols.s3 import buckets, sigv4
+from speicher.protocols.s3 import buckets, multipart, sigv4
 from speicher.protocols.s3.errors import S3Error, document, from_fs
 from speicher.protocols.s3.objects import (
     META_NAME,
@@ -187,8 +187,7 @@ class S3App:
             # DeleteObjects (deleteobjects.py)
             raise S3Error("NotImplemented", "DeleteObjects is not built yet.")
         elif method == "GET" and "uploads" in context.query:
-            # ListMultipartUploads (multipart.py)
-            raise S3Error("NotImplemented", "ListMultipartUploads is not built yet.")
+            await multipart.bucket_operation(context, bucket, send)
         elif SUBRESOURCES & context.query.keys():
             raise S3Error("NotImplemented", "This bucket operation is not built yet.")
         elif method == "GET":
@@ -207,8 +206,10 @@ class S3App:
     ) -> None:
         path, folder = key_path(key)
         if {"uploads", "uploadId"} & context.query.keys():
-            # the multipart upload operations (multipart.py)
-            raise S3Error("NotImplemented", "Multipart uploads are not built yet.")
+            await multipart.object_operation(
+                context, method, bucket, key, path, folder, receive, send
+            )
+            return
         if method == "PUT" and "x-amz-copy-source" in context.headers:
             # CopyObject (copy.py)
             raise S3Error("NotImplemented", "CopyObject is not built yet.")
