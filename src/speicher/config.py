@@ -87,6 +87,13 @@ class Settings(BaseSettings):
         description="Whether users who are not admins may create (and delete their empty) "
         "buckets over S3.",
     )
+    s3_abandoned_upload_days: float = Field(
+        7,
+        ge=0,
+        le=36500,
+        description="S3 multipart uploads neither completed nor aborted, and given no part for "
+        "this many days, are removed with their parts (at start, then daily).",
+    )
     database_url: str = Field(
         "", description="SQLAlchemy URL; empty means SQLite in the state directory."
     )

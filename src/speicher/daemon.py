@@ -13,7 +13,7 @@ import signal
 import socket
 import ssl
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +25,7 @@ from speicher.api.app import serve_app
 from speicher.config import Settings
 from speicher.errors import SpeicherError
 from speicher.protection.restore import recover_rollbacks
+from speicher.protocols.s3 import multipart
 from speicher.protocols.s3.app import S3App
 from speicher.protocols.sftp.models import SftpInfo
 from speicher.services import Services
@@ -88,6 +89,39 @@ def remove_upload_leftovers(services: Services) -> None:
                 share.name,
                 f"removed {removed} temp file(s) of uploads interrupted in share {share.name}",
             )
+
+
+def remove_abandoned_uploads(services: Services) -> None:
+    """Remove S3 multipart uploads abandoned for ``s3_abandoned_upload_days`` (their parts
+    take space in the share and count against its quota)."""
+    days = services.settings.s3_abandoned_upload_days
+    for share in services.shares.list():
+        if share.state != "ready":
+            continue
+        uploads = services.files.internal_of(Path(share.path), *multipart.UPLOADS)
+        if uploads is None:
+            continue
+        with uploads:
+            removed = multipart.remove_abandoned(uploads, days * 86400)
+        if removed:
+            services.events.record(
+                "info",
+                "s3.uploads_removed",
+                share.name,
+                f"removed {removed} S3 multipart upload(s) abandoned for {days:g} days or more "
+                f"in share {share.name}",
+            )
+
+
+def daily(chore: Callable[[Services], None], services: Services, stop: threading.Event) -> None:
+    """Run ``chore`` now and then every day until ``stop`` is set."""
+    while True:
+        try:
+            chore(services)
+        except Exception:
+            log.exception("%s failed", chore.__qualname__)
+        if stop.wait(86400):
+            return
 
 
 class Monitor(threading.Thread):
@@ -349,6 +383,12 @@ def serve(settings: Settings) -> None:
     monitor.start()
     threading.Thread(
         target=remove_upload_leftovers, args=(services,), name="leftovers", daemon=True
+    ).start()
+    threading.Thread(
+        target=daily,
+        args=(remove_abandoned_uploads, services, monitor.stopping),
+        name="s3-uploads",
+        daemon=True,
     ).start()
     app = serve_app(services, certificates)
     services.sftp.use_logins(app.app.state.logins)  # one throttle for the API, WebDAV and SFTP

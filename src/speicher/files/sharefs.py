@@ -36,6 +36,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import secrets
@@ -55,7 +56,7 @@ from speicher.files import paths
 from speicher.files.errors import FsError, from_os
 from speicher.files.events import FileEvents
 from speicher.protocols.smb.render import CREATE_MASK, DIRECTORY_MASK
-from speicher.system import beneath
+from speicher.system import beneath, files
 from speicher.system.accounts import gid_of
 
 Access = Literal["rw", "ro"]
@@ -233,6 +234,21 @@ class ShareFS:
 
     # -- at start ------------------------------------------------------------------------------
 
+    def internal_of(self, top: Path, *names: str) -> InternalFolder | None:
+        """Folder ``.speicher/<names...>`` of the share at ``top`` for the daemon's own chores
+        (no user acts: removing S3's abandoned uploads), writable; None when it is not
+        there."""
+        try:
+            fd = beneath.open_root(top)
+        except OSError:
+            return None
+        try:
+            return _internal(fd, names, False, True, True)
+        except FsError:
+            return None
+        finally:
+            os.close(fd)
+
     def remove_leftovers(self, top: Path) -> int:
         """Remove the upload temp files a crash left in the share at ``top``; how many."""
         removed = 0
@@ -249,6 +265,20 @@ class ShareFS:
                         os.unlink(node.name, dir_fd=node.parent)
                         removed += 1
         return removed
+
+
+def _internal(
+    top: int, names: tuple[str, ...], create: bool, writable: bool, durable: bool
+) -> InternalFolder:
+    fd = _private_folder(top, paths.INTERNAL_DIR, create)
+    folder = InternalFolder(fd, writable, durable)
+    for name in names:
+        try:
+            inner = folder.folder(name, create)
+        finally:
+            folder.close()
+        folder = inner
+    return folder
 
 
 def _mounted(mount_root: Path, pool: str) -> bool:
@@ -373,31 +403,21 @@ class Upload:
             beneath.start_writeback(self.fd, self._flushed, self.size - self._flushed)
             self._flushed = self.size
 
-    def copy_from(self, source: ReadFile, start: int = 0, end: int | None = None) -> int:
-        """Append the bytes ``start`` to ``end`` of ``source`` (S3's CopyObject) in the
-        kernel: ``copy_file_range``, which btrfs answers with a reflink within a pool, or
-        ``sendfile`` where the two files are on different file systems. The bytes never pass
-        through Python, so :attr:`md5` does not cover them (``sequential`` turns off)."""
-        stop = source.entry.size if end is None else end
-        offset, copied = start, 0
+    def copy_from(self, fd: int, offset: int, length: int) -> None:
+        """Append ``length`` bytes of the file open as ``fd`` from ``offset`` inside the
+        kernel (``copy_file_range``: on btrfs a reflink where the ranges are block-aligned, so
+        assembling an S3 multipart upload from its parts copies no data). The MD5 does not
+        cover such bytes (``sequential`` is then false). A failure aborts the upload."""
         try:
-            while offset < stop:
-                try:
-                    n = os.copy_file_range(source.fd, self.fd, stop - offset, offset)
-                except OSError as exc:
-                    if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                        raise
-                    n = os.sendfile(self.fd, source.fd, offset, stop - offset)
-                if n == 0:  # the source is shorter than it was
-                    break
-                offset += n
-                copied += n
+            _copy_range(fd, offset, self.fd, self.size, length)
         except OSError as exc:
             self.abort()
             raise from_os(exc) from None
-        self.size += copied
         self.sequential = False
-        return copied
+        self.size += length
+        if self.size - self._flushed >= WRITEBACK_STEP:
+            beneath.start_writeback(self.fd, self._flushed, self.size - self._flushed)
+            self._flushed = self.size
 
     def write_at(self, offset: int, data: bytes | memoryview) -> None:
         """Write at ``offset`` (SFTP's writes carry one). A failed write keeps the upload
@@ -590,6 +610,299 @@ class WriteFile:
         os.close(self.fd)
         self.fd = -1
         self.view.emit("create" if self.created else "write", self.parts, self.written)
+
+
+INTERNAL_DIR_MODE = 0o700
+INTERNAL_FILE_MODE = 0o600
+_INTERNAL_TEMP = ".tmp-"  # a file of Speicher's own being written, before its rename
+
+
+def _internal_name(name: str) -> str:
+    """One entry name of an internal folder: no slash, not ``.``/``..``, no temp name."""
+    if not name or "/" in name or name in (".", "..") or "\x00" in name:
+        raise FsError(errno.EINVAL, f"not an internal name: {name!r}")
+    return name
+
+
+def _private_folder(parent: int, name: str, create: bool) -> int:
+    """Folder ``name`` of ``parent`` (made if ``create``): a real folder of root's alone, mode
+    0700 and no ACL (an inherited default ACL would let the share's users in). Something else
+    at that name (a user's folder made over a shell, a link) is refused, never entered."""
+    made = False
+    if create:
+        try:
+            beneath.mkdir(parent, name, INTERNAL_DIR_MODE)
+            made = True
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise from_os(exc) from None
+    try:
+        fd = beneath.open_dir(parent, name)
+    except OSError as exc:
+        raise from_os(exc) from None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != 0:
+            raise FsError(errno.EACCES, f"the internal folder {name!r} is not Speicher's own")
+        if made:
+            for attribute in ("system.posix_acl_default", ACL_ACCESS):
+                with contextlib.suppress(OSError):
+                    os.removexattr(fd, attribute)
+            os.fchmod(fd, INTERNAL_DIR_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class InternalFolder:
+    """A folder of Speicher's own inside a share, under ``.speicher/`` (S3's multipart parts
+    now; versions and locks later): invisible to every protocol, reached from the share's top
+    descriptor with the same beneath-only, no-follow resolution as everything else, and
+    written as root, folders 0700 and files 0600 without ACLs, so no user of the share reads
+    or changes it. Files are written whole and atomically (a temp file, then a rename), with
+    the share's durability (``durable``: fsync before the rename and of the folder after).
+    Nothing here emits file events: these are not the users' files."""
+
+    def __init__(self, fd: int, writable: bool, durable: bool) -> None:
+        self.fd = fd
+        self.writable = writable
+        self.durable = durable
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> InternalFolder:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _check_writable(self) -> None:
+        if not self.writable:
+            raise FsError(errno.EACCES, "read-only access to this share")
+
+    def folder(self, name: str, create: bool = False) -> InternalFolder:
+        """Sub-folder ``name`` (made if ``create``); ENOENT when it is not there."""
+        if create:
+            self._check_writable()
+        fd = _private_folder(self.fd, _internal_name(name), create)
+        if create and self.durable:
+            with contextlib.suppress(OSError):
+                os.fsync(self.fd)
+        return InternalFolder(fd, self.writable, self.durable)
+
+    def names(self) -> builtins.list[str]:
+        """The entries, sorted, without files still being written."""
+        try:
+            return sorted(n for n in os.listdir(self.fd) if not n.startswith(_INTERNAL_TEMP))
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    def stat(self, name: str | None = None) -> os.stat_result:
+        """The folder's own status, or entry ``name``'s (not followed)."""
+        try:
+            if name is None:
+                return os.fstat(self.fd)
+            return os.stat(_internal_name(name), dir_fd=self.fd, follow_symlinks=False)
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    def open_read(self, name: str) -> ReadFile:
+        """A regular file of the folder, open for reading (ENOENT for anything else)."""
+        try:
+            fd = os.open(_internal_name(name), _READ_FLAGS, dir_fd=self.fd)
+        except OSError as exc:
+            raise from_os(exc) from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise FsError(errno.ENOENT, "no such file")
+        return ReadFile(fd, _entry(name, st))
+
+    def read(self, name: str, limit: int = 1024 * 1024) -> bytes:
+        """A small file's bytes (at most ``limit``)."""
+        with self.open_read(name) as file:
+            return file.read(0, limit)
+
+    def get_attr(self, fd: int, name: str) -> bytes | None:
+        """Metadata item ``name`` of a file of this folder open as ``fd`` (None: not set)."""
+        try:
+            return os.getxattr(fd, META_PREFIX + name)
+        except OSError as exc:
+            if exc.errno == errno.ENODATA:
+                return None
+            raise from_os(exc) from None
+
+    def create(self) -> InternalFile:
+        """A new file being written; :meth:`InternalFile.publish` gives it its name."""
+        self._check_writable()
+        return InternalFile(self)
+
+    def write(self, name: str, data: bytes) -> None:
+        """File ``name`` with ``data``, atomically (a reader sees the old bytes or the new)."""
+        with self.create() as file:
+            file.write(data)
+            file.publish(name)
+
+    def remove(self, name: str) -> None:
+        """Delete file ``name`` (ENOENT when it is not there)."""
+        self._check_writable()
+        try:
+            os.unlink(_internal_name(name), dir_fd=self.fd)
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    def remove_tree(self, name: str) -> None:
+        """Delete entry ``name`` with everything in it; nothing when it is not there."""
+        self._check_writable()
+        try:
+            files.remove_tree(self.fd, _internal_name(name))
+            if self.durable:
+                os.fsync(self.fd)
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """This folder locked (``flock``) against other holders of its lock in this daemon
+        for the block: one completion or abort of an upload at a time."""
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+
+class InternalFile:
+    """A new file of an :class:`InternalFolder` being written: root's, 0600, under a temp
+    name until :meth:`publish` renames it (atomically replacing a file of that name). Leaving
+    the ``with`` block without publishing removes it. Writes that fail (a full quota) remove
+    it too, so no partial file stays."""
+
+    def __init__(self, folder: InternalFolder) -> None:
+        self.folder = folder
+        self.temp = f"{_INTERNAL_TEMP}{secrets.token_hex(8)}"
+        self.size = 0
+        self._flushed = 0
+        self.done = False
+        try:
+            self.fd = os.open(
+                self.temp,
+                os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                INTERNAL_FILE_MODE,
+                dir_fd=folder.fd,
+            )
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    def __enter__(self) -> InternalFile:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.discard()
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self.fd, view)
+                view = view[written:]
+        except OSError as exc:
+            self.discard()
+            raise from_os(exc) from None
+        self.size += len(data)
+        self._writeback()
+
+    def copy_from(self, fd: int, offset: int, length: int) -> None:
+        """Append ``length`` bytes of the file open as ``fd`` from ``offset``, inside the
+        kernel (``copy_file_range``: btrfs shares the extents where the ranges are aligned)."""
+        try:
+            _copy_range(fd, offset, self.fd, self.size, length)
+        except OSError as exc:
+            self.discard()
+            raise from_os(exc) from None
+        self.size += length
+        self._writeback()
+
+    def _writeback(self) -> None:
+        if self.size - self._flushed >= WRITEBACK_STEP:
+            beneath.start_writeback(self.fd, self._flushed, self.size - self._flushed)
+            self._flushed = self.size
+
+    def read(self, offset: int, size: int) -> bytes:
+        try:
+            return os.pread(self.fd, size, offset)
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    def set_attr(self, name: str, value: bytes) -> None:
+        """A metadata item of the file (user xattr), published with it."""
+        try:
+            os.setxattr(self.fd, META_PREFIX + name, value)
+        except OSError as exc:
+            self.discard()
+            raise from_os(exc) from None
+
+    def publish(self, name: str) -> None:
+        """Give the file its name (replacing one of that name), durably if the share is."""
+        dir_fd = self.folder.fd
+        try:
+            if self.folder.durable:
+                os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            os.rename(self.temp, _internal_name(name), src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            self.done = True
+            if self.folder.durable:
+                os.fsync(dir_fd)
+        except OSError as exc:
+            self.discard()
+            raise from_os(exc) from None
+
+    def discard(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+        if not self.done:
+            with contextlib.suppress(OSError):
+                os.unlink(self.temp, dir_fd=self.folder.fd)
+            self.done = True
+
+
+def _copy_range(src: int, src_offset: int, dst: int, dst_offset: int, length: int) -> None:
+    """``length`` bytes from ``src`` to ``dst`` with ``copy_file_range``: no byte through
+    Python, and a reflink on btrfs where the ranges are block-aligned (the kernel copies the
+    rest itself)."""
+    in_kernel = True
+    while length > 0:
+        step = min(length, 1 << 30)
+        if in_kernel:
+            try:
+                copied = os.copy_file_range(src, dst, step, src_offset, dst_offset)
+            except OSError as exc:
+                # across filesystems (another pool), or a filesystem that cannot: by hand
+                if exc.errno not in (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                    raise
+                in_kernel = False
+                continue
+        else:
+            data = os.pread(src, min(step, _CHUNK), src_offset)
+            copied = len(data)
+            view = memoryview(data)
+            at = dst_offset
+            while view:
+                written = os.pwrite(dst, view, at)
+                view, at = view[written:], at + written
+        if copied == 0:
+            raise OSError(errno.EIO, "the source ended before the range did")
+        src_offset += copied
+        dst_offset += copied
+        length -= copied
 
 
 class ShareView:
@@ -1096,6 +1409,17 @@ class ShareView:
             if not _served(os.fstat(fd)):
                 raise FsError(errno.EACCES, "not served: a hard-linked or special file")
             yield fd
+
+    # -- Speicher's own storage in the share ---------------------------------------------
+
+    def internal(self, *names: str, create: bool = False) -> InternalFolder:
+        """Folder ``.speicher/<names...>`` of the share (made, with the folders above it, if
+        ``create``, which needs rw access): Speicher's own storage for a protocol's state
+        that belongs with the share's files (S3's multipart parts), see
+        :class:`InternalFolder`. ENOENT when it is not there."""
+        if create and not self.writable:
+            raise FsError(errno.EACCES, "read-only access to this share")
+        return _internal(self.top_fd, names, create, self.writable, self.durable)
 
     # -- space -----------------------------------------------------------------------------
 

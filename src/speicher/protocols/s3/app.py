@@ -5,8 +5,10 @@ of it, reached through ShareFS like every other protocol, as the user whose acce
 the request (AWS Signature V4, :mod:`speicher.protocols.s3.sigv4`). What a user may do is what
 their grants say: ro users read, nobody sees a bucket they have no grant on.
 
-Built so far (issue 9 is in progress; docs/s3.md): ListBuckets, HeadBucket, GetBucketLocation,
-ListObjects (v1 and v2), PutObject, GetObject and HeadObject (one range), DeleteObject.
+What is built and what is not: docs/s3.md (issue 9 is in progress: versioning and Object
+Lock are not built yet). This module routes a request and answers the plain object
+operations; the others live in modules of their own (multipart, copy, deleteobjects,
+tagging, checksums, bucketconfig, buckets, empty, sosapi).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from speicher.protocols.s3 import (
     copy,
     deleteobjects,
     empty,
+    multipart,
     sigv4,
     sosapi,
     tagging,
@@ -274,8 +277,7 @@ class S3App:
         elif method == "POST" and "delete" in context.query:
             await _send(send, 200, await deleteobjects.delete_objects(context, bucket, receive))
         elif method == "GET" and "uploads" in context.query:
-            # ListMultipartUploads (multipart.py)
-            raise S3Error("NotImplemented", "ListMultipartUploads is not built yet.")
+            await multipart.bucket_operation(context, bucket, send)
         elif SUBRESOURCES & context.query.keys():
             raise S3Error("NotImplemented", "This bucket operation is not built yet.")
         elif method == "GET":
@@ -334,8 +336,10 @@ class S3App:
     ) -> None:
         path, folder = key_path(key)
         if {"uploads", "uploadId"} & context.query.keys():
-            # the multipart upload operations (multipart.py)
-            raise S3Error("NotImplemented", "Multipart uploads are not built yet.")
+            await multipart.object_operation(
+                context, method, bucket, key, path, folder, receive, send
+            )
+            return
         if method == "PUT" and "x-amz-copy-source" in context.headers:
             await _send(send, 200, await self._run(copy.copy_object, context, bucket, path, folder))
             return

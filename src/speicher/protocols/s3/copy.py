@@ -132,7 +132,7 @@ def _copy_bytes(
     the MD5 and a checksum are read from the source where they must be computed."""
     upload = s3app._upload(target, path)
     try:
-        upload.copy_from(source)
+        upload.copy_from(source.fd, 0, source.entry.size)
         if upload.size != source.entry.size:
             raise S3Error("InternalError", "The source object changed while it was copied.", 500)
         if hash_md5 or crc is not None:
