@@ -242,6 +242,7 @@ def _s3_server(
         access_log=False,
         lifespan="off",
         proxy_headers=False,
+        server_header=False,  # the app says "Server: Speicher" itself
         ssl_context_factory=(lambda _config, _default: ssl_context) if tls else None,
     )
     host, port = sock.getsockname()[:2]

@@ -209,6 +209,7 @@ def test_bad_signatures_and_unknown_keys(daemon: Daemon, world: dict[str, Any]) 
     assert code(exc) == ("InvalidAccessKeyId", 403)
     r = httpx.get(f"http://127.0.0.1:{daemon.s3_port}/backups/shared.txt")
     assert r.status_code == 403 and "<Code>AccessDenied</Code>" in r.text
+    assert r.headers.get_list("server") == ["Speicher"]
     assert "<RequestId>" in r.text and "Traceback" not in r.text
 
 
@@ -217,7 +218,9 @@ def test_presigned_urls(daemon: Daemon, alice: Any) -> None:
     url = alice.generate_presigned_url(
         "get_object", Params={"Bucket": "backups", "Key": "share me.txt"}, ExpiresIn=60
     )
-    assert httpx.get(url).content == b"presigned"
+    fetched = httpx.get(url)
+    assert fetched.content == b"presigned"
+    assert len(fetched.headers["x-amz-request-id"]) == 16  # on successes too, as AWS
     assert httpx.get(url.replace("share%20me", "share%20you")).status_code == 403
     v2 = "?AWSAccessKeyId=A&Signature=B&Expires=9"
     r = httpx.get(f"http://127.0.0.1:{daemon.s3_port}/backups/x{v2}")
