@@ -23,7 +23,9 @@ def test_synonyms_suggest_our_verbs(daemon: Daemon) -> None:
 def test_status_and_version(daemon: Daemon) -> None:
     status = json.loads(daemon.cli("status", "--json").stdout)
     assert status["version"] and status["pools"] == []
-    assert {s["name"] for s in status["services"]} >= {"api", "smb"}
+    assert {s["name"] for s in status["services"]} >= {"api", "smb", "s3"}
+    s3 = next(s for s in status["services"] if s["name"] == "s3")
+    assert s3["running"] and s3["addresses"] == [f"http://127.0.0.1:{daemon.s3_port}"]
     text = daemon.cli("status").stdout
     assert "pools" in text and "services" in text and "alerts" in text
     version = json.loads(daemon.cli("version", "--json").stdout)

@@ -84,6 +84,7 @@ def system_status(services: ServicesDep) -> StatusInfo:
             ),
             ServiceStatus(name="smb", running=smb.running, addresses=[f"port {smb.port}"]),
             *_sftp_status(services),
+            *_s3_status(services),
         ],
         alerts=services.alerts.active(),
         running_jobs=services.jobs.list(50, "running"),
@@ -95,6 +96,20 @@ def _sftp_status(services: Services) -> list[ServiceStatus]:
     if not sftp.enabled:
         return []
     return [ServiceStatus(name="sftp", running=sftp.running, addresses=[f"port {sftp.port}"])]
+
+
+def _s3_status(services: Services) -> list[ServiceStatus]:
+    """S3 runs in the daemon's event loop beside the API, on a port bound before the start
+    went on: when the API answers, so does S3 (unless ``s3_port`` is 0)."""
+    settings = services.settings
+    if not settings.s3_port:
+        return []
+    scheme = "https" if settings.s3_tls else "http"
+    return [
+        ServiceStatus(
+            name="s3", running=True, addresses=[f"{scheme}://{settings.s3_host}:{settings.s3_port}"]
+        )
+    ]
 
 
 def _certificates(request: Request) -> CertificateStore:
