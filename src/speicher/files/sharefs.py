@@ -56,7 +56,7 @@ from speicher.files import paths
 from speicher.files.errors import FsError, from_os
 from speicher.files.events import FileEvents
 from speicher.protocols.smb.render import CREATE_MASK, DIRECTORY_MASK
-from speicher.system import beneath, files
+from speicher.system import attrs, beneath, files
 from speicher.system.accounts import gid_of
 
 Access = Literal["rw", "ro"]
@@ -774,6 +774,25 @@ class InternalFolder:
         except OSError as exc:
             raise from_os(exc) from None
 
+    def set_immutable(self, name: str, on: bool) -> None:
+        """Set or lift the immutable attribute of file ``name`` (S3 Object Lock)."""
+        try:
+            attrs.set_immutable_at(self.fd, _internal_name(name), on)
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    def set_attr_of(self, name: str, item: str, value: bytes) -> None:
+        """Metadata item ``item`` of the existing file ``name``."""
+        self._check_writable()
+        try:
+            fd = os.open(_internal_name(name), _READ_FLAGS, dir_fd=self.fd)
+            try:
+                os.setxattr(fd, META_PREFIX + item, value)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise from_os(exc) from None
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """This folder locked (``flock``) against other holders of its lock in this daemon
@@ -1485,6 +1504,18 @@ class ShareView:
             except OSError as exc:
                 raise from_os(exc) from None
         self.emit("create", parts)
+
+    def set_immutable(self, path: str | bytes, on: bool) -> None:
+        """Set or lift the immutable attribute of the file at ``path`` (S3 Object Lock: then
+        no protocol, and not root without lifting it, can change or delete the file)."""
+        parts = paths.parse(path)
+        if parts and parts[0] == paths.SNAPSHOTS_DIR:
+            raise FsError(errno.EROFS, "snapshots are read only")
+        with self._parent(parts) as (dir_fd, name):
+            try:
+                attrs.set_immutable_at(dir_fd, name, on)
+            except OSError as exc:
+                raise from_os(exc) from None
 
     # -- space -----------------------------------------------------------------------------
 

@@ -264,7 +264,10 @@ class S3App:
         if {"cors", "tagging"} & context.query.keys():
             await self._bucket_config(context, method, bucket, receive, send)
             return
-        if {"versioning", "versions"} & context.query.keys():
+        if {"versioning", "versions"} & context.query.keys() or (
+            "object-lock" in context.query
+            and (method == "PUT" or self.config.object_lock(bucket).get("enabled"))
+        ):
             await self._versioning(context, method, bucket, receive, send)
             return
         if method == "GET" and empty.answers(set(context.query)):
@@ -288,7 +291,7 @@ class S3App:
         elif method == "GET":
             await _send(send, 200, await self._run(context.list_objects, bucket))
         elif method == "PUT" and not context.query:
-            await self._run(buckets.create, self.services, context.user, bucket)
+            await self._run(self._create_bucket, context, bucket)
             await _send(send, 200, b"", extra=[(b"location", f"/{bucket}".encode())])
         elif method == "DELETE" and not context.query:
             await self._run(buckets.delete, self.services, context.user, bucket)
@@ -299,7 +302,10 @@ class S3App:
     async def _versioning(
         self, context: _Context, method: str, bucket: str, receive: Receive, send: Send
     ) -> None:
-        """Get/PutBucketVersioning and ListObjectVersions."""
+        """Get/PutBucketVersioning, ListObjectVersions and Get/PutObjectLockConfiguration."""
+        if "object-lock" in context.query:
+            await self._object_lock(context, method, bucket, receive, send)
+            return
         if "versions" in context.query:
             if method != "GET":
                 raise S3Error("MethodNotAllowed", "The specified method is not allowed.")
@@ -317,8 +323,48 @@ class S3App:
             raise S3Error("AccessDenied", "Access Denied")
         body = await _read_all(receive, bucketconfig.MAX_BODY + 1)
         state = versions.parse_config(body)
+        if state == versions.SUSPENDED and self.config.object_lock(bucket).get("enabled"):
+            raise S3Error(
+                "InvalidBucketState",
+                "An Object Lock configuration is present on this bucket, so the versioning "
+                "state cannot be changed.",
+                409,
+            )
         if state:
             await self._run(self.config.set_versioning, bucket, state)
+        await _send(send, 200, b"")
+
+    def _create_bucket(self, context: _Context, bucket: str) -> None:
+        buckets.create(self.services, context.user, bucket)
+        lock = context.headers.get("x-amz-bucket-object-lock-enabled", "").lower()
+        if lock == "true":  # versioning forced on, as AWS
+            self.config.set_versioning(bucket, versions.ENABLED)
+            self.config.set_object_lock(bucket, {"enabled": True})
+
+    async def _object_lock(
+        self, context: _Context, method: str, bucket: str, receive: Receive, send: Send
+    ) -> None:
+        """Get/PutObjectLockConfiguration (the GET of a bucket without one: empty.py)."""
+        view = await self._run(context.view, bucket)
+        writable = view.writable
+        view.close()
+        if method == "GET":
+            await _send(send, 200, locks.config_xml(self.config.object_lock(bucket)))
+            return
+        if method != "PUT":
+            raise S3Error("MethodNotAllowed", "The specified method is not allowed.")
+        if not writable:
+            raise S3Error("AccessDenied", "Access Denied")
+        config = locks.parse_config(await _read_all(receive, bucketconfig.MAX_BODY + 1))
+        if not self.config.object_lock(bucket).get("enabled") and (
+            self.config.versioning(bucket) != versions.ENABLED
+        ):
+            raise S3Error(
+                "InvalidBucketState",
+                "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration",
+                409,
+            )
+        await self._run(self.config.set_object_lock, bucket, config)
         await _send(send, 200, b"")
 
     async def _bucket_config(
@@ -377,6 +423,11 @@ class S3App:
         if "tagging" in context.query:
             status, body = await tagging.handle(context, method, bucket, path, folder, receive)
             await _send(send, status, body)
+            return
+        if {"retention", "legal-hold"} & context.query.keys():
+            body = await _read_all(receive, bucketconfig.MAX_BODY + 1) if method == "PUT" else b""
+            result = await self._run(versions.lock_operation, context, method, bucket, key, body)
+            await _send(send, 200, result)
             return
         if SUBRESOURCES & (context.query.keys() - {"versionId"}):
             raise S3Error("NotImplemented", "This object operation is not built yet.")

@@ -27,10 +27,9 @@ from defusedxml import ElementTree as SafeXml
 from starlette.types import Receive
 
 from speicher.files import FsError
-from speicher.protocols.s3 import checksums
+from speicher.protocols.s3 import checksums, versions
 from speicher.protocols.s3.errors import S3Error, from_fs
 from speicher.protocols.s3.objects import key_path
-from speicher.protocols.s3.versions import Deleted
 
 if TYPE_CHECKING:
     from speicher.protocols.s3.app import _Context
@@ -94,7 +93,7 @@ def parse(body: bytes) -> tuple[list[Wanted], bool]:
     return wanted, quiet
 
 
-def _one(context: _Context, bucket: str, item: Wanted) -> S3Error | Deleted | None:
+def _one(context: _Context, bucket: str, item: Wanted) -> S3Error | versions.Deleted | None:
     """Delete one key as DeleteObject does; the refusal, if any, or what versioning did."""
     try:
         path, folder = key_path(item.key)

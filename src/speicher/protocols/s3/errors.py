@@ -22,6 +22,8 @@ STATUS = {
     "InternalError": 500,
     "InvalidAccessKeyId": 403,
     "InvalidArgument": 400,
+    "InvalidBucketState": 409,
+    "NoSuchObjectLockConfiguration": 404,
     "InvalidBucketName": 400,
     "InvalidDigest": 400,
     "InvalidObjectState": 403,

@@ -24,25 +24,33 @@ import contextlib
 import errno
 import hashlib
 import heapq
+import json
+import os
 import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from defusedxml import ElementTree as SafeXml
 
+from speicher.errors import Forbidden, SpeicherError
 from speicher.files import Entry, FsError, InternalFolder, ReadFile, ShareView, Upload
+from speicher.hooks import POOL_DESTROYING, SHARE_DELETING, Hooks
 from speicher.protocols.s3 import app as s3app
 from speicher.protocols.s3 import locks
 from speicher.protocols.s3.errors import S3Error
 from speicher.protocols.s3.objects import META_NAME, ObjectMeta, key_path, meta_of, walk
+from speicher.system import attrs, beneath
 
 if TYPE_CHECKING:
+    from speicher.files import ShareFS
     from speicher.protocols.s3.app import _Context
+    from speicher.storage.shares import ShareService
 
 VERSIONS = ("s3", "versions")
 KEY_FILE = "key"
@@ -173,7 +181,19 @@ def latest(versions: list[Version]) -> Version | None:
     return None
 
 
-def _remove(folder: InternalFolder, name: str) -> None:
+def _meta_in(folder: InternalFolder, name: str) -> ObjectMeta | None:
+    try:
+        with folder.open_read(name) as file:
+            return ObjectMeta.load(folder.get_attr(file.fd, META_NAME))
+    except FsError:
+        return None
+
+
+def _remove(folder: InternalFolder, name: str, check: bool = True) -> None:
+    """Remove version file ``name`` if there is one (AccessDenied while it is locked)."""
+    meta = _meta_in(folder, name)
+    if meta is not None and check:
+        locks.check_removable(meta, "")
     with contextlib.suppress(FsError):
         locks.unprotect(folder, name)
         folder.remove(name)
@@ -197,6 +217,7 @@ def _promote(view: ShareView, folder: InternalFolder, key: str) -> None:
     _make_parents(view, path)
     with locks.lifted(folder, top.id, top.meta):
         view.move_in(folder, top.id, path)
+    locks.protect_in_share(view, path, top.meta)
 
 
 def _remove_empty_parents(view: ShareView, path: str) -> None:
@@ -225,6 +246,10 @@ def commit(upload: Upload, meta: ObjectMeta, state: str, key: str) -> Entry:
         current = _current(view, key)
         if current is not None and current.id == NULL and state != ENABLED:
             locks.check_removable(current.meta, "")  # a locked null version stays
+        if state != ENABLED or (current is not None and current.id == NULL):
+            old_null = _meta_in(folder, NULL)  # the null version this write replaces
+            if old_null is not None:
+                locks.check_removable(old_null, "")
         kept = ""
 
         def keep() -> None:
@@ -235,7 +260,6 @@ def commit(upload: Upload, meta: ObjectMeta, state: str, key: str) -> Entry:
             with locks.lifted_in_share(view, path, current.meta):
                 view.link_out(path, folder, current.id)
             kept = current.id
-            locks.protect(folder, kept, current.meta)
 
         now = upload.stat()
         meta.size, meta.mtime_ns = now.size, now.mtime_ns
@@ -243,11 +267,14 @@ def commit(upload: Upload, meta: ObjectMeta, state: str, key: str) -> Entry:
         try:
             entry = upload.commit(before_rename=keep)
         except BaseException:
-            if kept:
+            if kept and current is not None:
                 with contextlib.suppress(FsError):
                     if folder.stat(kept).st_nlink > 1:  # the rename did not happen
-                        _remove(folder, kept)
+                        folder.remove(kept)
+                        locks.protect_in_share(view, path, current.meta)
             raise
+        if kept and current is not None:  # the old version keeps its lock where it is now
+            locks.protect(folder, kept, current.meta)
         if state != ENABLED:
             _remove(folder, NULL)
         locks.protect_in_share(view, path, meta)
@@ -628,3 +655,203 @@ def _entry_xml(v: Version, is_latest: bool, enc: Callable[[str], str], owner: st
         f'<Version>{head}<ETag>"{escape(v.meta.etag)}"</ETag><Size>{v.entry.size}</Size>'
         f"<StorageClass>STANDARD</StorageClass>{owner}</Version>"
     )
+
+
+# -- Object Lock on one version -------------------------------------------------------------
+
+
+def lock_operation(context: _Context, method: str, bucket: str, key: str, body: bytes) -> bytes:
+    """Get/PutObjectRetention and Get/PutObjectLegalHold (``?retention``, ``?legal-hold``)."""
+    retention = "retention" in context.query
+    if not context.app.config.object_lock(bucket).get("enabled"):
+        raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
+    with context.view(bucket) as view:
+        chosen = find(view, key, context.query.get("versionId"))
+        if chosen is None:
+            raise S3Error("NoSuchKey", "The specified key does not exist.")
+        if method == "GET":
+            return (
+                locks.retention_xml(chosen.meta) if retention else locks.legal_hold_xml(chosen.meta)
+            )
+        if method != "PUT":
+            raise S3Error("MethodNotAllowed", "The specified method is not allowed.")
+        if not view.writable:
+            raise S3Error("AccessDenied", "Access Denied")
+        meta = ObjectMeta.load(chosen.meta.dump()) or ObjectMeta()
+        if retention:
+            mode, until = locks.parse_retention(body)
+            locks.check_retention_change(chosen.meta, mode, until, locks.may_bypass(context))
+            meta.lock_mode, meta.lock_until = mode, until
+        else:
+            meta.legal_hold = locks.parse_legal_hold(body)
+        with key_folder(view, key) as folder:
+            _rewrite(view, folder, chosen, meta)
+    return b""
+
+
+def _rewrite(
+    view: ShareView, folder: InternalFolder | None, chosen: Version, meta: ObjectMeta
+) -> None:
+    path = "/" + chosen.key
+    if chosen.current:
+        with locks.lifted_in_share(view, path, chosen.meta):
+            view.set_meta(path, META_NAME, meta.dump(), emit=False)
+        locks.protect_in_share(view, path, meta)
+        return
+    if folder is None:
+        raise S3Error("NoSuchVersion", "The specified version does not exist.", 404)
+    with locks.lifted(folder, chosen.id, chosen.meta):
+        folder.set_attr_of(chosen.id, META_NAME, meta.dump())
+    locks.protect(folder, chosen.id, meta)
+    locks.note_extended(view, chosen.key, chosen.id, meta)
+
+
+def expire_one(files: ShareFS, top: Path, key: str, version: str, now_ns: int) -> bool:
+    """Lift the attribute of version ``version`` of ``key`` if its retention ended and no
+    legal hold remains; whether it was lifted."""
+    with contextlib.suppress(FsError, OSError):
+        path = key_path(key)[0]
+        parent, _, name = path[1:].rpartition("/")
+        root = beneath.open_root(top)
+        try:
+            dir_fd = beneath.open_dir(root, parent) if parent else os.dup(root)
+        finally:
+            os.close(root)
+        try:
+            if _lift_if_over(dir_fd, name, version, now_ns, in_share=True):
+                return True
+        finally:
+            os.close(dir_fd)
+    folder = files.internal_of(top, *VERSIONS, _folder_name(key))
+    if folder is None:
+        return False
+    with folder, contextlib.suppress(FsError, OSError):
+        return _lift_if_over(folder.fd, version, version, now_ns, in_share=False)
+    return False
+
+
+def _lift_if_over(dir_fd: int, name: str, version: str, now_ns: int, in_share: bool) -> bool:
+    fd = os.open(name, attrs.OPEN_FLAGS, dir_fd=dir_fd)
+    try:
+        try:
+            meta = ObjectMeta.load(os.getxattr(fd, "user.speicher.meta." + META_NAME))
+        except OSError:
+            return False
+        if meta is None or (in_share and (meta.version_id or NULL) != version):
+            return False
+        if meta.legal_hold or locks.retained(meta, now_ns) or not attrs.immutable(fd):
+            return False
+        attrs.set_immutable(fd, False)
+        return True
+    finally:
+        os.close(fd)
+
+
+# -- the daemon: retention that ended; vetoes while locks last --------------------------
+
+
+def expire(files: ShareFS, top: Path, now_ns: int | None = None) -> int:
+    """Lift the immutable attribute of versions of the share at ``top`` whose retention
+    ended (unless a legal hold remains); the number lifted."""
+    now = time.time_ns() if now_ns is None else now_ns
+    notes = files.internal_of(top, *locks.LOCKS)
+    if notes is None:
+        return 0
+    lifted_count = 0
+    with notes:
+        for name in notes.names():
+            stamp = name.split("-", 1)[0]
+            if not stamp.isdigit() or int(stamp) > now:
+                break  # sorted by the end of retention: the rest ends later
+            try:
+                note = json.loads(notes.read(name))
+                key, version = str(note["key"]), str(note["version"])
+            except (FsError, ValueError, KeyError, TypeError):
+                with contextlib.suppress(FsError):
+                    notes.remove(name)
+                continue
+            if expire_one(files, top, key, version, now):
+                lifted_count += 1
+            with contextlib.suppress(FsError):
+                notes.remove(name)
+    return lifted_count
+
+
+def locked_count(files: ShareFS, top: Path) -> int:
+    """How many versions of the share at ``top`` are locked now (retention or legal hold)."""
+    notes = files.internal_of(top, *locks.LOCKS)
+    if notes is None:
+        return 0
+    now = time.time_ns()
+    seen: set[tuple[str, str]] = set()
+    with notes:
+        for name in notes.names():
+            stamp = name.split("-", 1)[0]
+            if not stamp.isdigit() or int(stamp) <= now:
+                continue
+            try:
+                note = json.loads(notes.read(name))
+                seen.add((str(note["key"]), str(note["version"])))
+            except (FsError, ValueError, KeyError, TypeError):
+                continue
+    return sum(1 for key, version in seen if _still_locked(files, top, key, version))
+
+
+def _still_locked(files: ShareFS, top: Path, key: str, version: str) -> bool:
+    with contextlib.suppress(FsError, OSError, S3Error):
+        path = key_path(key)[0]
+        parent, _, name = path[1:].rpartition("/")
+        root = beneath.open_root(top)
+        try:
+            dir_fd = beneath.open_dir(root, parent) if parent else os.dup(root)
+        finally:
+            os.close(root)
+        try:
+            meta = _meta_at(dir_fd, name)
+            if meta is not None and (meta.version_id or NULL) == version and locks.active(meta):
+                return True
+        finally:
+            os.close(dir_fd)
+    folder = files.internal_of(top, *VERSIONS, _folder_name(key))
+    if folder is None:
+        return False
+    with folder:
+        meta = _meta_in(folder, version)
+        return meta is not None and locks.active(meta)
+
+
+def _meta_at(dir_fd: int, name: str) -> ObjectMeta | None:
+    fd = os.open(name, attrs.OPEN_FLAGS, dir_fd=dir_fd)
+    try:
+        return ObjectMeta.load(os.getxattr(fd, "user.speicher.meta." + META_NAME))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def register_vetoes(hooks: Hooks, shares: ShareService, files: ShareFS) -> None:
+    """Deleting a share, or destroying its pool, is refused while an S3 object lock of it
+    lasts, as for locked snapshots."""
+
+    def share_deleting(share: str, **_: object) -> None:
+        try:
+            top = shares.path(share)
+        except SpeicherError:
+            return
+        count = locked_count(files, top)
+        if count:
+            raise Forbidden(
+                f"share '{share}' has {count} S3 object version(s) under Object Lock "
+                "(retention or legal hold); it cannot be deleted before they end"
+            )
+
+    def pool_destroying(pool: str, shares: list[str], **_: object) -> None:
+        for share in shares:
+            try:
+                share_deleting(share)
+            except Forbidden as exc:
+                raise Forbidden(f"pool '{pool}' cannot be destroyed: {exc.message}") from None
+
+    hooks.subscribe(SHARE_DELETING, share_deleting)
+    hooks.subscribe(POOL_DESTROYING, pool_destroying)
