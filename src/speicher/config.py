@@ -94,6 +94,14 @@ class Settings(BaseSettings):
         description="S3 multipart uploads neither completed nor aborted, and given no part for "
         "this many days, are removed with their parts (at start, then daily).",
     )
+    s3_lock_check_seconds: float = Field(
+        2,
+        gt=0,
+        le=86400,
+        description="How often the daemon looks for S3 object versions whose retention ended "
+        "to lift their immutable attribute (it reads only the due entries of each share's "
+        "lock notes).",
+    )
     database_url: str = Field(
         "", description="SQLAlchemy URL; empty means SQLite in the state directory."
     )

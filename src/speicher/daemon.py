@@ -25,7 +25,7 @@ from speicher.api.app import serve_app
 from speicher.config import Settings
 from speicher.errors import SpeicherError
 from speicher.protection.restore import recover_rollbacks
-from speicher.protocols.s3 import multipart
+from speicher.protocols.s3 import multipart, versions
 from speicher.protocols.s3.app import S3App
 from speicher.protocols.sftp.models import SftpInfo
 from speicher.services import Services
@@ -111,6 +111,31 @@ def remove_abandoned_uploads(services: Services) -> None:
                 f"removed {removed} S3 multipart upload(s) abandoned for {days:g} days or more "
                 f"in share {share.name}",
             )
+
+
+def expire_object_locks(services: Services) -> None:
+    """Lift the immutable attribute of S3 object versions whose retention ended (unless a
+    legal hold remains): at start, then every ``s3_lock_check_seconds``."""
+    for share in services.shares.list():
+        if share.state != "ready" or not share.s3:
+            continue
+        with contextlib.suppress(Exception):
+            lifted = versions.expire(services.files, Path(share.path))
+            if lifted:
+                log.info("S3: retention ended for %d version(s) in share %s", lifted, share.name)
+
+
+def every(
+    chore: Callable[[Services], None], services: Services, stop: threading.Event, seconds: float
+) -> None:
+    """Run ``chore`` now and then every ``seconds`` until ``stop`` is set."""
+    while True:
+        try:
+            chore(services)
+        except Exception:
+            log.exception("%s failed", chore.__qualname__)
+        if stop.wait(seconds):
+            return
 
 
 def daily(chore: Callable[[Services], None], services: Services, stop: threading.Event) -> None:
@@ -389,6 +414,17 @@ def serve(settings: Settings) -> None:
         target=daily,
         args=(remove_abandoned_uploads, services, monitor.stopping),
         name="s3-uploads",
+        daemon=True,
+    ).start()
+    threading.Thread(
+        target=every,
+        args=(
+            expire_object_locks,
+            services,
+            monitor.stopping,
+            services.settings.s3_lock_check_seconds,
+        ),
+        name="s3-locks",
         daemon=True,
     ).start()
     app = serve_app(services, certificates)

@@ -21,6 +21,7 @@ from speicher.hooks import Hooks
 from speicher.jobs import JobService
 from speicher.protection import DiskHealthService, PolicyService, ScrubService, SnapshotService
 from speicher.protection.restore import RestoreService
+from speicher.protocols.s3 import versions as s3versions
 from speicher.protocols.sftp import SftpService
 from speicher.protocols.smb import SmbService
 from speicher.storage import DiskService, PoolService, ShareService
@@ -65,6 +66,7 @@ class Services:
         users = UserService(settings, db, events, grants, hooks)
         snapshots = SnapshotService(settings, db, events, shares, hooks)
         files = ShareFS(settings, db, usage=shares.used)
+        s3versions.register_vetoes(hooks, shares, files)  # no share deleted while S3 locks last
         keys = KeyService(db, events)
         return cls(
             settings=settings,

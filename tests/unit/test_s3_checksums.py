@@ -191,9 +191,11 @@ def test_delete_document() -> None:
 
 
 def test_copy_source() -> None:
-    assert copy.source_of("/src/a%20b/c%3Fd") == ("src", "a b/c?d")
-    assert copy.source_of("src/k?versionId=null") == ("src", "k")
-    assert copy.source_of("src/%C3%A4") == ("src", "ä")
+    assert copy.source_of("/src/a%20b/c%3Fd") == ("src", "a b/c?d", None)
+    assert copy.source_of("src/k?versionId=null") == ("src", "k", "null")
+    assert copy.source_of("src/%C3%A4") == ("src", "ä", None)
+    vid = "18ed5fb76c929533UFtyG0r8bduRQL-Q"
+    assert copy.source_of(f"src/k?versionId={vid}") == ("src", "k", vid)
     for bad in ("/src", "src/", "/", "src/k?versionId=abc"):
         with pytest.raises(S3Error) as exc:
             copy.source_of(bad)

@@ -132,6 +132,10 @@ class Share(Base):
     # the bucket's CORS rules and tags as S3 clients set them (JSON; empty: none)
     s3_cors: Mapped[str] = mapped_column(Text, default="", server_default="")
     s3_tags: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # S3 versioning: "" (never set), "Enabled" or "Suspended"
+    s3_versioning: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    # S3 Object Lock configuration (JSON: enabled, default mode and days/years; empty: none)
+    s3_object_lock: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     pool: Mapped[Pool] = relationship(back_populates="shares")
     grants: Mapped[list[Grant]] = relationship(

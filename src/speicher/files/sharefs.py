@@ -56,7 +56,7 @@ from speicher.files import paths
 from speicher.files.errors import FsError, from_os
 from speicher.files.events import FileEvents
 from speicher.protocols.smb.render import CREATE_MASK, DIRECTORY_MASK
-from speicher.system import beneath, files
+from speicher.system import attrs, beneath, files
 from speicher.system.accounts import gid_of
 
 Access = Literal["rw", "ro"]
@@ -469,8 +469,11 @@ class Upload:
         except OSError as exc:
             raise from_os(exc) from None
 
-    def commit(self, mtime_ns: int | None = None) -> Entry:
-        """Make the bytes the file (fsync, rename, fsync of the folder)."""
+    def commit(
+        self, mtime_ns: int | None = None, before_rename: Callable[[], None] | None = None
+    ) -> Entry:
+        """Make the bytes the file (fsync, rename, fsync of the folder). ``before_rename``
+        runs just before the rename (S3 versioning keeps the file being replaced there)."""
         try:
             existing = beneath.lstat(self.dir_fd, self.name)
             if existing is not None:
@@ -489,6 +492,8 @@ class Upload:
                 os.fdatasync(self.fd)
             os.close(self.fd)
             self.fd = -1
+            if before_rename is not None:
+                before_rename()
             os.rename(self.temp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
             self.done = True
             if self.view.durable:
@@ -698,6 +703,9 @@ class InternalFolder:
     def names(self) -> builtins.list[str]:
         """The entries, sorted, without files still being written."""
         try:
+            # from the start, and with what was made since the folder was opened: btrfs
+            # lists only the entries a descriptor's last seek saw (Linux 6.5 and later)
+            os.lseek(self.fd, 0, os.SEEK_SET)
             return sorted(n for n in os.listdir(self.fd) if not n.startswith(_INTERNAL_TEMP))
         except OSError as exc:
             raise from_os(exc) from None
@@ -763,6 +771,25 @@ class InternalFolder:
             files.remove_tree(self.fd, _internal_name(name))
             if self.durable:
                 os.fsync(self.fd)
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    def set_immutable(self, name: str, on: bool) -> None:
+        """Set or lift the immutable attribute of file ``name`` (S3 Object Lock)."""
+        try:
+            attrs.set_immutable_at(self.fd, _internal_name(name), on)
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    def set_attr_of(self, name: str, item: str, value: bytes) -> None:
+        """Metadata item ``item`` of the existing file ``name``."""
+        self._check_writable()
+        try:
+            fd = os.open(_internal_name(name), _READ_FLAGS, dir_fd=self.fd)
+            try:
+                os.setxattr(fd, META_PREFIX + item, value)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise from_os(exc) from None
 
@@ -1420,6 +1447,75 @@ class ShareView:
         if create and not self.writable:
             raise FsError(errno.EACCES, "read-only access to this share")
         return _internal(self.top_fd, names, create, self.writable, self.durable)
+
+    # -- moving files between the share and Speicher's own storage (S3 versions) ----------
+
+    def link_out(self, path: str | bytes, folder: InternalFolder, name: str) -> None:
+        """A second name ``name`` in internal ``folder`` for the file at ``path`` (replacing
+        nothing: EEXIST). The file is not served while it has both names; S3 does this just
+        before an upload's rename takes the share's name away, so the old bytes stay as a
+        version without being copied."""
+        parts = paths.parse(path)
+        with self._parent(parts, write=True) as (dir_fd, file_name):
+            try:
+                st = os.stat(file_name, dir_fd=dir_fd, follow_symlinks=False)
+                if not _served(st):
+                    raise FsError(errno.ENOENT, "no such file")
+                os.link(
+                    file_name,
+                    _internal_name(name),
+                    src_dir_fd=dir_fd,
+                    dst_dir_fd=folder.fd,
+                    follow_symlinks=False,
+                )
+                if self.durable:
+                    os.fsync(folder.fd)
+            except OSError as exc:
+                raise from_os(exc) from None
+
+    def move_out(self, path: str | bytes, folder: InternalFolder, name: str) -> None:
+        """Move the file at ``path`` into internal ``folder`` as ``name`` (replacing a file
+        of that name): it leaves the share (a ``delete`` event)."""
+        parts = paths.parse(path)
+        with self._parent(parts, write=True) as (dir_fd, file_name):
+            try:
+                st = os.stat(file_name, dir_fd=dir_fd, follow_symlinks=False)
+                if not _served(st):
+                    raise FsError(errno.ENOENT, "no such file")
+                beneath.rename(dir_fd, file_name, folder.fd, _internal_name(name))
+                if self.durable:
+                    os.fsync(folder.fd)
+                    os.fsync(dir_fd)
+            except OSError as exc:
+                raise from_os(exc) from None
+        self.emit("delete", parts)
+
+    def move_in(self, folder: InternalFolder, name: str, path: str | bytes) -> None:
+        """Move file ``name`` of internal ``folder`` to ``path`` of the share, which must not
+        exist (EEXIST); its folders must (a ``create`` event)."""
+        parts = paths.parse(path)
+        with self._parent(parts, write=True) as (dir_fd, file_name):
+            paths.check_new_name(file_name)
+            try:
+                beneath.rename(folder.fd, _internal_name(name), dir_fd, file_name, noreplace=True)
+                if self.durable:
+                    os.fsync(dir_fd)
+                    os.fsync(folder.fd)
+            except OSError as exc:
+                raise from_os(exc) from None
+        self.emit("create", parts)
+
+    def set_immutable(self, path: str | bytes, on: bool) -> None:
+        """Set or lift the immutable attribute of the file at ``path`` (S3 Object Lock: then
+        no protocol, and not root without lifting it, can change or delete the file)."""
+        parts = paths.parse(path)
+        if parts and parts[0] == paths.SNAPSHOTS_DIR:
+            raise FsError(errno.EROFS, "snapshots are read only")
+        with self._parent(parts) as (dir_fd, name):
+            try:
+                attrs.set_immutable_at(dir_fd, name, on)
+            except OSError as exc:
+                raise from_os(exc) from None
 
     # -- space -----------------------------------------------------------------------------
 

@@ -412,5 +412,10 @@ def test_settings_a_bucket_does_not_have(alice: Any) -> None:
         alice.get_bucket_versioning(Bucket="private")  # another's bucket: nothing about it
     assert code(exc) == ("NoSuchBucket", 404)
     with pytest.raises(botocore.exceptions.ClientError) as exc:
-        alice.put_bucket_versioning(Bucket="backups", VersioningConfiguration={"Status": "Enabled"})
-    assert code(exc) == ("NotImplemented", 501)
+        alice.put_bucket_encryption(
+            Bucket="backups",
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+    assert code(exc) == ("NotImplemented", 501)  # setting one (versioning: test_s3_versioning)

@@ -41,10 +41,12 @@ from speicher.protocols.s3 import (
     copy,
     deleteobjects,
     empty,
+    locks,
     multipart,
     sigv4,
     sosapi,
     tagging,
+    versions,
 )
 from speicher.protocols.s3.bucketconfig import BucketConfig
 from speicher.protocols.s3.errors import S3Error, document, from_fs
@@ -262,6 +264,12 @@ class S3App:
         if {"cors", "tagging"} & context.query.keys():
             await self._bucket_config(context, method, bucket, receive, send)
             return
+        if {"versioning", "versions"} & context.query.keys() or (
+            "object-lock" in context.query
+            and (method == "PUT" or self.config.object_lock(bucket).get("enabled"))
+        ):
+            await self._versioning(context, method, bucket, receive, send)
+            return
         if method == "GET" and empty.answers(set(context.query)):
             await self._run(context.head_bucket, bucket)  # the bucket's own 404 or 403 first
             await _send(send, 200, empty.document(set(context.query), context.user))
@@ -283,13 +291,81 @@ class S3App:
         elif method == "GET":
             await _send(send, 200, await self._run(context.list_objects, bucket))
         elif method == "PUT" and not context.query:
-            await self._run(buckets.create, self.services, context.user, bucket)
+            await self._run(self._create_bucket, context, bucket)
             await _send(send, 200, b"", extra=[(b"location", f"/{bucket}".encode())])
         elif method == "DELETE" and not context.query:
             await self._run(buckets.delete, self.services, context.user, bucket)
             await _send(send, 204, b"")
         else:
             raise S3Error("NotImplemented", "This bucket operation is not built yet.")
+
+    async def _versioning(
+        self, context: _Context, method: str, bucket: str, receive: Receive, send: Send
+    ) -> None:
+        """Get/PutBucketVersioning, ListObjectVersions and Get/PutObjectLockConfiguration."""
+        if "object-lock" in context.query:
+            await self._object_lock(context, method, bucket, receive, send)
+            return
+        if "versions" in context.query:
+            if method != "GET":
+                raise S3Error("MethodNotAllowed", "The specified method is not allowed.")
+            await _send(send, 200, await self._run(versions.list_versions, context, bucket))
+            return
+        view = await self._run(context.view, bucket)
+        writable = view.writable
+        view.close()
+        if method == "GET":
+            await _send(send, 200, versions.config_xml(self.config.versioning(bucket)))
+            return
+        if method != "PUT":
+            raise S3Error("MethodNotAllowed", "The specified method is not allowed.")
+        if not writable:
+            raise S3Error("AccessDenied", "Access Denied")
+        body = await _read_all(receive, bucketconfig.MAX_BODY + 1)
+        state = versions.parse_config(body)
+        if state == versions.SUSPENDED and self.config.object_lock(bucket).get("enabled"):
+            raise S3Error(
+                "InvalidBucketState",
+                "An Object Lock configuration is present on this bucket, so the versioning "
+                "state cannot be changed.",
+                409,
+            )
+        if state:
+            await self._run(self.config.set_versioning, bucket, state)
+        await _send(send, 200, b"")
+
+    def _create_bucket(self, context: _Context, bucket: str) -> None:
+        buckets.create(self.services, context.user, bucket)
+        lock = context.headers.get("x-amz-bucket-object-lock-enabled", "").lower()
+        if lock == "true":  # versioning forced on, as AWS
+            self.config.set_versioning(bucket, versions.ENABLED)
+            self.config.set_object_lock(bucket, {"enabled": True})
+
+    async def _object_lock(
+        self, context: _Context, method: str, bucket: str, receive: Receive, send: Send
+    ) -> None:
+        """Get/PutObjectLockConfiguration (the GET of a bucket without one: empty.py)."""
+        view = await self._run(context.view, bucket)
+        writable = view.writable
+        view.close()
+        if method == "GET":
+            await _send(send, 200, locks.config_xml(self.config.object_lock(bucket)))
+            return
+        if method != "PUT":
+            raise S3Error("MethodNotAllowed", "The specified method is not allowed.")
+        if not writable:
+            raise S3Error("AccessDenied", "Access Denied")
+        config = locks.parse_config(await _read_all(receive, bucketconfig.MAX_BODY + 1))
+        if not self.config.object_lock(bucket).get("enabled") and (
+            self.config.versioning(bucket) != versions.ENABLED
+        ):
+            raise S3Error(
+                "InvalidBucketState",
+                "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration",
+                409,
+            )
+        await self._run(self.config.set_object_lock, bucket, config)
+        await _send(send, 200, b"")
 
     async def _bucket_config(
         self, context: _Context, method: str, bucket: str, receive: Receive, send: Send
@@ -341,13 +417,19 @@ class S3App:
             )
             return
         if method == "PUT" and "x-amz-copy-source" in context.headers:
-            await _send(send, 200, await self._run(copy.copy_object, context, bucket, path, folder))
+            result = await self._run(copy.copy_object, context, bucket, path, folder)
+            await _send(send, 200, result, extra=context.version_headers())
             return
         if "tagging" in context.query:
             status, body = await tagging.handle(context, method, bucket, path, folder, receive)
             await _send(send, status, body)
             return
-        if SUBRESOURCES & context.query.keys():
+        if {"retention", "legal-hold"} & context.query.keys():
+            body = await _read_all(receive, bucketconfig.MAX_BODY + 1) if method == "PUT" else b""
+            result = await self._run(versions.lock_operation, context, method, bucket, key, body)
+            await _send(send, 200, result)
+            return
+        if SUBRESOURCES & (context.query.keys() - {"versionId"}):
             raise S3Error("NotImplemented", "This object operation is not built yet.")
         if key in sosapi.KEYS:
             await self._sosapi(context, method, bucket, key, send)
@@ -355,25 +437,50 @@ class S3App:
         if method in ("GET", "HEAD"):
             view = await self._run(context.view, bucket)
             try:
-                await context.get_object(view, path, folder, method == "HEAD", send)
+                await context.get_object(view, path, folder, method == "HEAD", send, key)
             finally:
                 view.close()
         elif method == "PUT":
-            view = await self._run(context.view, bucket)
-            try:
-                etag = await context.put_object(view, path, folder, receive)
-            finally:
-                view.close()
-            extra = [
-                (b"etag", f'"{etag}"'.encode()),
-                *checksums.response_headers(context.put_checksums),
-            ]
-            await _send(send, 200, b"", extra=extra)
+            await self._put(context, bucket, path, folder, receive, send)
         elif method == "DELETE":
-            await self._run(context.delete_object, bucket, path, folder)
-            await _send(send, 204, b"")
+            await self._delete(context, bucket, path, folder, send)
         else:
             raise S3Error("MethodNotAllowed", "The specified method is not allowed.")
+
+    async def _put(
+        self,
+        context: _Context,
+        bucket: str,
+        path: str,
+        folder: bool,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        if "versionId" in context.query:
+            raise S3Error("InvalidArgument", "A PUT cannot name a version id.")
+        view = await self._run(context.view, bucket)
+        try:
+            etag = await context.put_object(view, path, folder, receive)
+        finally:
+            view.close()
+        extra = [
+            (b"etag", f'"{etag}"'.encode()),
+            *checksums.response_headers(context.put_checksums),
+            *context.version_headers(),
+        ]
+        await _send(send, 200, b"", extra=extra)
+
+    async def _delete(
+        self, context: _Context, bucket: str, path: str, folder: bool, send: Send
+    ) -> None:
+        version = context.query.get("versionId")
+        deleted = await self._run(context.delete_object, bucket, path, folder, version)
+        extra = []
+        if deleted is not None and deleted.version_id is not None:
+            extra.append((b"x-amz-version-id", deleted.version_id.encode()))
+        if deleted is not None and deleted.marker:
+            extra.append((b"x-amz-delete-marker", b"true"))
+        await _send(send, 204, b"", extra=extra)
 
     async def _sosapi(
         self, context: _Context, method: str, bucket: str, key: str, send: Send
@@ -415,6 +522,20 @@ class _Context:
         self.query = query
         self.verified = verified
         self.put_checksums: dict[str, str] = {}  # what a PutObject stored, for its answer
+        # the version a write made (None: the bucket is not versioned) and a copy's source's
+        self.put_version: str | None = None
+        self.source_version: str | None = None
+
+    def versioning(self, bucket: str) -> str:
+        return self.app.config.versioning(bucket)
+
+    def version_headers(self) -> list[tuple[bytes, bytes]]:
+        out = []
+        if self.put_version is not None:
+            out.append((b"x-amz-version-id", self.put_version.encode()))
+        if self.source_version is not None:
+            out.append((b"x-amz-copy-source-version-id", self.source_version.encode()))
+        return out
 
     def view(self, bucket: str) -> ShareView:
         try:
@@ -462,13 +583,17 @@ class _Context:
         return _xml(wanted.render(bucket, found, objects, self.owner()))
 
     async def get_object(
-        self, view: ShareView, path: str, folder: bool, head: bool, send: Send
+        self, view: ShareView, path: str, folder: bool, head: bool, send: Send, key: str = ""
     ) -> None:
         run = self.app._run
-        entry: Entry = await run(view.stat, path)
-        if entry.is_dir != folder:
-            raise S3Error("NoSuchKey", "The specified key does not exist.")
-        meta: ObjectMeta = await run(meta_of, view, path, entry)
+        chosen: versions.Version | None = await run(self._version_of, view, path, folder, key)
+        if chosen is None:
+            entry = await run(view.stat, path)
+            if entry.is_dir != folder:
+                raise S3Error("NoSuchKey", "The specified key does not exist.")
+            meta = await run(meta_of, view, path, entry)
+        else:
+            entry, meta = chosen.entry, chosen.meta
         etag = f'"{meta.etag}"'
         _check_conditions(self.headers, etag, entry.mtime_ns)
         start, end = 0, entry.size
@@ -485,24 +610,16 @@ class _Context:
                 start, end = found
                 status = 206
                 extra.append((b"content-range", f"bytes {start}-{end - 1}/{entry.size}".encode()))
-        stored = dict(meta.headers)
-        for name in STORED_HEADERS:
-            override = self.query.get(f"response-{name}")
-            value = override if override is not None else stored.get(name)
-            if value is None and name == "content-type":
-                value = "binary/octet-stream"  # what S3 says of an object stored without one
-            if value is not None:
-                extra.append((name.encode(), value.encode("latin-1", "replace")))
-        for name, value in meta.user.items():
-            extra.append((f"x-amz-meta-{name}".encode(), value.encode("latin-1", "replace")))
-        extra += tagging.count_header(meta)
-        extra += checksums.for_get(self.headers, meta.checksums, whole=status == 200)
+        extra += self._object_headers(meta, chosen, whole=status == 200)
         extra.append((b"content-length", str(end - start).encode()))
         await send({"type": "http.response.start", "status": status, "headers": _base(extra)})
         if head or entry.is_dir or start == end:
             await send({"type": "http.response.body", "body": b""})
             return
-        file = await run(view.open_read, path)
+        if chosen is not None and not chosen.current:
+            file = await run(versions.open_archived, view, chosen)
+        else:
+            file = await run(view.open_read, path)
         try:
             offset = start
             while offset < end:
@@ -515,6 +632,44 @@ class _Context:
                 await send({"type": "http.response.body", "body": b""})
         finally:
             file.close()
+
+    def _object_headers(
+        self, meta: ObjectMeta, chosen: versions.Version | None, whole: bool
+    ) -> list[tuple[bytes, bytes]]:
+        """A GET's or HEAD's headers from the object's metadata."""
+        extra = []
+        stored = dict(meta.headers)
+        for name in STORED_HEADERS:
+            override = self.query.get(f"response-{name}")
+            value = override if override is not None else stored.get(name)
+            if value is None and name == "content-type":
+                value = "binary/octet-stream"  # what S3 says of an object stored without one
+            if value is not None:
+                extra.append((name.encode(), value.encode("latin-1", "replace")))
+        for name, value in meta.user.items():
+            extra.append((f"x-amz-meta-{name}".encode(), value.encode("latin-1", "replace")))
+        extra += tagging.count_header(meta)
+        extra += checksums.for_get(self.headers, meta.checksums, whole=whole)
+        if chosen is not None:
+            extra.append((b"x-amz-version-id", chosen.id.encode()))
+        extra += locks.headers(meta)
+        return extra
+
+    def _version_of(
+        self, view: ShareView, path: str, folder: bool, key: str
+    ) -> versions.Version | None:
+        """The version a GET or HEAD asks for, in a bucket that is or was versioned or with a
+        ``versionId`` (None: the file itself, as in a bucket never versioned)."""
+        version = self.query.get("versionId")
+        if folder or (version is None and not self.versioning(view.share)):
+            if version not in (None, versions.NULL):
+                versions.check_id(version or "")
+                raise S3Error("NoSuchVersion", "The specified version does not exist.", 404)
+            return None
+        chosen = versions.find(view, key, version)
+        if chosen is None:
+            raise S3Error("NoSuchKey", "The specified key does not exist.")
+        return chosen
 
     async def put_object(self, view: ShareView, path: str, folder: bool, receive: Receive) -> str:
         if not view.writable:
@@ -559,11 +714,21 @@ class _Context:
                 tags=tags or {},
                 checksums=self.put_checksums,
             )
-            await run(_commit, upload, meta)
+            await run(self._commit_put, upload, meta)
         except BaseException:
             await run(upload.abort)
             raise
         return meta.etag
+
+    def _commit_put(self, upload: Upload, meta: ObjectMeta) -> None:
+        """A PutObject's bytes become the object, with the lock the request or the bucket
+        asks for, as the bucket's new current version where it is versioned."""
+        bucket = upload.view.share
+        state = self.versioning(bucket)
+        locks.apply_request(self, bucket, meta)
+        _commit(upload, meta, state)
+        if state:
+            self.put_version = meta.version_id or versions.NULL
 
     async def _put_folder(self, view: ShareView, path: str, receive: Receive) -> str:
         """A key ending in ``/``: an empty body makes the folder."""
@@ -579,21 +744,33 @@ class _Context:
             raise from_fs(FsError(errno.EEXIST, "exists"), path)
         return meta_of(view, path, entry).etag
 
-    def delete_object(self, bucket: str, path: str, folder: bool) -> None:
+    def delete_object(
+        self, bucket: str, path: str, folder: bool, version: str | None = None
+    ) -> versions.Deleted | None:
+        state = self.versioning(bucket)
         with self.view(bucket) as view:
             if not view.writable:
                 raise S3Error("AccessDenied", "Access Denied")
-            try:
-                if folder:
-                    view.rmdir(path)
-                else:
-                    entry = view.stat(path)
-                    if not entry.is_dir:
-                        view.delete(path)
-            except FsError as exc:
-                if exc.code not in (errno.ENOENT, errno.ENOTDIR, errno.ENOTEMPTY):  # S3: 204
-                    raise
-            _remove_empty_parents(view, path)
+            if not folder and (state or version is not None):
+                bypass = locks.may_bypass(self)
+                return versions.delete(view, path[1:], state, version, bypass)
+            _delete_plain(view, path, folder)
+        return None
+
+
+def _delete_plain(view: ShareView, path: str, folder: bool) -> None:
+    """DeleteObject in a bucket never versioned (and of folder objects)."""
+    try:
+        if folder:
+            view.rmdir(path)
+        else:
+            entry = view.stat(path)
+            if not entry.is_dir:
+                view.delete(path)
+    except FsError as exc:
+        if exc.code not in (errno.ENOENT, errno.ENOTDIR, errno.ENOTEMPTY):  # S3: 204
+            raise
+    _remove_empty_parents(view, path)
 
 
 @dataclass
@@ -734,9 +911,12 @@ def _remove_empty_parents(view: ShareView, path: str) -> None:
         parts.pop()
 
 
-def _commit(upload: Upload, meta: ObjectMeta) -> Entry:
+def _commit(upload: Upload, meta: ObjectMeta, versioning: str = "") -> Entry:
     """The stored metadata goes on the temp file with the size and mtime the bytes have now,
-    then the bytes become the object."""
+    then the bytes become the object (in a versioned bucket: its new current version, the
+    file it replaces kept as a version)."""
+    if versioning:
+        return versions.commit(upload, meta, versioning, "/".join(upload.parts))
     now = upload.stat()
     meta.size, meta.mtime_ns = now.size, now.mtime_ns
     upload.set_meta(META_NAME, meta.dump())
@@ -966,7 +1146,7 @@ async def _error(
     body = (
         b"" if head or exc.status == 304 else document(exc.code, exc.message, resource, request_id)
     )
-    headers = [(b"x-amz-request-id", request_id.encode())]
+    headers = [(b"x-amz-request-id", request_id.encode()), *exc.headers]
     if close:
         headers.append((b"connection", b"close"))
     if body:

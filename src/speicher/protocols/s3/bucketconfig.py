@@ -165,17 +165,26 @@ def tags_xml(tags: dict[str, str]) -> bytes:
     ).encode()
 
 
+@dataclass
+class _Row:
+    cors: list[Rule]
+    tags: dict[str, str]
+    versioning: str  # "", "Enabled" or "Suspended"
+    lock: dict[str, Any]  # the Object Lock configuration ({}: none)
+
+
 class BucketConfig:
-    """Reads and writes the two settings; reads are remembered until the shares table
-    changes, so CORS headers cost no database round trip per request."""
+    """Reads and writes the bucket settings kept with the share (CORS rules, tags, the
+    versioning state, the Object Lock configuration); reads are remembered until the shares
+    table changes, so they cost no database round trip per request."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._cache: dict[str, tuple[list[Rule], dict[str, str]]] = {}
+        self._cache: dict[str, _Row] = {}
         self._generation = -1
         self._lock = threading.Lock()
 
-    def _row(self, bucket: str) -> tuple[list[Rule], dict[str, str]]:
+    def _row(self, bucket: str) -> _Row:
         generation = self.db.generation_of(frozenset({"shares"}))
         with self._lock:
             if generation != self._generation:
@@ -185,23 +194,39 @@ class BucketConfig:
                 return self._cache[bucket]
         with self.db.session() as s:
             row = s.execute(
-                select(Share.s3_cors, Share.s3_tags).where(Share.name == bucket)
+                select(
+                    Share.s3_cors, Share.s3_tags, Share.s3_versioning, Share.s3_object_lock
+                ).where(Share.name == bucket)
             ).first()
-        cors: list[Rule] = []
-        tags: dict[str, str] = {}
+        found = _Row([], {}, "", {})
         if row is not None:
-            cors = [Rule(**r) for r in _load(row[0], [])]
-            tags = {str(k): str(v) for k, v in _load(row[1], {}).items()}
+            found.cors = [Rule(**r) for r in _load(row[0], [])]
+            found.tags = {str(k): str(v) for k, v in _load(row[1], {}).items()}
+            found.versioning = row[2] or ""
+            lock = _load(row[3], {})
+            found.lock = lock if isinstance(lock, dict) else {}
         with self._lock:
             if generation == self._generation:
-                self._cache[bucket] = (cors, tags)
-        return cors, tags
+                self._cache[bucket] = found
+        return found
+
+    def versioning(self, bucket: str) -> str:
+        return self._row(bucket).versioning
+
+    def set_versioning(self, bucket: str, state: str) -> None:
+        self._set(bucket, s3_versioning=state)
+
+    def object_lock(self, bucket: str) -> dict[str, Any]:
+        return self._row(bucket).lock
+
+    def set_object_lock(self, bucket: str, config: dict[str, Any]) -> None:
+        self._set(bucket, s3_object_lock=json.dumps(config) if config else "")
 
     def cors(self, bucket: str) -> list[Rule]:
-        return self._row(bucket)[0]
+        return self._row(bucket).cors
 
     def tags(self, bucket: str) -> dict[str, str]:
-        return self._row(bucket)[1]
+        return self._row(bucket).tags
 
     def set_cors(self, bucket: str, rules: list[Rule] | None) -> None:
         text = "" if rules is None else json.dumps([r.__dict__ for r in rules])

@@ -18,6 +18,7 @@ from speicher import names
 from speicher.access.models import GrantRequest
 from speicher.errors import Conflict, InvalidInput, NotFound, SpeicherError
 from speicher.files import FsError
+from speicher.protocols.s3 import versions
 from speicher.protocols.s3.errors import S3Error
 from speicher.storage.models import ShareCreate
 
@@ -97,7 +98,7 @@ def delete(services: Services, user: str, bucket: str) -> None:
     with view:
         if not view.writable or not _may_manage(services, user):
             raise S3Error("AccessDenied", "Access Denied")
-        if view.list("/"):
+        if view.list("/") or versions.has_versions(view):
             raise S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty")
     try:
         services.shares.delete(bucket)

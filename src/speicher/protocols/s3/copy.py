@@ -17,7 +17,7 @@ write (target).
   when it is one; for a multipart source (``...-N``) it is computed from the bytes. The
   source's additional checksum is kept; ``x-amz-checksum-algorithm`` asks for another one,
   computed from the bytes.
-- A source version id other than ``null`` is refused until versioning is built.
+- ``?versionId=`` in the source copies that version (docs/s3.md, Versioning).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from xml.sax.saxutils import escape
 
 from speicher.files import Entry, ReadFile, ShareView
 from speicher.protocols.s3 import app as s3app
-from speicher.protocols.s3 import checksums, tagging
+from speicher.protocols.s3 import checksums, locks, tagging, versions
 from speicher.protocols.s3.errors import S3Error
 from speicher.protocols.s3.objects import ObjectMeta, key_path, meta_of
 
@@ -54,7 +54,7 @@ def _failed() -> S3Error:
     )
 
 
-def source_of(header: str) -> tuple[str, str]:
+def source_of(header: str) -> tuple[str, str, str | None]:
     """The bucket and key an ``x-amz-copy-source`` names (URL-encoded, a leading ``/`` or
     not, an optional ``?versionId=``)."""
     try:
@@ -70,9 +70,9 @@ def source_of(header: str) -> tuple[str, str]:
             "InvalidArgument",
             "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
         )
-    if version is not None and version != "null":
-        raise S3Error("InvalidArgument", "Invalid version id specified")
-    return bucket, key
+    if version is not None:
+        versions.check_id(version)
+    return bucket, key, version
 
 
 def check_conditions(headers: dict[str, str], etag: str, mtime_ns: int) -> None:
@@ -127,6 +127,7 @@ def _copy_bytes(
     meta: ObjectMeta,
     hash_md5: bool,
     crc: str | None,
+    versioning: str = "",
 ) -> None:
     """Copy the source's bytes into a new upload of ``path`` and commit it with ``meta``;
     the MD5 and a checksum are read from the source where they must be computed."""
@@ -149,7 +150,7 @@ def _copy_bytes(
                 meta.checksums = {checksum.name: checksum.b64()}
         if not _same(source.entry, os.fstat(source.fd)):
             raise S3Error("InternalError", "The source object changed while it was copied.", 500)
-        s3app._commit(upload, meta)
+        s3app._commit(upload, meta, versioning)
     except BaseException:
         upload.abort()
         raise
@@ -201,21 +202,28 @@ def _write(
     path: str,
     copied: ObjectMeta,
     crc: str | None,
+    versioning: str = "",
+    found: versions.Version | None = None,
 ) -> None:
     if entry.is_dir:  # a folder object is an empty object
         upload = s3app._upload(target, path)
         try:
             if crc is not None:
                 copied.checksums = {crc: checksums.of(crc, b"")}
-            s3app._commit(upload, copied)
+            s3app._commit(upload, copied, versioning)
         except BaseException:
             upload.abort()
             raise
         return
-    with source.open_read(src_path) as file:
+    opened = (
+        versions.open_archived(source, found)
+        if found is not None and not found.current
+        else source.open_read(src_path)
+    )
+    with opened as file:
         if (file.entry.size, file.entry.mtime_ns) != (entry.size, entry.mtime_ns):
             raise S3Error("InternalError", "The source object changed while it was read.", 500)
-        _copy_bytes(file, target, path, copied, "-" in copied.etag, crc)
+        _copy_bytes(file, target, path, copied, "-" in copied.etag, crc, versioning)
 
 
 def _check_copy(
@@ -239,7 +247,7 @@ def _check_copy(
 
 def copy_object(context: _Context, bucket: str, path: str, folder: bool) -> bytes:
     headers = context.headers
-    src_bucket, src_key = source_of(headers["x-amz-copy-source"])
+    src_bucket, src_key, src_version = source_of(headers["x-amz-copy-source"])
     src_path, src_folder = key_path(src_key)
     request = _Request.of(headers)
     if folder:
@@ -252,14 +260,28 @@ def copy_object(context: _Context, bucket: str, path: str, folder: bool) -> byte
             raise S3Error("AccessDenied", "Access Denied")
         source = target if src_bucket == bucket else context.view(src_bucket)
         try:
-            entry = source.stat(src_path)
-            if entry.is_dir != src_folder:
-                raise S3Error("NoSuchKey", "The specified key does not exist.")
-            meta = meta_of(source, src_path, entry)
-            same = src_bucket == bucket and src_path == path
+            source_state = context.versioning(src_bucket)
+            found: versions.Version | None = None
+            if not src_folder and (src_version is not None or source_state):
+                found = versions.find(source, src_key, src_version)
+                if found is None:
+                    raise S3Error("NoSuchKey", "The specified key does not exist.")
+                entry, meta = found.entry, found.meta
+                if source_state or src_version is not None:
+                    context.source_version = found.id
+            else:
+                entry = source.stat(src_path)
+                if entry.is_dir != src_folder:
+                    raise S3Error("NoSuchKey", "The specified key does not exist.")
+                meta = meta_of(source, src_path, entry)
+            same = src_bucket == bucket and src_path == path and (found is None or found.current)
             _check_copy(headers, request, same, meta, entry)
             copied, crc = request.meta(headers, meta)
-            _write(source, src_path, entry, target, path, copied, crc)
+            state = context.versioning(bucket)
+            locks.apply_request(context, bucket, copied)
+            _write(source, src_path, entry, target, path, copied, crc, state, found)
+            if state:
+                context.put_version = copied.version_id or versions.NULL
         finally:
             if source is not target:
                 source.close()

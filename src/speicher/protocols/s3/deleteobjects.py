@@ -11,8 +11,9 @@ not (S3 API Reference, DeleteObjects).
 - A key that does not exist is ``Deleted``, as in AWS; a key that cannot be an object of the
   share (``..``, too long) or that the user may not delete (a read-only grant) is an
   ``Error`` entry with its code. ``Quiet`` leaves the ``Deleted`` entries out.
-- Version ids: only ``null`` (the one version of an unversioned bucket) is deleted; others
-  are an ``Error`` entry (``NoSuchVersion``) until versioning is built.
+- Version ids: a ``VersionId`` deletes that version for good, as DeleteObject with
+  ``versionId`` does; without one a versioned bucket gets a delete marker, reported as
+  ``DeleteMarker`` with its ``DeleteMarkerVersionId``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from defusedxml import ElementTree as SafeXml
 from starlette.types import Receive
 
 from speicher.files import FsError
-from speicher.protocols.s3 import checksums
+from speicher.protocols.s3 import checksums, versions
 from speicher.protocols.s3.errors import S3Error, from_fs
 from speicher.protocols.s3.objects import key_path
 
@@ -92,18 +93,15 @@ def parse(body: bytes) -> tuple[list[Wanted], bool]:
     return wanted, quiet
 
 
-def _one(context: _Context, bucket: str, item: Wanted) -> S3Error | None:
-    """Delete one key as DeleteObject does; the refusal, if any."""
+def _one(context: _Context, bucket: str, item: Wanted) -> S3Error | versions.Deleted | None:
+    """Delete one key as DeleteObject does; the refusal, if any, or what versioning did."""
     try:
-        if item.version is not None and item.version != "null":
-            return S3Error("NoSuchVersion", "The specified version does not exist.")
         path, folder = key_path(item.key)
-        context.delete_object(bucket, path, folder)
+        return context.delete_object(bucket, path, folder, item.version)
     except S3Error as exc:
         return exc
     except FsError as exc:
         return from_fs(exc, item.key)
-    return None
 
 
 def run(context: _Context, bucket: str, wanted: list[Wanted], quiet: bool) -> bytes:
@@ -112,13 +110,19 @@ def run(context: _Context, bucket: str, wanted: list[Wanted], quiet: bool) -> by
         error = _one(context, bucket, item)
         key = f"<Key>{escape(item.key)}</Key>"
         version = "" if item.version is None else f"<VersionId>{escape(item.version)}</VersionId>"
-        if error is not None:
+        if isinstance(error, S3Error):
             parts.append(
                 f"<Error>{key}{version}<Code>{escape(error.code)}</Code>"
                 f"<Message>{escape(error.message)}</Message></Error>"
             )
         elif not quiet:
-            parts.append(f"<Deleted>{key}{version}</Deleted>")
+            marker = ""
+            if error is not None and error.marker and error.version_id is not None:
+                marker = (
+                    "<DeleteMarker>true</DeleteMarker><DeleteMarkerVersionId>"
+                    f"{escape(error.version_id)}</DeleteMarkerVersionId>"
+                )
+            parts.append(f"<Deleted>{key}{version}{marker}</Deleted>")
     parts.append("</DeleteResult>")
     return "".join(parts).encode()
 

@@ -41,7 +41,6 @@ NONE_SET: dict[str, tuple[str, str]] = {
     ),
 }
 EMPTY = {
-    "versioning": "VersioningConfiguration",  # never versioned: no Status at all
     "logging": "BucketLoggingStatus",
     "notification": "NotificationConfiguration",
     "accelerate": "AccelerateConfiguration",

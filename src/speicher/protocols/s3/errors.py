@@ -22,6 +22,8 @@ STATUS = {
     "InternalError": 500,
     "InvalidAccessKeyId": 403,
     "InvalidArgument": 400,
+    "InvalidBucketState": 409,
+    "NoSuchObjectLockConfiguration": 404,
     "InvalidBucketName": 400,
     "InvalidDigest": 400,
     "InvalidObjectState": 403,
@@ -64,11 +66,19 @@ STATUS = {
 class S3Error(Exception):
     """A refusal in S3's terms; ``status`` defaults to AWS's for ``code``."""
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status if status is not None else STATUS.get(code, 400)
+        # headers the answer carries besides the usual (x-amz-delete-marker, x-amz-version-id)
+        self.headers = headers or []
 
 
 def document(code: str, message: str, resource: str, request_id: str) -> bytes:

@@ -40,7 +40,7 @@ from starlette.types import Receive, Send
 
 from speicher.files import FsError, InternalFile, InternalFolder, ShareView
 from speicher.protocols.s3 import app as s3app
-from speicher.protocols.s3 import sigv4
+from speicher.protocols.s3 import locks, sigv4, versions
 from speicher.protocols.s3.errors import S3Error, document, from_fs
 from speicher.protocols.s3.objects import ObjectMeta, key_path, meta_of
 
@@ -78,6 +78,8 @@ class Record:
     created_ns: int
     headers: dict[str, str] = field(default_factory=dict)
     user: dict[str, str] = field(default_factory=dict)
+    # the Object Lock the object gets: {"mode", "until", "legal_hold"} (empty: none)
+    lock: dict[str, str] = field(default_factory=dict)
 
     def dump(self) -> bytes:
         return json.dumps(
@@ -87,6 +89,7 @@ class Record:
                 "created_ns": self.created_ns,
                 "headers": self.headers,
                 "user": self.user,
+                "lock": self.lock,
             },
             separators=(",", ":"),
         ).encode()
@@ -102,6 +105,7 @@ class Record:
                 created_ns=int(data["created_ns"]),
                 headers={str(k): str(v) for k, v in data.get("headers", {}).items()},
                 user={str(k): str(v) for k, v in data.get("user", {}).items()},
+                lock={str(k): str(v) for k, v in data.get("lock", {}).items()},
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -306,6 +310,7 @@ def create(context: _Context, bucket: str, key: str, folder: bool) -> bytes:
         created_ns=now,
         headers=s3app._stored(context.headers),
         user=s3app._user_meta(context.headers),
+        lock=locks.for_record(context, bucket),
     )
     with _writable(context, bucket) as view:
         uploads = _uploads(view, create=True)
@@ -711,6 +716,8 @@ class _Assembly:
     parts: list[tuple[int, Part]]  # open part files with what they are
     path: str
     upload: Any = None  # the ShareFS Upload of the object
+    versioning: str = ""  # the bucket's versioning state
+    version: str | None = None  # the version the completion made (versioned buckets)
 
     def close(self) -> None:
         for fd, _part in self.parts:
@@ -782,6 +789,7 @@ def _prepare(
                 )
         assembly.upload = s3app._upload(view, path)
         assembly.upload.digest = False
+        assembly.versioning = context.versioning(bucket)
     except BaseException:
         assembly.close()
         raise
@@ -800,7 +808,10 @@ def _assemble(assembly: _Assembly) -> str:
             headers=assembly.record.headers,
             user=assembly.record.user,
         )
-        s3app._commit(upload, meta)
+        locks.from_record(assembly.record.lock, meta)
+        s3app._commit(upload, meta, assembly.versioning)
+        if assembly.versioning:
+            assembly.version = meta.version_id or versions.NULL
         assembly.upload = None
         uploads = _uploads(assembly.view)
         if uploads is not None:
@@ -839,7 +850,10 @@ async def complete(
     done, _pending = await asyncio.wait({task}, timeout=_RESPOND_AFTER)
     if done:
         etag = _etag_of(task)  # raises the S3 error of a failed assembly, with its status
-        await s3app._send(send, 200, _complete_result(context, bucket, key, etag))
+        extra = (
+            [] if assembly.version is None else [(b"x-amz-version-id", assembly.version.encode())]
+        )
+        await s3app._send(send, 200, _complete_result(context, bucket, key, etag), extra=extra)
         return
     # a long assembly (no reflinks: the kernel copies): answer 200 now and keep the
     # connection alive with spaces, as AWS does; the result or the error follows in the body

@@ -72,20 +72,30 @@ class ObjectMeta:
     tags: dict[str, str] = field(default_factory=dict)  # object tagging, in the given order
     # the additional checksum the client sent with the bytes: {"crc32": base64}
     checksums: dict[str, str] = field(default_factory=dict)
+    # versioning (protocols/s3/versions.py): the version id ("": the null version) and
+    # whether this is a delete marker (an empty file in the versions folder)
+    version_id: str = ""
+    delete_marker: bool = False
+    # Object Lock: "GOVERNANCE" or "COMPLIANCE" ("": none) until lock_until (ISO 8601, UTC),
+    # and the legal hold
+    lock_mode: str = ""
+    lock_until: str = ""
+    legal_hold: bool = False
 
     def dump(self) -> bytes:
-        return json.dumps(
-            {
-                "etag": self.etag,
-                "size": self.size,
-                "mtime_ns": self.mtime_ns,
-                "headers": self.headers,
-                "user": self.user,
-                "tags": self.tags,
-                "checksums": self.checksums,
-            },
-            separators=(",", ":"),
-        ).encode()
+        data: dict[str, object] = {
+            "etag": self.etag,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "headers": self.headers,
+            "user": self.user,
+            "tags": self.tags,
+            "checksums": self.checksums,
+        }
+        for name in ("version_id", "delete_marker", "lock_mode", "lock_until", "legal_hold"):
+            if getattr(self, name):
+                data[name] = getattr(self, name)
+        return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
     def load(cls, raw: bytes | None) -> ObjectMeta | None:
@@ -102,6 +112,11 @@ class ObjectMeta:
                 # records written before tagging and checksums have neither
                 tags={str(k): str(v) for k, v in data.get("tags", {}).items()},
                 checksums={str(k): str(v) for k, v in data.get("checksums", {}).items()},
+                version_id=str(data.get("version_id", "")),
+                delete_marker=bool(data.get("delete_marker", False)),
+                lock_mode=str(data.get("lock_mode", "")),
+                lock_until=str(data.get("lock_until", "")),
+                legal_hold=bool(data.get("legal_hold", False)),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
