@@ -19,10 +19,12 @@ from typing import Protocol
 
 import uvicorn
 import uvloop
+from sqlalchemy import select
 
 from speicher import __version__
 from speicher.api.app import serve_app
 from speicher.config import Settings
+from speicher.db import Pool, Share
 from speicher.errors import SpeicherError
 from speicher.protection.restore import recover_rollbacks
 from speicher.protocols.s3 import multipart, versions
@@ -116,13 +118,21 @@ def remove_abandoned_uploads(services: Services) -> None:
 def expire_object_locks(services: Services) -> None:
     """Lift the immutable attribute of S3 object versions whose retention ended (unless a
     legal hold remains): at start, then every ``s3_lock_check_seconds``."""
-    for share in services.shares.list():
-        if share.state != "ready" or not share.s3:
+    # the share rows alone: a share listing would ask btrfs for usage every few seconds
+    with services.db.session() as session:
+        rows = session.execute(
+            select(Share.name, Pool.name)
+            .join(Pool, Pool.id == Share.pool_id)
+            .where(Share.s3_enabled, Share.state == "ready")
+        ).all()
+    for name, pool in rows:
+        try:
+            lifted = versions.expire(services.files, services.settings.mount_root / pool / name)
+        except Exception:  # one share's trouble must not keep the others' locks on
+            log.exception("S3: could not look for ended retentions in share %s", name)
             continue
-        with contextlib.suppress(Exception):
-            lifted = versions.expire(services.files, Path(share.path))
-            if lifted:
-                log.info("S3: retention ended for %d version(s) in share %s", lifted, share.name)
+        if lifted:
+            log.info("S3: retention ended for %d version(s) in share %s", lifted, name)
 
 
 def every(
