@@ -59,6 +59,7 @@ from speicher.protocols.s3.objects import (
     meta_of,
     walk,
 )
+from speicher.protocols.s3.payload import Payload
 
 if TYPE_CHECKING:
     from speicher.services import Services
@@ -321,7 +322,7 @@ class S3App:
             raise S3Error("MethodNotAllowed", "The specified method is not allowed.")
         if not writable:
             raise S3Error("AccessDenied", "Access Denied")
-        body = await _read_all(receive, bucketconfig.MAX_BODY + 1)
+        body = await _small_body(context, receive)
         state = versions.parse_config(body)
         if state == versions.SUSPENDED and self.config.object_lock(bucket).get("enabled"):
             raise S3Error(
@@ -355,7 +356,7 @@ class S3App:
             raise S3Error("MethodNotAllowed", "The specified method is not allowed.")
         if not writable:
             raise S3Error("AccessDenied", "Access Denied")
-        config = locks.parse_config(await _read_all(receive, bucketconfig.MAX_BODY + 1))
+        config = locks.parse_config(await _small_body(context, receive))
         if not self.config.object_lock(bucket).get("enabled") and (
             self.config.versioning(bucket) != versions.ENABLED
         ):
@@ -397,7 +398,7 @@ class S3App:
             await self._run(self.config.set_cors if cors else self.config.set_tags, bucket, None)
             await _send(send, 204, b"")
             return
-        body = await _read_all(receive, bucketconfig.MAX_BODY + 1)
+        body = await _small_body(context, receive)
         _check_md5(
             context.headers.get("content-md5"), hashlib.md5(body, usedforsecurity=False).digest()
         )
@@ -425,7 +426,7 @@ class S3App:
             await _send(send, status, body)
             return
         if {"retention", "legal-hold"} & context.query.keys():
-            body = await _read_all(receive, bucketconfig.MAX_BODY + 1) if method == "PUT" else b""
+            body = await _small_body(context, receive) if method == "PUT" else b""
             result = await self._run(versions.lock_operation, context, method, bucket, key, body)
             await _send(send, 200, result)
             return
@@ -680,31 +681,14 @@ class _Context:
         run = self.app._run
         wanted = checksums.Wanted.of(self.headers)
         tags = tagging.from_header(self.headers)
-        trailers: dict[str, str] = {}
-        decoder = _decoder(self.verified, self.headers)
-        signed = decoder is None and self.verified.payload != "UNSIGNED-PAYLOAD"
-        hasher = sigv4.PayloadHasher(self.verified.payload) if signed else None
+        body = Payload(self.verified, self.headers)
+        if length is not None:
+            body.length = length if body.decoder is None else None
         upload: Upload = await run(_upload, view, path)
         try:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise S3Error("IncompleteBody", "The client went away before the body ended.")
-                data = message.get("body", b"")
-                if decoder is not None:
-                    data = decoder.feed(data)
-                elif hasher is not None:
-                    hasher.update(data)
-                if data:
-                    await run(checksums.write, upload, data, wanted)
-                if not message.get("more_body", False):
-                    break
-            if decoder is not None:
-                trailers = decoder.finish()
-            elif hasher is not None:
-                hasher.check()
-            if length is not None and decoder is None and upload.size != length:
-                raise S3Error("IncompleteBody", "The body ended before its Content-Length.")
+            async for piece in body.pieces(receive):
+                await run(_write_piece, body, upload, piece, wanted)
+            trailers = await run(body.finish)
             _check_md5(self.headers.get("content-md5"), upload.md5.digest())
             self.put_checksums = checksums.verified(wanted, trailers)
             meta = ObjectMeta(
@@ -732,7 +716,7 @@ class _Context:
 
     async def _put_folder(self, view: ShareView, path: str, receive: Receive) -> str:
         """A key ending in ``/``: an empty body makes the folder."""
-        if await _read_all(receive, 1024 * 1024):
+        if await _small_body(self, receive):
             raise S3Error(
                 "InvalidRequest", "A key ending in '/' is a folder: its body must be empty."
             )
@@ -875,6 +859,15 @@ class _Listing:
         return "".join(parts)
 
 
+def _write_piece(
+    body: Payload, upload: Upload, piece: bytes, wanted: checksums.Wanted | None
+) -> None:
+    """A piece of a PutObject's body, decoded or hashed, into the upload (worker thread)."""
+    data = body.decode(piece)
+    if data:
+        checksums.write(upload, data, wanted)
+
+
 def _upload(view: ShareView, path: str) -> Upload:
     """An upload of ``path``, making the folders its key names on the way (S3 has none)."""
     try:
@@ -940,16 +933,6 @@ def _put_length(headers: dict[str, str]) -> int | None:
     if int(length) > MAX_PUT + 64 * 1024**2:
         raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
     return int(length)
-
-
-def _decoder(verified: sigv4.Verified, headers: dict[str, str]) -> sigv4.ChunkedDecoder | None:
-    if not verified.payload.startswith("STREAMING-"):
-        return None
-    return sigv4.ChunkedDecoder(
-        verified,
-        decoded_length=headers.get("x-amz-decoded-content-length"),
-        trailer=headers.get("x-amz-trailer"),
-    )
 
 
 def _stored(headers: dict[str, str]) -> dict[str, str]:
@@ -1071,15 +1054,13 @@ def _base(extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     return [(b"server", b"Speicher"), *extra]
 
 
-async def _read_all(receive: Receive, limit: int) -> bytes:
-    body = bytearray()
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return bytes(body)
-        body += message.get("body", b"")
-        if len(body) > limit or not message.get("more_body", False):
-            return bytes(body)
+async def _small_body(context: _Context, receive: Receive) -> bytes:
+    """A request's small body (XML settings, a folder's empty body), read whole and checked
+    as every body is: its signed payload hash, or its aws-chunked framing and signatures."""
+    too_large = S3Error("MalformedXML", "The XML you provided was too large.")
+    return await Payload(context.verified, context.headers).whole(
+        receive, bucketconfig.MAX_BODY, too_large
+    )
 
 
 async def _send(

@@ -31,6 +31,7 @@ from starlette.types import Receive
 from speicher.files import Upload
 from speicher.protocols.s3 import sigv4
 from speicher.protocols.s3.errors import S3Error
+from speicher.protocols.s3.payload import Payload
 
 ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
 HEADER = "x-amz-checksum-"
@@ -223,41 +224,12 @@ async def read_body(
     framing and its signatures, ``Content-MD5`` and an ``x-amz-checksum-*`` header or
     trailer."""
     wanted = Wanted.of(headers)
-    decoder = None
-    hasher = None
-    if verified.payload.startswith("STREAMING-"):
-        decoder = sigv4.ChunkedDecoder(
-            verified,
-            decoded_length=headers.get("x-amz-decoded-content-length"),
-            trailer=headers.get("x-amz-trailer"),
-        )
-    elif verified.payload != "UNSIGNED-PAYLOAD":
-        hasher = sigv4.PayloadHasher(verified.payload)
-    body = bytearray()
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise S3Error("IncompleteBody", "The client went away before the body ended.")
-        data = message.get("body", b"")
-        if decoder is not None:
-            data = decoder.feed(data)
-        elif hasher is not None:
-            hasher.update(data)
-        body += data
-        if len(body) > limit:
-            raise S3Error(
-                "MalformedXML",
-                f"The XML you provided is larger than this operation takes ({limit} bytes).",
-            )
-        if not message.get("more_body", False):
-            break
-    trailers = decoder.finish() if decoder is not None else None
-    if hasher is not None:
-        hasher.check()
-    length = headers.get("content-length")
-    if decoder is None and length is not None and length.isdigit() and int(length) != len(body):
-        raise S3Error("IncompleteBody", "The body ended before its Content-Length.")
-    _check_digests(headers, body, wanted, trailers)
+    payload = Payload(verified, headers)
+    too_large = S3Error(
+        "MalformedXML", f"The XML you provided is larger than this operation takes ({limit} bytes)."
+    )
+    body = bytearray(await payload.whole(receive, limit, too_large))
+    _check_digests(headers, body, wanted, payload.trailers)
     return bytes(body)
 
 

@@ -40,9 +40,10 @@ from starlette.types import Receive, Send
 
 from speicher.files import FsError, InternalFile, InternalFolder, ShareView
 from speicher.protocols.s3 import app as s3app
-from speicher.protocols.s3 import locks, sigv4, versions
+from speicher.protocols.s3 import locks, versions
 from speicher.protocols.s3.errors import S3Error, document, from_fs
 from speicher.protocols.s3.objects import ObjectMeta, key_path, meta_of
+from speicher.protocols.s3.payload import Payload
 
 if TYPE_CHECKING:
     from speicher.protocols.s3.app import _Context
@@ -371,35 +372,24 @@ async def _receive_part(
     """The request's body into ``file`` (decoded, its signature checked, as PutObject's);
     its MD5, checked against Content-MD5."""
     run = context.app._run
-    decoder = s3app._decoder(context.verified, context.headers)
-    signed = decoder is None and context.verified.payload != sigv4.UNSIGNED_PAYLOAD
-    hasher = sigv4.PayloadHasher(context.verified.payload) if signed else None
+    body = Payload(context.verified, context.headers)
+    body.length = length if body.decoder is None else None
     md5 = hashlib.md5(usedforsecurity=False)
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise S3Error("IncompleteBody", "The client went away before the body ended.")
-        data = message.get("body", b"")
-        if decoder is not None:
-            data = decoder.feed(data)
-        elif hasher is not None:
-            hasher.update(data)
-        if data:
-            await run(_write_part, file, md5, data)
-            if file.size > MAX_PART:
-                raise S3Error(
-                    "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size."
-                )
-        if not message.get("more_body", False):
-            break
-    if decoder is not None:
-        decoder.finish()
-    elif hasher is not None:
-        hasher.check()
-    if length is not None and decoder is None and file.size != length:
-        raise S3Error("IncompleteBody", "The body ended before its Content-Length.")
+    async for piece in body.pieces(receive):
+        await run(_decode_part, body, file, md5, piece)
+        if file.size > MAX_PART:
+            raise S3Error(
+                "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size."
+            )
+    await run(body.finish)
     s3app._check_md5(context.headers.get("content-md5"), md5.digest())
     return md5.hexdigest()
+
+
+def _decode_part(body: Payload, file: InternalFile, md5: Any, piece: bytes) -> None:
+    data = body.decode(piece)
+    if data:
+        _write_part(file, md5, data)
 
 
 def _enter(view: ShareView, upload_id: str, key: str) -> InternalFolder:
@@ -831,17 +821,10 @@ async def complete(
     receive: Receive,
     send: Send,
 ) -> None:
-    body = await s3app._read_all(receive, MAX_COMPLETE_BODY)
-    decoder = s3app._decoder(context.verified, context.headers)
-    if decoder is not None:
-        body = decoder.feed(body)
-        decoder.finish()
-    elif context.verified.payload != sigv4.UNSIGNED_PAYLOAD:
-        hasher = sigv4.PayloadHasher(context.verified.payload)
-        hasher.update(body)
-        hasher.check()
-    if len(body) >= MAX_COMPLETE_BODY:
-        raise S3Error("MalformedXML", "The list of parts is too long.")
+    too_long = S3Error("MalformedXML", "The list of parts is too long.")
+    body = await Payload(context.verified, context.headers).whole(
+        receive, MAX_COMPLETE_BODY - 1, too_long
+    )
     wanted = parse_complete(body)
     run = context.app._run
     assembly: _Assembly = await run(_prepare, context, bucket, key, path, upload_id, wanted)
