@@ -305,6 +305,7 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
 
 def build(daemon: Daemon, size: int) -> Path:

@@ -38,17 +38,18 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from file_protocols import drop_caches, ensure, free_port, stop, timed
 
 from speicher_testing import Daemon
 
@@ -62,13 +63,6 @@ SMALL = 4096
 SIGV4 = ["--aws-sigv4", "aws:amz:us-east-1:s3", "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -79,12 +73,6 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
                 return
         time.sleep(0.1)
     raise RuntimeError(f"nothing listens on port {port}")
-
-
-def ensure(*packages_and_tools: tuple[str, str]) -> None:
-    missing = [pkg for pkg, tool in packages_and_tools if not Path(tool).exists()]
-    if missing:
-        subprocess.run([str(ROOT / "scripts" / "apt-install"), *missing], check=True)
 
 
 def peers_bin() -> Path:
@@ -110,23 +98,12 @@ class Result:
     small_get_ops: float = 0.0
 
 
-def timed(action: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
-
-
 def run(argv: list[str], **kwargs: object) -> str:
     out = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False, **kwargs)  # type: ignore[call-overload]
     if out.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed ({out.returncode}): {out.stderr.strip()[-500:]}")
     stdout: str = out.stdout
     return stdout
-
-
-def drop_caches() -> None:
-    os.sync()
-    Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
 # -- the client: curl, signing with SigV4 ---------------------------------------------------------
@@ -235,16 +212,6 @@ def start(argv: list[str], port: int, log: Path, **env: str) -> subprocess.Popen
         )
     wait_port(port, proc)
     return proc
-
-
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 def start_nginx(folder: Path, work: Path, port: int) -> subprocess.Popen[bytes]:

@@ -27,11 +27,14 @@ def migrate(db: Database, revision: str, down: bool = False) -> None:
         (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    """A database of revision 0006 holding a pool, a share with SMB on, a user and a grant."""
-    database = Database(f"sqlite:///{tmp_path / 'speicher.db'}")
-    migrate(database, "0006")
+def seeded(path: Path, revision: str, share: dict[str, object], grant: bool = True) -> Database:
+    """A database of ``revision`` holding a pool ``tank``, a share (id 1 with ``share``'s
+    columns besides the required ones) and, with ``grant``, user alice with an rw grant."""
+    database = Database(f"sqlite:///{path}")
+    migrate(database, revision)
+    columns = {"id": 1, "pool_id": 1, "description": "d", "compression": "", **share}
+    names = ", ".join([*columns, "created_at"])
+    values = ", ".join([*(f":{k}" for k in columns), ":now"])
     with database.engine.begin() as c:
         c.execute(
             text(
@@ -40,21 +43,26 @@ def db(tmp_path: Path) -> Iterator[Database]:
             ),
             {"now": NOW},
         )
-        c.execute(
-            text(
-                "INSERT INTO shares (id, name, pool_id, description, compression, created_at, "
-                "smb_enabled) VALUES (1, 'docs', 1, 'd', '', :now, 1)"
-            ),
-            {"now": NOW},
-        )
-        c.execute(
-            text(
-                "INSERT INTO users (id, name, uid, full_name, email, password_hash, is_admin, "
-                "enabled, created_at) VALUES (1, 'alice', 20000, '', '', 'x', 0, 1, :now)"
-            ),
-            {"now": NOW},
-        )
-        c.execute(text("INSERT INTO grants (id, share_id, user_id, access) VALUES (1, 1, 1, 'rw')"))
+        c.execute(text(f"INSERT INTO shares ({names}) VALUES ({values})"), {**columns, "now": NOW})  # noqa: S608
+        if grant:
+            c.execute(
+                text(
+                    "INSERT INTO users (id, name, uid, full_name, email, password_hash, "
+                    "is_admin, enabled, created_at) "
+                    "VALUES (1, 'alice', 20000, '', '', 'x', 0, 1, :now)"
+                ),
+                {"now": NOW},
+            )
+            c.execute(
+                text("INSERT INTO grants (id, share_id, user_id, access) VALUES (1, 1, 1, 'rw')")
+            )
+    return database
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    """A database of revision 0006 holding a pool, a share with SMB on, a user and a grant."""
+    database = seeded(tmp_path / "speicher.db", "0006", {"name": "docs", "smb_enabled": 1})
     try:
         yield database
     finally:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
-from test_migration_0007 import NOW, migrate, rows
+from sqlalchemy import inspect
+from test_migration_0007 import migrate, rows, seeded
 
 from speicher.db import Base, Database
 
@@ -19,31 +19,7 @@ from speicher.db import Base, Database
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
     """A database of revision 0007 holding a pool, a share with WebDAV on, a user, a grant."""
-    database = Database(f"sqlite:///{tmp_path / 'speicher.db'}")
-    migrate(database, "0007")
-    with database.engine.begin() as c:
-        c.execute(
-            text(
-                "INSERT INTO pools (id, name, profile, uuid, md_uuid, state, created_at) "
-                "VALUES (1, 'tank', 'raid1', 'u', '', 'ready', :now)"
-            ),
-            {"now": NOW},
-        )
-        c.execute(
-            text(
-                "INSERT INTO shares (id, name, pool_id, description, compression, created_at, "
-                "webdav_enabled) VALUES (1, 'docs', 1, 'd', '', :now, 1)"
-            ),
-            {"now": NOW},
-        )
-        c.execute(
-            text(
-                "INSERT INTO users (id, name, uid, full_name, email, password_hash, is_admin, "
-                "enabled, created_at) VALUES (1, 'alice', 20000, '', '', 'x', 0, 1, :now)"
-            ),
-            {"now": NOW},
-        )
-        c.execute(text("INSERT INTO grants (id, share_id, user_id, access) VALUES (1, 1, 1, 'rw')"))
+    database = seeded(tmp_path / "speicher.db", "0007", {"name": "docs", "webdav_enabled": 1})
     try:
         yield database
     finally:

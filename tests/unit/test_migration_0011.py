@@ -10,31 +10,20 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
-from test_migration_0007 import NOW, migrate, rows
+from sqlalchemy import inspect
+from test_migration_0007 import migrate, rows, seeded
 
 from speicher.db import Base, Database
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'speicher.db'}")
-    migrate(database, "0010")
-    with database.engine.begin() as c:
-        c.execute(
-            text(
-                "INSERT INTO pools (id, name, profile, uuid, md_uuid, state, created_at) "
-                "VALUES (1, 'tank', 'raid1', 'u', '', 'ready', :now)"
-            ),
-            {"now": NOW},
-        )
-        c.execute(
-            text(
-                "INSERT INTO shares (id, name, pool_id, description, compression, created_at, "
-                "s3_enabled, s3_tags) VALUES (1, 'backups', 1, 'd', '', :now, 1, '{\"a\":\"1\"}')"
-            ),
-            {"now": NOW},
-        )
+    database = seeded(
+        tmp_path / "speicher.db",
+        "0010",
+        {"name": "backups", "s3_enabled": 1, "s3_tags": '{"a":"1"}'},
+        grant=False,
+    )
     try:
         yield database
     finally:

@@ -195,7 +195,8 @@ def _info(row: SshKey) -> KeyInfo:
     )
 
 
-def _user(s: Session, name: str) -> User:
+def ready_user(s: Session, name: str) -> User:
+    """The ready user row named ``name`` (any case); NotFound otherwise."""
     user = s.scalars(select(User).where(User.name == names.normalize(name))).first()
     if user is None or user.state != "ready":
         raise NotFound(f"user '{name}' does not exist")
@@ -219,7 +220,7 @@ class KeyService:
         key = parse(text)  # before any session: a bad key is refused without a look-up
         try:
             with self.db.session() as s:
-                row = _user(s, user)
+                row = ready_user(s, user)
                 name = row.name
                 taken = s.scalars(
                     select(SshKey).where(
@@ -250,14 +251,14 @@ class KeyService:
 
     def list(self, user: str) -> builtins.list[KeyInfo]:
         with self.db.session() as s:
-            row = _user(s, user)
+            row = ready_user(s, user)
             query = select(SshKey).where(SshKey.user_id == row.id).order_by(SshKey.id)
             return [_info(k) for k in s.scalars(query)]
 
     def remove(self, user: str, fingerprint: str) -> None:
         wanted = _fingerprint(fingerprint)
         with self.db.session() as s:
-            row = _user(s, user)
+            row = ready_user(s, user)
             name = row.name
             key = s.scalars(
                 select(SshKey).where(SshKey.user_id == row.id, SshKey.fingerprint == wanted)

@@ -21,9 +21,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from speicher import names
+from speicher.access.keys import ready_user
 from speicher.access.models import S3KeyCreated, S3KeyInfo
 from speicher.db import Database, S3Key, User
 from speicher.errors import Conflict, NotFound, SpeicherError
@@ -109,7 +108,7 @@ class S3KeyService:
         secret = new_secret()
         sealed = self.sealer.seal(secret)
         with self.db.session() as s:
-            row = _user(s, user)
+            row = ready_user(s, user)
             name = row.name
             count = len(builtins.list(s.scalars(select(S3Key.id).where(S3Key.user_id == row.id))))
             if count >= MAX_KEYS_PER_USER:
@@ -130,7 +129,7 @@ class S3KeyService:
 
     def list(self, user: str) -> builtins.list[S3KeyInfo]:
         with self.db.session() as s:
-            row = _user(s, user)
+            row = ready_user(s, user)
             query = select(S3Key).where(S3Key.user_id == row.id).order_by(S3Key.id)
             return [
                 S3KeyInfo(access_key=k.access_key, created_at=k.created_at)
@@ -140,7 +139,7 @@ class S3KeyService:
     def delete(self, user: str, access_key: str) -> None:
         wanted = access_key.strip().upper()
         with self.db.session() as s:
-            row = _user(s, user)
+            row = ready_user(s, user)
             name = row.name
             key = s.scalars(
                 select(S3Key).where(S3Key.user_id == row.id, S3Key.access_key == wanted)
@@ -189,10 +188,3 @@ class S3KeyService:
             return None
         secret = self.sealer.open(sealed)
         return None if secret is None else Signer(name, secret)
-
-
-def _user(s: Session, name: str) -> User:
-    user = s.scalars(select(User).where(User.name == names.normalize(name))).first()
-    if user is None or user.state != "ready":
-        raise NotFound(f"user '{name}' does not exist")
-    return user
