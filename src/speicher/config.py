@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     s3_port: int = Field(
         9000, ge=0, le=65535, description="TCP port of the S3 endpoint (HTTP); 0 turns S3 off."
     )
+    s3_workers: int = Field(
+        default_factory=lambda: min(os.cpu_count() or 1, 8),
+        ge=0,
+        le=64,
+        description="Processes that serve S3 besides the daemon (one Python process uses one "
+        "core at a time); 0: the daemon serves S3 itself. Default: one per CPU core, at most 8.",
+    )
     s3_region: str = Field(
         "us-east-1",
         pattern=r"^[a-z0-9-]{1,32}$",

@@ -27,7 +27,7 @@ from speicher.config import Settings
 from speicher.db import Pool, Share
 from speicher.errors import SpeicherError
 from speicher.protection.restore import recover_rollbacks
-from speicher.protocols.s3 import multipart, versions
+from speicher.protocols.s3 import multipart, versions, workers
 from speicher.protocols.s3.app import S3App
 from speicher.protocols.sftp.models import SftpInfo
 from speicher.services import Services
@@ -50,6 +50,8 @@ def prepare(settings: Settings) -> Services:
         os.close(os.open(db_file, os.O_CREAT | os.O_WRONLY, 0o600))  # WAL files copy its mode
         os.chmod(db_file, 0o600)
     services = Services.build(settings)
+    # change counters every process of the daemon sees (S3's workers: s3/workers.py)
+    services.db.share_generations(workers.generations_path(settings))
     services.db.migrate()
     return services
 
@@ -265,12 +267,30 @@ def _listen(
 
 def _s3_server(
     services: Services, sock: socket.socket | None, ssl_context: ssl.SSLContext
-) -> list[tuple[_Server, list[socket.socket]]]:
+) -> tuple[list[tuple[_Server, list[socket.socket]]], workers.S3Workers | None]:
     """The S3 endpoint's server on ``sock`` (HTTPS with the daemon's certificate where
-    ``s3_tls`` says so); none when S3 is off."""
+    ``s3_tls`` says so), or its worker processes on ``sock`` and the daemon's server on the
+    control socket for what they relay; nothing when S3 is off."""
     if sock is None:
-        return []
-    tls = services.settings.s3_tls
+        return [], None
+    settings = services.settings
+    tls = settings.s3_tls
+    host, port = sock.getsockname()[:2]
+    scheme = "HTTPS" if tls else "HTTP"
+    if settings.s3_workers:
+        workers.control_path(settings).parent.mkdir(mode=0o700, exist_ok=True)
+        control = _unix_socket(workers.control_path(settings))
+        config = uvicorn.Config(
+            S3App(services, trusted_relay=True),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            proxy_headers=False,
+            server_header=False,
+        )
+        pool = workers.S3Workers(settings, sock, settings.s3_workers)
+        log.info("S3 listening on %s:%s (%s, %d worker processes)", host, port, scheme, pool.count)
+        return [(_Server(config), [control])], pool
     config = uvicorn.Config(
         S3App(services),
         log_level="warning",
@@ -280,9 +300,8 @@ def _s3_server(
         server_header=False,  # the app says "Server: Speicher" itself
         ssl_context_factory=(lambda _config, _default: ssl_context) if tls else None,
     )
-    host, port = sock.getsockname()[:2]
-    log.info("S3 listening on %s:%s (%s)", host, port, "HTTPS" if tls else "HTTP")
-    return [(_Server(config), [sock])]
+    log.info("S3 listening on %s:%s (%s)", host, port, scheme)
+    return [(_Server(config), [sock])], None
 
 
 def _url(scheme: str, host: str, port: int) -> str:
@@ -455,7 +474,10 @@ def serve(settings: Settings) -> None:
         )
     )
     plain = [unix, http_sock] if http_sock else [unix]
-    servers = [(https, [https_sock]), (http, plain), *_s3_server(services, s3_sock, ssl_context)]
+    s3_servers, s3_workers = _s3_server(services, s3_sock, ssl_context)
+    servers = [(https, [https_sock]), (http, plain), *s3_servers]
+    if s3_workers is not None:
+        s3_workers.start()
     try:
         # uvloop: a faster event loop for many clients at once (bench/api_concurrency.py)
         # what start-up made lives as long as the daemon: keep it out of the collector's way,
@@ -467,6 +489,8 @@ def serve(settings: Settings) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         monitor.stopping.set()
+        if s3_workers is not None:
+            s3_workers.stop()
         services.smb.stop()
         services.events.record("info", "daemon.stop", "speicher", "Speicher stopped")
         with contextlib.suppress(FileNotFoundError):

@@ -12,6 +12,8 @@ from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from speicher.db.generations import SharedGenerations
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 POOL_SIZE = 48
 
@@ -42,7 +44,14 @@ class Database:
         # tables, such as a textual statement), so a listing waits only for its own tables
         self.generation = 0
         self._tables: dict[str, int] = {}
+        # the counters in a file every process of the daemon maps (share_generations)
+        self._shared: SharedGenerations | None = None
         self._watch_changes()
+
+    def share_generations(self, path: Path) -> None:
+        """Count changes in ``path``, shared with the other processes that open it (the
+        daemon and S3's worker processes), so each sees the others' commits."""
+        self._shared = SharedGenerations(path)
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision`` (the newest by default).
@@ -77,12 +86,18 @@ class Database:
             with session.begin():
                 yield session
             if session.info.get("changed") and not session.info.get("quiet"):
+                tables = session.info.get("tables", ("*",))
+                if self._shared is not None:
+                    self.generation = self._shared.bump(tables)
+                    return
                 self.generation += 1
-                for table in session.info.get("tables", ("*",)):
+                for table in tables:
                     self._tables[table] = self.generation
 
     def generation_of(self, tables: frozenset[str]) -> int:
         """The generation at which any of ``tables`` last changed (0: never since start)."""
+        if self._shared is not None:
+            return self._shared.of(tables)
         found = self._tables.get("*", 0)
         for table in tables:
             found = max(found, self._tables.get(table, 0))
@@ -119,3 +134,6 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None

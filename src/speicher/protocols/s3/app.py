@@ -22,10 +22,12 @@ import datetime as dt
 import email.utils
 import errno
 import hashlib
+import itertools
 import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote
 from xml.sax.saxutils import escape
@@ -33,7 +35,7 @@ from xml.sax.saxutils import escape
 from starlette.types import Message, Receive, Scope, Send
 
 from speicher.access.s3keys import S3KeyService
-from speicher.files import Entry, FsError, ShareFS, ShareView, Upload
+from speicher.files import Entry, FsError, ReadFile, ShareFS, ShareView, Upload
 from speicher.protocols.s3 import (
     bucketconfig,
     buckets,
@@ -41,6 +43,7 @@ from speicher.protocols.s3 import (
     copy,
     deleteobjects,
     empty,
+    forward,
     locks,
     multipart,
     sigv4,
@@ -59,7 +62,7 @@ from speicher.protocols.s3.objects import (
     meta_of,
     walk,
 )
-from speicher.protocols.s3.payload import Payload
+from speicher.protocols.s3.payload import Payload, Writer
 
 if TYPE_CHECKING:
     from speicher.services import Services
@@ -70,6 +73,8 @@ PROTOCOL = "s3"
 XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 WORKERS = 32
 CHUNK = 1024 * 1024
+# a PutObject body up to this size is read whole before anything is written (one thread hop)
+SMALL_PUT = 1024 * 1024
 MAX_PUT = 5 * 1024**3  # AWS's limit of one PutObject
 MAX_KEYS = 1000
 # query parameters that name another operation on a bucket or object than the plain one
@@ -112,6 +117,12 @@ SUBRESOURCES = frozenset(
 )
 
 
+# request ids: unique per process (a random half) and per request (a counter), without a
+# system call for randomness each time
+_REQUEST_PREFIX = secrets.token_hex(4).upper()
+_REQUESTS = itertools.count(1)
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -126,19 +137,35 @@ def _http_date(ns: int) -> str:
 
 
 class S3App:
-    def __init__(self, services: Services, clock: Callable[[], dt.datetime] = _now) -> None:
+    """S3 over ShareFS. ``relay_to``: in a worker process (``workers.py``), the daemon's
+    control socket, to which the requests that change shares go (``forward.py``);
+    ``trusted_relay``: the daemon's app on that socket, which takes the client's address from
+    the relayed request."""
+
+    def __init__(
+        self,
+        services: Services,
+        clock: Callable[[], dt.datetime] = _now,
+        *,
+        relay_to: Path | None = None,
+        trusted_relay: bool = False,
+    ) -> None:
         self.services = services
+        self.relay_to = relay_to
+        self.trusted_relay = trusted_relay
         self.files: ShareFS = services.files
         self.keys: S3KeyService = services.s3_keys
         self.region = services.settings.s3_region
         self.clock = clock
         self.pool = concurrent.futures.ThreadPoolExecutor(WORKERS, "s3")
+        # the hashes of uploads' pieces, beside their writes (never waits for anything)
+        self.hashers = concurrent.futures.ThreadPoolExecutor(WORKERS, "s3-hash")
         self.config = BucketConfig(services.db)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        request_id = secrets.token_hex(8).upper()
+        request_id = f"{_REQUEST_PREFIX}{next(_REQUESTS) & 0xFFFFFFFF:08X}"
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         resource = unquote(raw_path.partition("?")[0])
         body = _Body(receive)
@@ -163,6 +190,15 @@ class S3App:
     async def _handle(
         self, scope: Scope, receive: Receive, send: Send, raw_path: str, request_id: str
     ) -> None:
+        if self.relay_to is not None and scope["method"] in ("PUT", "DELETE"):
+            try:
+                path = unquote(raw_path.partition("?")[0], errors="strict")
+            except UnicodeDecodeError:
+                path = ""  # refused below as InvalidURI
+            _bucket, key = self._address(_header(scope, b"host") or "", path)
+            if path and forward.relayed(scope["method"], key):
+                await forward.relay(self.relay_to, scope, receive, send)
+                return
         headers: dict[str, str] = {}
         for k, v in scope["headers"]:  # several of one name: one, joined with "," (RFC 9110)
             name, value = k.decode("latin-1").lower(), v.decode("latin-1")
@@ -190,6 +226,9 @@ class S3App:
         method = scope["method"]
         client = scope.get("client")
         address = client[0] if client else None
+        relayed_for = headers.pop(forward.CLIENT_HEADER.decode(), None)
+        if self.trusted_relay and relayed_for:
+            address = relayed_for
         context = _Context(self, signer.user, address, request_id, headers, query, verified)
         if not bucket:
             if method != "GET":
@@ -436,11 +475,7 @@ class S3App:
             await self._sosapi(context, method, bucket, key, send)
             return
         if method in ("GET", "HEAD"):
-            view = await self._run(context.view, bucket)
-            try:
-                await context.get_object(view, path, folder, method == "HEAD", send, key)
-            finally:
-                view.close()
+            await context.get_object(bucket, path, folder, method == "HEAD", send, key)
         elif method == "PUT":
             await self._put(context, bucket, path, folder, receive, send)
         elif method == "DELETE":
@@ -459,11 +494,7 @@ class S3App:
     ) -> None:
         if "versionId" in context.query:
             raise S3Error("InvalidArgument", "A PUT cannot name a version id.")
-        view = await self._run(context.view, bucket)
-        try:
-            etag = await context.put_object(view, path, folder, receive)
-        finally:
-            view.close()
+        etag = await context.put_object(bucket, path, folder, receive)
         extra = [
             (b"etag", f'"{etag}"'.encode()),
             *checksums.response_headers(context.put_checksums),
@@ -500,6 +531,29 @@ class S3App:
         headers.append((b"content-length", str(len(data)).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": _base(headers)})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else data})
+
+
+@dataclass
+class _Answer:
+    """What a GET or HEAD answers: its status and headers, the part of the object to send
+    ([offset, end)), the first piece of it and, where more follows, the open file."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    offset: int
+    end: int
+    first: bytes = b""
+    file: ReadFile | None = None
+
+    def read_first(self, file: ReadFile) -> ReadFile | None:
+        """The first piece from ``file``; where more follows, the answer keeps the file
+        (None: the caller closes it)."""
+        self.first = file.read(self.offset, min(CHUNK, self.end - self.offset))
+        self.offset += len(self.first)
+        if self.offset >= self.end or not self.first:
+            return file
+        self.file = file
+        return None
 
 
 class _Context:
@@ -584,17 +638,69 @@ class _Context:
         return _xml(wanted.render(bucket, found, objects, self.owner()))
 
     async def get_object(
-        self, view: ShareView, path: str, folder: bool, head: bool, send: Send, key: str = ""
+        self, bucket: str, path: str, folder: bool, head: bool, send: Send, key: str = ""
     ) -> None:
+        """GetObject and HeadObject. Everything up to the first piece of the body is one call
+        in a worker thread (the share, the version, the file, its metadata, the conditions,
+        the first megabyte), so a small object costs one thread hop, not six."""
         run = self.app._run
-        chosen: versions.Version | None = await run(self._version_of, view, path, folder, key)
-        if chosen is None:
-            entry = await run(view.stat, path)
-            if entry.is_dir != folder:
-                raise S3Error("NoSuchKey", "The specified key does not exist.")
-            meta = await run(meta_of, view, path, entry)
-        else:
-            entry, meta = chosen.entry, chosen.meta
+        found: _Answer = await run(self._find_object, bucket, path, folder, head, key)
+        await send(
+            {"type": "http.response.start", "status": found.status, "headers": found.headers}
+        )
+        file, offset, end = found.file, found.offset, found.end
+        if file is None:
+            await send({"type": "http.response.body", "body": found.first})
+            return
+        try:
+            await send({"type": "http.response.body", "body": found.first, "more_body": True})
+            while offset < end:
+                chunk = await run(file.read, offset, min(CHUNK, end - offset))
+                if not chunk:
+                    break
+                offset += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": offset < end})
+            if offset < end:
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            file.close()
+
+    def _find_object(self, bucket: str, path: str, folder: bool, head: bool, key: str) -> _Answer:
+        with self.view(bucket) as view:
+            chosen: versions.Version | None = self._version_of(view, path, folder, key)
+            file: ReadFile | None = None
+            if chosen is not None:
+                entry, meta = chosen.entry, chosen.meta
+            elif folder or head:
+                entry = view.stat(path)
+                if entry.is_dir != folder:
+                    raise S3Error("NoSuchKey", "The specified key does not exist.")
+            else:
+                try:
+                    file = view.open_read(path)
+                except FsError as exc:
+                    if exc.code == errno.EISDIR:
+                        raise S3Error("NoSuchKey", "The specified key does not exist.") from None
+                    raise
+                entry = file.entry
+            try:
+                if chosen is None:
+                    meta = meta_of(view, path, entry)
+                found = self._answer(entry, meta, chosen)
+                if head or entry.is_dir or found.offset == found.end:
+                    return found
+                if file is None:  # a version: archived, or the share's file
+                    assert chosen is not None
+                    current = chosen.current
+                    file = view.open_read(path) if current else versions.open_archived(view, chosen)
+                file = found.read_first(file)
+                return found
+            finally:
+                if file is not None:
+                    file.close()
+
+    def _answer(self, entry: Entry, meta: ObjectMeta, chosen: versions.Version | None) -> _Answer:
+        """The status and headers of a GET or HEAD of ``entry``, and the bytes to send."""
         etag = f'"{meta.etag}"'
         _check_conditions(self.headers, etag, entry.mtime_ns)
         start, end = 0, entry.size
@@ -613,26 +719,7 @@ class _Context:
                 extra.append((b"content-range", f"bytes {start}-{end - 1}/{entry.size}".encode()))
         extra += self._object_headers(meta, chosen, whole=status == 200)
         extra.append((b"content-length", str(end - start).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": _base(extra)})
-        if head or entry.is_dir or start == end:
-            await send({"type": "http.response.body", "body": b""})
-            return
-        if chosen is not None and not chosen.current:
-            file = await run(versions.open_archived, view, chosen)
-        else:
-            file = await run(view.open_read, path)
-        try:
-            offset = start
-            while offset < end:
-                chunk = await run(file.read, offset, min(CHUNK, end - offset))
-                if not chunk:
-                    break
-                offset += len(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": offset < end})
-            if offset < end:
-                await send({"type": "http.response.body", "body": b""})
-        finally:
-            file.close()
+        return _Answer(status, _base(extra), start, end)
 
     def _object_headers(
         self, meta: ObjectMeta, chosen: versions.Version | None, whole: bool
@@ -672,37 +759,104 @@ class _Context:
             raise S3Error("NoSuchKey", "The specified key does not exist.")
         return chosen
 
-    async def put_object(self, view: ShareView, path: str, folder: bool, receive: Receive) -> str:
-        if not view.writable:
-            raise S3Error("AccessDenied", "Access Denied")
+    async def put_object(self, bucket: str, path: str, folder: bool, receive: Receive) -> str:
         length = _put_length(self.headers)
-        if folder:
-            return await self._put_folder(view, path, receive)
         run = self.app._run
+        if folder:
+            view = await run(self.view, bucket)
+            try:
+                if not view.writable:
+                    raise S3Error("AccessDenied", "Access Denied")
+                return await self._put_folder(view, path, receive)
+            finally:
+                view.close()
         wanted = checksums.Wanted.of(self.headers)
         tags = tagging.from_header(self.headers)
         body = Payload(self.verified, self.headers)
         if length is not None:
             body.length = length if body.decoder is None else None
-        upload: Upload = await run(_upload, view, path)
+        sent = self.headers.get("content-length", "")
+        if sent.isdigit() and int(sent) <= SMALL_PUT:
+            # a small body: read whole, then one call in a worker thread makes the object
+            pieces = [piece async for piece in body.pieces(receive)]
+            etag: str = await run(self._put_small, bucket, path, body, pieces, wanted, tags)
+            return etag
+        return await self._put_large(bucket, path, body, wanted, tags, receive)
+
+    def _put_small(
+        self,
+        bucket: str,
+        path: str,
+        body: Payload,
+        pieces: list[bytes],
+        wanted: checksums.Wanted | None,
+        tags: dict[str, str] | None,
+    ) -> str:
+        with self.view(bucket) as view:
+            if not view.writable:
+                raise S3Error("AccessDenied", "Access Denied")
+            upload = _upload(view, path)
+            try:
+                writer = Writer(body, upload, wanted, None)
+                for piece in pieces:
+                    writer.piece(piece)
+                self._finish_put(upload, body.finish(), writer, wanted, tags)
+            except BaseException:
+                upload.abort()
+                raise
+        return writer.md5.hexdigest()
+
+    async def _put_large(
+        self,
+        bucket: str,
+        path: str,
+        body: Payload,
+        wanted: checksums.Wanted | None,
+        tags: dict[str, str] | None,
+        receive: Receive,
+    ) -> str:
+        """A body of more than a piece streams in: while a worker thread writes and hashes
+        one piece (the write and the hashes side by side, see :class:`payload.Writer`), the event
+        loop receives the next."""
+        run = self.app._run
+
+        def start() -> Upload:
+            view = self.view(bucket)
+            try:
+                if not view.writable:
+                    raise S3Error("AccessDenied", "Access Denied")
+                return _upload(view, path)
+            finally:
+                view.close()  # the upload holds its folder open itself
+
+        upload: Upload = await run(start)
+        writer = Writer(body, upload, wanted, self.app.hashers)
         try:
-            async for piece in body.pieces(receive):
-                await run(_write_piece, body, upload, piece, wanted)
-            trailers = await run(body.finish)
-            _check_md5(self.headers.get("content-md5"), upload.md5.digest())
-            self.put_checksums = checksums.verified(wanted, trailers)
-            meta = ObjectMeta(
-                etag=upload.md5.hexdigest(),
-                headers=_stored(self.headers),
-                user=_user_meta(self.headers),
-                tags=tags or {},
-                checksums=self.put_checksums,
-            )
-            await run(self._commit_put, upload, meta)
+            await writer.stream(receive, run)
+            await run(self._finish_put, upload, await run(body.finish), writer, wanted, tags)
         except BaseException:
             await run(upload.abort)
             raise
-        return meta.etag
+        return writer.md5.hexdigest()
+
+    def _finish_put(
+        self,
+        upload: Upload,
+        trailers: dict[str, str],
+        writer: Writer,
+        wanted: checksums.Wanted | None,
+        tags: dict[str, str] | None,
+    ) -> None:
+        _check_md5(self.headers.get("content-md5"), writer.md5.digest())
+        self.put_checksums = checksums.verified(wanted, trailers)
+        meta = ObjectMeta(
+            etag=writer.md5.hexdigest(),
+            headers=_stored(self.headers),
+            user=_user_meta(self.headers),
+            tags=tags or {},
+            checksums=self.put_checksums,
+        )
+        self._commit_put(upload, meta)
 
     def _commit_put(self, upload: Upload, meta: ObjectMeta) -> None:
         """A PutObject's bytes become the object, with the lock the request or the bucket
@@ -859,19 +1013,10 @@ class _Listing:
         return "".join(parts)
 
 
-def _write_piece(
-    body: Payload, upload: Upload, piece: bytes, wanted: checksums.Wanted | None
-) -> None:
-    """A piece of a PutObject's body, decoded or hashed, into the upload (worker thread)."""
-    data = body.decode(piece)
-    if data:
-        checksums.write(upload, data, wanted)
-
-
 def _upload(view: ShareView, path: str) -> Upload:
     """An upload of ``path``, making the folders its key names on the way (S3 has none)."""
     try:
-        return view.upload(path, keep_meta=False, digest=True)
+        return view.upload(path, keep_meta=False, digest=False)
     except FsError as exc:
         if exc.code == errno.ENOTDIR:
             raise from_fs(FsError(errno.EEXIST, "a part of the key is an object"), path) from None
@@ -889,7 +1034,7 @@ def _upload(view: ShareView, path: str) -> Upload:
                 raise from_fs(
                     FsError(errno.EEXIST, "a part of the key is an object"), path
                 ) from None
-    return view.upload(path, keep_meta=False, digest=True)
+    return view.upload(path, keep_meta=False, digest=False)
 
 
 def _remove_empty_parents(view: ShareView, path: str) -> None:

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from awscrt import checksums as crt  # type: ignore[import-untyped]
 from starlette.types import Receive
 
-from speicher.files import Upload
 from speicher.protocols.s3 import sigv4
 from speicher.protocols.s3.errors import S3Error
 from speicher.protocols.s3.payload import Payload
@@ -182,14 +181,6 @@ class Wanted:
                 f"The {self.name.upper()} you specified did not match the calculated checksum.",
             )
         return computed
-
-
-def write(upload: Upload, data: bytes, wanted: Wanted | None) -> None:
-    """One piece of a PutObject body into its checksum and the upload, in the worker thread,
-    off the event loop (hashlib lets go of the GIL; the CRCs run at gigabytes a second)."""
-    if wanted is not None:
-        wanted.update(data)
-    upload.write(data)
 
 
 def verified(wanted: Wanted | None, trailers: dict[str, str]) -> dict[str, str]:

@@ -43,7 +43,7 @@ from speicher.protocols.s3 import app as s3app
 from speicher.protocols.s3 import locks, versions
 from speicher.protocols.s3.errors import S3Error, document, from_fs
 from speicher.protocols.s3.objects import ObjectMeta, key_path, meta_of
-from speicher.protocols.s3.payload import Payload
+from speicher.protocols.s3.payload import Payload, Writer
 
 if TYPE_CHECKING:
     from speicher.protocols.s3.app import _Context
@@ -328,11 +328,6 @@ def create(context: _Context, bucket: str, key: str, folder: bool) -> bytes:
 # -- UploadPart ----------------------------------------------------------------------------------
 
 
-def _write_part(file: InternalFile, md5: Any, data: bytes) -> None:
-    file.write(data)
-    md5.update(data)
-
-
 def _publish_part(file: InternalFile, number: int, md5: str) -> None:
     file.set_attr(PART_ATTR, json.dumps({"md5": md5, "size": file.size}).encode())
     file.publish(part_name(number))
@@ -374,22 +369,12 @@ async def _receive_part(
     run = context.app._run
     body = Payload(context.verified, context.headers)
     body.length = length if body.decoder is None else None
-    md5 = hashlib.md5(usedforsecurity=False)
-    async for piece in body.pieces(receive):
-        await run(_decode_part, body, file, md5, piece)
-        if file.size > MAX_PART:
-            raise S3Error(
-                "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size."
-            )
+    too_large = S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
+    writer = Writer(body, file, None, context.app.hashers, MAX_PART, too_large)
+    await writer.stream(receive, run)
     await run(body.finish)
-    s3app._check_md5(context.headers.get("content-md5"), md5.digest())
-    return md5.hexdigest()
-
-
-def _decode_part(body: Payload, file: InternalFile, md5: Any, piece: bytes) -> None:
-    data = body.decode(piece)
-    if data:
-        _write_part(file, md5, data)
+    s3app._check_md5(context.headers.get("content-md5"), writer.md5.digest())
+    return writer.md5.hexdigest()
 
 
 def _enter(view: ShareView, upload_id: str, key: str) -> InternalFolder:
@@ -778,7 +763,6 @@ def _prepare(
                     "At least one of the pre-conditions you specified did not hold",
                 )
         assembly.upload = s3app._upload(view, path)
-        assembly.upload.digest = False
         assembly.versioning = context.versioning(bucket)
     except BaseException:
         assembly.close()

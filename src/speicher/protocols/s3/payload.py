@@ -10,7 +10,11 @@ thousand, and SHA-256 of a gigabyte never stalls the loop's other clients.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+import concurrent.futures
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 from starlette.types import Receive
 
@@ -18,6 +22,8 @@ from speicher.protocols.s3 import sigv4
 from speicher.protocols.s3.errors import S3Error
 
 BATCH = 1024 * 1024
+# pieces from this size are hashed in a second thread while the first writes them
+PARALLEL_HASH = 256 * 1024
 
 
 class Payload:
@@ -87,3 +93,83 @@ class Payload:
         if self.length is not None and self.received != self.length:
             raise S3Error("IncompleteBody", "The body ended before its Content-Length.")
         return self.trailers
+
+
+class Sink(Protocol):
+    """Where a body's bytes go (a ShareFS upload, an internal file of a multipart upload)."""
+
+    size: int
+
+    def write(self, data: bytes) -> None: ...
+
+
+class Checksum(Protocol):
+    def update(self, data: bytes) -> None: ...
+
+
+class Writer:
+    """A body into its sink, a piece at a time, in a worker thread.
+
+    A piece is decoded first (an aws-chunked one); then, given ``hashers``, its write and its
+    hashes (the MD5 of the ETag, the client's checksum, a signed payload's SHA-256) run side
+    by side in two threads (os.write and hashlib let go of the GIL), so the MD5 does not
+    serialize the stream. Small pieces are hashed in line. ``limit``: the most bytes the
+    sink may take (``too_large`` past it)."""
+
+    def __init__(
+        self,
+        body: Payload,
+        sink: Sink,
+        wanted: Checksum | None,
+        hashers: concurrent.futures.ThreadPoolExecutor | None,
+        limit: int | None = None,
+        too_large: S3Error | None = None,
+    ) -> None:
+        self.body = body
+        self.sink = sink
+        self.wanted = wanted
+        self.hashers = hashers
+        self.limit = limit
+        self.too_large = too_large
+        self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def piece(self, piece: bytes) -> None:
+        plain = self.body.decoder is None  # the piece is the payload as it is
+        data = piece if plain else self.body.decode(piece)
+        if self.hashers is None or len(data) < PARALLEL_HASH:
+            self._hash(data, plain)
+            if data:
+                self.sink.write(data)
+        else:
+            hashing = self.hashers.submit(self._hash, data, plain)
+            try:
+                self.sink.write(data)
+            finally:
+                hashing.result()
+        if self.limit is not None and self.sink.size > self.limit:
+            raise self.too_large or S3Error("EntityTooLarge", "The body is too large.")
+
+    def _hash(self, data: bytes, plain: bool) -> None:
+        if plain:
+            self.body.decode(data)  # the payload's SHA-256 and the count of bytes received
+        self.md5.update(data)
+        if self.wanted is not None:
+            self.wanted.update(data)
+
+    async def stream(self, receive: Receive, run: Callable[..., Awaitable[Any]]) -> None:
+        """The whole body, piece by piece through ``run`` (a worker thread): while one piece
+        is written and hashed, the event loop receives the next. A failure waits for the
+        piece in flight, so the caller may discard the sink at once."""
+        pending: asyncio.Future[Any] | None = None
+        try:
+            async for piece in self.body.pieces(receive):
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(run(self.piece, piece))
+            if pending is not None:
+                await pending
+                pending = None
+        except BaseException:
+            if pending is not None:
+                await asyncio.wait([pending])
+            raise
