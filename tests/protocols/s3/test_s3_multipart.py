@@ -466,3 +466,34 @@ def test_abandoned_uploads_go_at_start(daemon: Daemon, world: dict[str, Any]) ->
     assert left(world["backups"]) == []
     kinds = [e["kind"] for e in daemon.api.get("/events", params={"limit": 50}).json()]
     assert "s3.uploads_removed" in kinds
+
+
+def test_get_and_head_by_part_number(alice: Any) -> None:
+    """GetObject/HeadObject ?partNumber=N: the part's bytes (206, Content-Range) and the
+    count of parts; a single-part object is part 1 of 1, whole."""
+    key = "parts/by-number.bin"
+    upload_id = start(alice, key)
+    one, two = os.urandom(5 * MiB + 7), os.urandom(123_457)
+    e1, e2 = put_part(alice, key, upload_id, 1, one), put_part(alice, key, upload_id, 2, two)
+    etag = finish(alice, key, upload_id, [(1, e1), (2, e2)])["ETag"]
+    got = alice.get_object(Bucket="backups", Key=key, PartNumber=2)
+    assert got["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert got["Body"].read() == two
+    assert got["PartsCount"] == 2 and got["ETag"] == etag
+    total = len(one) + len(two)
+    assert got["ContentRange"] == f"bytes {len(one)}-{total - 1}/{total}"
+    head = alice.head_object(Bucket="backups", Key=key, PartNumber=1)
+    assert head["ContentLength"] == len(one) and head["PartsCount"] == 2
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        alice.get_object(Bucket="backups", Key=key, PartNumber=3)
+    assert code(exc) == ("InvalidPartNumber", 416)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        alice.get_object(Bucket="backups", Key=key, PartNumber=1, Range="bytes=0-9")
+    assert code(exc) == ("InvalidRequest", 400)
+    alice.put_object(Bucket="backups", Key="parts/single.bin", Body=b"one piece")
+    single = alice.get_object(Bucket="backups", Key="parts/single.bin", PartNumber=1)
+    assert single["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert single["Body"].read() == b"one piece" and single["PartsCount"] == 1
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        alice.head_object(Bucket="backups", Key="parts/single.bin", PartNumber=2)
+    assert code(exc)[1] == 416

@@ -469,7 +469,8 @@ class S3App:
             result = await self._run(versions.lock_operation, context, method, bucket, key, body)
             await _send(send, 200, result)
             return
-        if SUBRESOURCES & (context.query.keys() - {"versionId"}):
+        allowed = {"versionId", "partNumber"} if method in ("GET", "HEAD") else {"versionId"}
+        if SUBRESOURCES & (context.query.keys() - allowed):
             raise S3Error("NotImplemented", "This object operation is not built yet.")
         if key in sosapi.KEYS:
             await self._sosapi(context, method, bucket, key, send)
@@ -711,7 +712,14 @@ class _Context:
             (b"accept-ranges", b"bytes"),
         ]
         wanted = self.headers.get("range")
-        if wanted and not entry.is_dir:
+        part = _part_range(self.query.get("partNumber"), wanted, meta, entry)
+        if part is not None:
+            (start, end), count = part
+            if count > 1:  # a part of a multipart object; a single-part object is whole
+                status = 206
+                extra.append((b"content-range", f"bytes {start}-{end - 1}/{entry.size}".encode()))
+            extra.append((b"x-amz-mp-parts-count", str(count).encode()))
+        elif wanted and not entry.is_dir:
             found = _range(wanted, entry.size)
             if found is not None:
                 start, end = found
@@ -1152,6 +1160,30 @@ def _parse_date(value: str | None) -> int | None:
         return int(email.utils.parsedate_to_datetime(value).timestamp())
     except (TypeError, ValueError, IndexError):
         return None
+
+
+def _part_range(
+    number: str | None, range_header: str | None, meta: ObjectMeta, entry: Entry
+) -> tuple[tuple[int, int], int] | None:
+    """GetObject/HeadObject ``?partNumber=N``: the part's [start, end) and the object's count
+    of parts (an object not uploaded in parts, or changed since, is one part); None without
+    the parameter."""
+    if number is None:
+        return None
+    if range_header:
+        raise S3Error(
+            "InvalidRequest", "Cannot specify both Range header and partNumber query parameter."
+        )
+    if not number.isdigit() or not 1 <= int(number) <= multipart.MAX_PARTS:
+        raise S3Error(
+            "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive."
+        )
+    parts = meta.parts if sum(meta.parts) == entry.size and meta.parts else [entry.size]
+    n = int(number)
+    if n > len(parts):
+        raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", 416)
+    start = sum(parts[: n - 1])
+    return (start, start + parts[n - 1]), len(parts)
 
 
 def _range(header: str, size: int) -> tuple[int, int] | None:

@@ -781,6 +781,7 @@ def _assemble(assembly: _Assembly) -> str:
             etag=multipart_etag([part.md5 for _fd, part in assembly.parts]),
             headers=assembly.record.headers,
             user=assembly.record.user,
+            parts=[part.size for _fd, part in assembly.parts],
         )
         locks.from_record(assembly.record.lock, meta)
         s3app._commit(upload, meta, assembly.versioning)

@@ -81,6 +81,8 @@ class ObjectMeta:
     lock_mode: str = ""
     lock_until: str = ""
     legal_hold: bool = False
+    # a multipart upload's part sizes, in order (GetObject ?partNumber=N); empty otherwise
+    parts: list[int] = field(default_factory=list)
 
     def dump(self) -> bytes:
         data: dict[str, object] = {
@@ -92,7 +94,14 @@ class ObjectMeta:
             "tags": self.tags,
             "checksums": self.checksums,
         }
-        for name in ("version_id", "delete_marker", "lock_mode", "lock_until", "legal_hold"):
+        for name in (
+            "version_id",
+            "delete_marker",
+            "lock_mode",
+            "lock_until",
+            "legal_hold",
+            "parts",
+        ):
             if getattr(self, name):
                 data[name] = getattr(self, name)
         return json.dumps(data, separators=(",", ":")).encode()
@@ -117,6 +126,7 @@ class ObjectMeta:
                 lock_mode=str(data.get("lock_mode", "")),
                 lock_until=str(data.get("lock_until", "")),
                 legal_hold=bool(data.get("legal_hold", False)),
+                parts=[int(n) for n in data.get("parts", [])],
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
