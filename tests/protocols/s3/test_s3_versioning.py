@@ -221,6 +221,37 @@ def test_copy_from_an_old_version(alice: Any, versioned: str, world: dict[str, A
     assert (world["share"] / "c" / "dst").read_bytes() == b"old bytes"
 
 
+def test_upload_part_copy_from_an_old_version(alice: Any, versioned: str) -> None:
+    old = alice.put_object(Bucket=versioned, Key="pc/src", Body=b"old part bytes")["VersionId"]
+    alice.put_object(Bucket=versioned, Key="pc/src", Body=b"the new bytes")
+    up = alice.create_multipart_upload(Bucket=versioned, Key="pc/dst")["UploadId"]
+    part = alice.upload_part_copy(
+        Bucket=versioned,
+        Key="pc/dst",
+        UploadId=up,
+        PartNumber=1,
+        CopySource={"Bucket": versioned, "Key": "pc/src", "VersionId": old},
+        CopySourceRange="bytes=4-7",
+    )
+    assert part["CopySourceVersionId"] == old
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        alice.upload_part_copy(
+            Bucket=versioned,
+            Key="pc/dst",
+            UploadId=up,
+            PartNumber=2,
+            CopySource={"Bucket": versioned, "Key": "pc/src", "VersionId": "0" * 32},
+        )
+    assert code(exc)[1] == 404
+    alice.complete_multipart_upload(
+        Bucket=versioned,
+        Key="pc/dst",
+        UploadId=up,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["CopyPartResult"]["ETag"]}]},
+    )
+    assert alice.get_object(Bucket=versioned, Key="pc/dst")["Body"].read() == b"part"
+
+
 def test_multipart_completion_keeps_the_old_version(
     alice: Any, versioned: str, world: dict[str, Any]
 ) -> None:

@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
@@ -40,7 +40,7 @@ from starlette.types import Receive, Send
 
 from speicher.files import FsError, InternalFile, InternalFolder, ShareView
 from speicher.protocols.s3 import app as s3app
-from speicher.protocols.s3 import locks, versions
+from speicher.protocols.s3 import copy, locks, versions
 from speicher.protocols.s3.errors import S3Error, document, from_fs
 from speicher.protocols.s3.objects import ObjectMeta, key_path, meta_of
 from speicher.protocols.s3.payload import Payload, Writer
@@ -164,7 +164,7 @@ async def object_operation(
         number = _part_number(q["partNumber"])
         if "x-amz-copy-source" in context.headers:
             body = await run(upload_part_copy, context, bucket, key, upload_id, number)
-            await s3app._send(send, 200, body)
+            await s3app._send(send, 200, body, extra=context.version_headers())
             return
         etag = await upload_part(context, bucket, key, upload_id, number, receive)
         await s3app._send(send, 200, b"", extra=[(b"etag", etag.encode())])
@@ -386,21 +386,6 @@ def _enter(view: ShareView, upload_id: str, key: str) -> InternalFolder:
 # -- UploadPartCopy ------------------------------------------------------------------------------
 
 
-def _copy_source(header: str) -> tuple[str, str]:
-    source = unquote(header)
-    source, _, version = source.partition("?")
-    if version:
-        name, _, value = version.partition("=")
-        if name != "versionId" or value != "null":
-            raise S3Error("InvalidArgument", "Invalid version id specified")
-    bucket, _, key = source.lstrip("/").partition("/")
-    if not bucket or not key:
-        raise S3Error(
-            "InvalidArgument", "Copy Source must mention the source bucket and key: bucket/key."
-        )
-    return bucket, key
-
-
 def _copy_range(header: str | None, size: int) -> tuple[int, int]:
     """``bytes=first-last`` as [start, end); the whole object without the header."""
     if header is None:
@@ -445,15 +430,24 @@ def _copy_conditions(headers: dict[str, str], etag: str, mtime_ns: int) -> None:
 def upload_part_copy(
     context: _Context, bucket: str, key: str, upload_id: str, number: int
 ) -> bytes:
-    """A part copied from (a range of) an object the user may read, in the kernel (shared
-    extents on btrfs), then hashed from the part itself."""
-    src_bucket, src_key = _copy_source(context.headers["x-amz-copy-source"])
+    """A part copied from (a range of) an object the user may read (or one of its versions:
+    ``?versionId=`` in the source, as CopyObject), in the kernel (shared extents on btrfs),
+    then hashed from the part itself."""
+    src_bucket, src_key, src_version = copy.source_of(context.headers["x-amz-copy-source"])
     src_path, src_folder = key_path(src_key)
     with _writable(context, bucket) as view, context.view(src_bucket) as source:
-        entry = source.stat(src_path)
-        if entry.is_dir != src_folder:
-            raise S3Error("NoSuchKey", "The specified key does not exist.")
-        meta = meta_of(source, src_path, entry)
+        found: versions.Version | None = None
+        if not src_folder and (src_version is not None or context.versioning(src_bucket)):
+            found = versions.find(source, src_key, src_version)
+            if found is None:
+                raise S3Error("NoSuchKey", "The specified key does not exist.")
+            entry, meta = found.entry, found.meta
+            context.source_version = found.id
+        else:
+            entry = source.stat(src_path)
+            if entry.is_dir != src_folder:
+                raise S3Error("NoSuchKey", "The specified key does not exist.")
+            meta = meta_of(source, src_path, entry)
         _copy_conditions(context.headers, f'"{meta.etag}"', entry.mtime_ns)
         start, end = _copy_range(context.headers.get("x-amz-copy-source-range"), entry.size)
         if end - start > MAX_PART:
@@ -466,7 +460,16 @@ def upload_part_copy(
             try:
                 with folder.create() as file:
                     if end > start:
-                        with source.open_read(src_path) as read:
+                        archived = found is not None and not found.current
+                        with (
+                            versions.open_archived(source, found)
+                            if archived and found is not None
+                            else source.open_read(src_path)
+                        ) as read:
+                            if read.entry.size != entry.size:
+                                raise S3Error(
+                                    "InternalError", "The source changed while it was read.", 500
+                                )
                             file.copy_from(read.fd, start, end - start)
                     md5 = hashlib.md5(usedforsecurity=False)
                     offset = 0
