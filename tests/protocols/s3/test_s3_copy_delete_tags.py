@@ -17,6 +17,7 @@ from typing import Any
 
 import botocore.auth  # type: ignore[import-untyped]
 import botocore.awsrequest  # type: ignore[import-untyped]
+import botocore.config  # type: ignore[import-untyped]
 import botocore.credentials  # type: ignore[import-untyped]
 import botocore.exceptions  # type: ignore[import-untyped]
 import httpx
@@ -52,6 +53,35 @@ def alice(daemon: Daemon, world: dict[str, Any]) -> Any:
     return client(daemon, world["keys"]["alice"])
 
 
+def signed(
+    daemon: Daemon,
+    key: dict[str, str],
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    trailer: str | None = None,
+    unsigned: bool = False,
+) -> tuple[str, dict[str, str]]:
+    """The URL and headers of a request signed by botocore's signer (``trailer``: as
+    ``STREAMING-UNSIGNED-PAYLOAD-TRAILER``, what SDKs send over HTTPS; ``unsigned``: with
+    ``UNSIGNED-PAYLOAD``), without Content-Length (the sender sets it)."""
+    url = f"http://127.0.0.1:{daemon.s3_port}{path}"
+    request = botocore.awsrequest.AWSRequest(
+        method=method, url=url, data=body, headers=dict(headers or {})
+    )
+    if unsigned:
+        config = botocore.config.Config(s3={"payload_signing_enabled": False})
+        request.context["client_config"] = config
+    if trailer is not None:
+        request.context["checksum"] = {
+            "request_algorithm": {"in": "trailer", "algorithm": trailer, "name": trailer}
+        }
+    credentials = botocore.credentials.Credentials(key["access_key"], key["secret"])
+    botocore.auth.S3SigV4Auth(credentials, "s3", "us-east-1").add_auth(request)
+    return url, {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+
+
 def raw(
     daemon: Daemon,
     key: dict[str, str],
@@ -61,19 +91,8 @@ def raw(
     headers: dict[str, str] | None = None,
     trailer: str | None = None,
 ) -> httpx.Response:
-    """A request signed by botocore's signer and sent as it is (``trailer``: as
-    ``STREAMING-UNSIGNED-PAYLOAD-TRAILER``, what SDKs send over HTTPS)."""
-    url = f"http://127.0.0.1:{daemon.s3_port}{path}"
-    request = botocore.awsrequest.AWSRequest(
-        method=method, url=url, data=body, headers=dict(headers or {})
-    )
-    if trailer is not None:
-        request.context["checksum"] = {
-            "request_algorithm": {"in": "trailer", "algorithm": trailer, "name": trailer}
-        }
-    credentials = botocore.credentials.Credentials(key["access_key"], key["secret"])
-    botocore.auth.S3SigV4Auth(credentials, "s3", "us-east-1").add_auth(request)
-    sent = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+    """A request signed by botocore's signer and sent as it is."""
+    url, sent = signed(daemon, key, method, path, body, headers, trailer)
     return httpx.request(method, url, headers=sent, content=body, timeout=60)
 
 
