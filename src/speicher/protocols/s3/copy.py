@@ -75,6 +75,25 @@ def source_of(header: str) -> tuple[str, str, str | None]:
     return bucket, key, version
 
 
+def source_object(
+    context: _Context, source: ShareView, key: str, version: str | None
+) -> tuple[Entry, ObjectMeta, versions.Version | None]:
+    """What a copy's source names: the file (or, in a bucket that is or was versioned or
+    with ``version``, the version) with its metadata; the version's id goes into the
+    answer's ``x-amz-copy-source-version-id``."""
+    path, folder = key_path(key)
+    if not folder and (version is not None or context.versioning(source.share)):
+        found = versions.find(source, key, version)
+        if found is None:
+            raise S3Error("NoSuchKey", "The specified key does not exist.")
+        context.source_version = found.id
+        return found.entry, found.meta, found
+    entry = source.stat(path)
+    if entry.is_dir != folder:
+        raise S3Error("NoSuchKey", "The specified key does not exist.")
+    return entry, meta_of(source, path, entry), None
+
+
 def check_conditions(headers: dict[str, str], etag: str, mtime_ns: int) -> None:
     """The copy-source conditions, as AWS pairs them: a true if-match wins over a false
     if-unmodified-since; a false if-none-match fails whatever if-modified-since says."""
@@ -248,7 +267,7 @@ def _check_copy(
 def copy_object(context: _Context, bucket: str, path: str, folder: bool) -> bytes:
     headers = context.headers
     src_bucket, src_key, src_version = source_of(headers["x-amz-copy-source"])
-    src_path, src_folder = key_path(src_key)
+    src_path, _folder = key_path(src_key)
     request = _Request.of(headers)
     if folder:
         raise S3Error(
@@ -260,20 +279,7 @@ def copy_object(context: _Context, bucket: str, path: str, folder: bool) -> byte
             raise S3Error("AccessDenied", "Access Denied")
         source = target if src_bucket == bucket else context.view(src_bucket)
         try:
-            source_state = context.versioning(src_bucket)
-            found: versions.Version | None = None
-            if not src_folder and (src_version is not None or source_state):
-                found = versions.find(source, src_key, src_version)
-                if found is None:
-                    raise S3Error("NoSuchKey", "The specified key does not exist.")
-                entry, meta = found.entry, found.meta
-                if source_state or src_version is not None:
-                    context.source_version = found.id
-            else:
-                entry = source.stat(src_path)
-                if entry.is_dir != src_folder:
-                    raise S3Error("NoSuchKey", "The specified key does not exist.")
-                meta = meta_of(source, src_path, entry)
+            entry, meta, found = source_object(context, source, src_key, src_version)
             same = src_bucket == bucket and src_path == path and (found is None or found.current)
             _check_copy(headers, request, same, meta, entry)
             copied, crc = request.meta(headers, meta)

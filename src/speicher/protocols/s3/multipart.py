@@ -42,7 +42,7 @@ from speicher.files import FsError, InternalFile, InternalFolder, ShareView
 from speicher.protocols.s3 import app as s3app
 from speicher.protocols.s3 import copy, locks, versions
 from speicher.protocols.s3.errors import S3Error, document, from_fs
-from speicher.protocols.s3.objects import ObjectMeta, key_path, meta_of
+from speicher.protocols.s3.objects import ObjectMeta, key_path
 from speicher.protocols.s3.payload import Payload, Writer
 
 if TYPE_CHECKING:
@@ -434,20 +434,9 @@ def upload_part_copy(
     ``?versionId=`` in the source, as CopyObject), in the kernel (shared extents on btrfs),
     then hashed from the part itself."""
     src_bucket, src_key, src_version = copy.source_of(context.headers["x-amz-copy-source"])
-    src_path, src_folder = key_path(src_key)
+    src_path, _folder = key_path(src_key)
     with _writable(context, bucket) as view, context.view(src_bucket) as source:
-        found: versions.Version | None = None
-        if not src_folder and (src_version is not None or context.versioning(src_bucket)):
-            found = versions.find(source, src_key, src_version)
-            if found is None:
-                raise S3Error("NoSuchKey", "The specified key does not exist.")
-            entry, meta = found.entry, found.meta
-            context.source_version = found.id
-        else:
-            entry = source.stat(src_path)
-            if entry.is_dir != src_folder:
-                raise S3Error("NoSuchKey", "The specified key does not exist.")
-            meta = meta_of(source, src_path, entry)
+        entry, meta, found = copy.source_object(context, source, src_key, src_version)
         _copy_conditions(context.headers, f'"{meta.etag}"', entry.mtime_ns)
         start, end = _copy_range(context.headers.get("x-amz-copy-source-range"), entry.size)
         if end - start > MAX_PART:
