@@ -12,6 +12,7 @@ commit writes them under ``flock`` (commits are rare next to reads; a read is a 
 from __future__ import annotations
 
 import fcntl
+import functools
 import mmap
 import os
 import struct
@@ -25,6 +26,7 @@ SIZE = _SLOT.size * SLOTS
 ANY = "*"  # a change of unknown tables
 
 
+@functools.cache
 def slot(table: str) -> int:
     return 1 + zlib.crc32(table.encode()) % (SLOTS - 1)
 
