@@ -13,8 +13,11 @@ import pytest
 from speicher_testing import Daemon
 
 # the shared file-semantics suite (files/conformance.py) is imported by name by every
-# protocol's tests
-sys.path.insert(0, str(Path(__file__).resolve().parent / "files"))
+# protocol's tests, and the protocols' client helpers (smb_helpers, sftp_helpers,
+# dav_helpers) by the tests that drive several protocols, wherever those live
+_TESTS = Path(__file__).resolve().parent
+for _folder in ("files", "protocols/smb", "protocols/sftp", "protocols/webdav"):
+    sys.path.insert(0, str(_TESTS / _folder))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

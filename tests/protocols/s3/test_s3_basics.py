@@ -4,9 +4,12 @@ the module."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import os
 import pwd
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,34 @@ def code(exc: pytest.ExceptionInfo[botocore.exceptions.ClientError]) -> tuple[st
     return error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]
 
 
+def s3_keys(daemon: Daemon, *users: str) -> dict[str, dict[str, str]]:
+    """A new S3 key (``access_key``, ``secret``) for each of ``users``, by user."""
+    keys = {}
+    for user in users:
+        r = daemon.api.post(f"/users/{user}/s3-keys")
+        assert r.status_code == 201, r.text
+        keys[user] = r.json()
+    return keys
+
+
+def collect_clients() -> None:
+    """Close now, quietly, the clients earlier modules left to the collector (their
+    ResourceWarnings would fail a later test under ``-W error``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+@contextlib.contextmanager
+def s3_client(daemon: Daemon, key: dict[str, str]) -> Iterator[Any]:
+    """A boto3 client with ``key`` (see :func:`client`), closed afterwards."""
+    s3 = client(daemon, key)
+    try:
+        yield s3
+    finally:
+        s3.close()
+
+
 @pytest.fixture(scope="module")
 def world(daemon: Daemon) -> dict[str, Any]:
     make_pool(daemon)
@@ -56,12 +87,7 @@ def world(daemon: Daemon) -> dict[str, Any]:
     backups = make_share(daemon, "backups", {"alice": "rw", "rita": "ro"}, s3=True)
     make_share(daemon, "private", {"olga": "rw"}, s3=True)
     make_share(daemon, "nos3", {"alice": "rw"})  # S3 off
-    keys = {}
-    for user in ("alice", "rita", "olga"):
-        r = daemon.api.post(f"/users/{user}/s3-keys")
-        assert r.status_code == 201, r.text
-        keys[user] = r.json()
-    return {"backups": backups, "keys": keys}
+    return {"backups": backups, "keys": s3_keys(daemon, "alice", "rita", "olga")}
 
 
 @pytest.fixture
