@@ -14,7 +14,7 @@ import pytest
 
 from speicher.files import FsError
 from speicher.files.sharefs import _internal
-from speicher.protocols.s3 import multipart
+from speicher.protocols.s3 import copy, multipart
 from speicher.protocols.s3.errors import S3Error
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -83,10 +83,10 @@ def test_copy_source_range_and_conditions() -> None:
     refused("InvalidRange", multipart._copy_range, "bytes=0-10", 10)
     for bad in ("bytes=5-2", "bytes=-3", "bytes=1-", "items=1-2"):
         refused("InvalidArgument", multipart._copy_range, bad, 10)
-    assert multipart._copy_source("/b/k%20x") == ("b", "k x")
-    assert multipart._copy_source("b/k?versionId=null") == ("b", "k")
-    refused("InvalidArgument", multipart._copy_source, "b/k?versionId=3")
-    refused("InvalidArgument", multipart._copy_source, "bucket-only")
+    assert copy.source_of("/b/k%20x") == ("b", "k x", None)
+    assert copy.source_of("b/k?versionId=null") == ("b", "k", "null")
+    refused("InvalidArgument", copy.source_of, "b/k?versionId=3")  # not a version id
+    refused("InvalidArgument", copy.source_of, "bucket-only")
     check = multipart._copy_conditions
     mtime = 1_700_000_000 * 10**9
     check({"x-amz-copy-source-if-match": '"e"'}, '"e"', mtime)
