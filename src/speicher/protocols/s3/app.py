@@ -191,12 +191,8 @@ class S3App:
         self, scope: Scope, receive: Receive, send: Send, raw_path: str, request_id: str
     ) -> None:
         if self.relay_to is not None and scope["method"] in ("PUT", "DELETE"):
-            try:
-                path = unquote(raw_path.partition("?")[0], errors="strict")
-            except UnicodeDecodeError:
-                path = ""  # refused below as InvalidURI
-            _bucket, key = self._address(_header(scope, b"host") or "", path)
-            if path and forward.relayed(scope["method"], key):
+            bucket, key = self._target_of(scope, raw_path)
+            if bucket and forward.relayed(scope["method"], key):
                 await forward.relay(self.relay_to, scope, receive, send)
                 return
         headers: dict[str, str] = {}
@@ -240,12 +236,17 @@ class S3App:
             return
         await self._object(context, method, bucket, key, receive, send)
 
-    def _bucket_of(self, scope: Scope, raw_path: str) -> str:
+    def _target_of(self, scope: Scope, raw_path: str) -> tuple[str, str]:
+        """The bucket and key a request names, before its signature is checked (empty when
+        the path is not UTF-8: refused later as InvalidURI)."""
         try:
             path = unquote(raw_path.partition("?")[0], errors="strict")
         except UnicodeDecodeError:
-            return ""
-        return self._address((_header(scope, b"host") or ""), path)[0]
+            return "", ""
+        return self._address((_header(scope, b"host") or ""), path)
+
+    def _bucket_of(self, scope: Scope, raw_path: str) -> str:
+        return self._target_of(scope, raw_path)[0]
 
     async def _preflight(self, scope: Scope, raw_path: str, origin: str | None, send: Send) -> None:
         """A browser's CORS preflight: allowed by the bucket's rules, or 403."""

@@ -54,18 +54,14 @@ async def relay(control: Path, scope: Scope, receive: Receive, send: Send) -> No
     try:
         reader, writer = await asyncio.open_unix_connection(str(control), limit=_MAX_HEAD)
     except OSError:
-        raise S3Error(
-            "ServiceUnavailable", "The S3 service is starting or stopping; try again.", 503
-        ) from None
+        raise _unavailable() from None
     try:
         writer.write(_request(scope, bytes(body)))
         await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")
         rest = await reader.read()
     except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-        raise S3Error(
-            "ServiceUnavailable", "The S3 service is starting or stopping; try again.", 503
-        ) from None
+        raise _unavailable() from None
     finally:
         writer.close()
     status, headers, chunked = _response_head(head)
@@ -74,6 +70,11 @@ async def relay(control: Path, scope: Scope, receive: Receive, send: Send) -> No
         headers.append((b"content-length", str(len(rest)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": rest})
+
+
+def _unavailable() -> S3Error:
+    """The daemon cannot be reached (it starts or stops)."""
+    return S3Error("ServiceUnavailable", "The S3 service is starting or stopping; try again.", 503)
 
 
 def _request(scope: Scope, body: bytes) -> bytes:
