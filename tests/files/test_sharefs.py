@@ -235,3 +235,21 @@ def test_events_and_leftovers(daemon: Daemon, fs: ShareFS) -> None:
     leftover.write_bytes(b"torn")
     assert fs.remove_leftovers(team(daemon)) == 1
     assert not leftover.exists()
+
+
+def test_reads_that_must_not_wait_and_metadata_of_an_open_file(fs: ShareFS) -> None:
+    """``read_cached`` gives what the page cache holds and None where the disk would have to
+    be read; ``ReadFile.get_meta`` is the file's metadata, as the view gives it by path."""
+    body = os.urandom(300_001)
+    with fs.open("alice", "team", "test") as view:
+        view.write("cached.bin", [body])
+        view.set_meta("cached.bin", "colour", b"blue")
+        with view.open_read("cached.bin") as f:
+            os.fsync(f.fd)
+            os.posix_fadvise(f.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            assert f.read_cached(0, 4096) is None
+            assert f.read(0, len(body)) == body  # now it is in the page cache
+            assert f.read_cached(100_000, 300_000) == body[100_000:]  # up to the end
+            assert f.read_cached(len(body), 10) == b""
+            assert f.get_meta() == view.get_meta("cached.bin") == {"colour": b"blue"}
+        view.delete("cached.bin")

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 SLOTS = 256
-_SLOT = struct.Struct("<Q")
+_SLOT = struct.Struct("=Q")  # native order: only this machine's processes map it
 SIZE = _SLOT.size * SLOTS
 ANY = "*"  # a change of unknown tables
 
@@ -42,6 +42,9 @@ class SharedGenerations:
             os.close(fd)
             raise
         self._fd = fd
+        self._slots = memoryview(self._map).cast("Q")
+        self._any = slot(ANY)
+        self._of: dict[frozenset[str], tuple[int, ...]] = {}
 
     def bump(self, tables: Iterable[str]) -> int:
         """A commit changed ``tables``: the next generation, and theirs set to it."""
@@ -55,13 +58,16 @@ class SharedGenerations:
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    def of(self, tables: Iterable[str]) -> int:
-        """The generation at which any of ``tables`` (or an unknown table) last changed."""
-        found = _SLOT.unpack_from(self._map, _SLOT.size * slot(ANY))[0]
-        for table in tables:
-            found = max(found, _SLOT.unpack_from(self._map, _SLOT.size * slot(table))[0])
-        return int(found)
+    def of(self, tables: frozenset[str]) -> int:
+        """The generation at which any of ``tables`` (or an unknown table) last changed: a
+        few loads from the map (every request asks, several times)."""
+        slots = self._of.get(tables)
+        if slots is None:
+            slots = self._of[tables] = tuple({self._any, *map(slot, tables)})
+        counters = self._slots
+        return max([counters[at] for at in slots])
 
     def close(self) -> None:
+        self._slots.release()
         self._map.close()
         os.close(self._fd)

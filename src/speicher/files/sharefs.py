@@ -42,6 +42,7 @@ import os
 import secrets
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,7 @@ DIR_MODE = int(DIRECTORY_MASK, 8)
 META_PREFIX = "user.speicher.meta."  # dead properties, object metadata: user xattrs
 ACL_ACCESS = "system.posix_acl_access"
 ACCESS_TABLES = frozenset({"users", "groups", "grants", "shares", "pools"})
+MOUNT_SEEN = 1.0  # seconds ShareFS believes a pool it saw mounted still is
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _CHUNK = 1024 * 1024
 # an upload starts the disk writing every 8 MiB, so the fsync at its end waits for little:
@@ -148,6 +150,9 @@ class ShareFS:
             tuple[str, str, str | None], tuple[int, Principal | None, Access | None, str]
         ] = {}
         self._gid: int | None = None
+        # (pool, share) -> the share's folder and its snapshots' folder
+        self._places: dict[tuple[str, str], tuple[Path, Path]] = {}
+        self._mounts: dict[str, float] = {}  # pool -> when it was last seen mounted
 
     # -- who may open what ---------------------------------------------------------------------
 
@@ -201,6 +206,11 @@ class ShareFS:
         self._access[key] = (now, principal, access, pool)
         return principal, access, pool
 
+    def knows(self, user: str, share: str, protocol: str | None = None) -> bool:
+        """Whether :meth:`access` would answer from memory (no database round trip)."""
+        cached = self._access.get((user, share, protocol))
+        return cached is not None and cached[0] == self.db.generation_of(ACCESS_TABLES)
+
     def shares(self, user: str, protocol: str | None = None) -> list[tuple[str, Access]]:
         """The shares ``user`` may open (over ``protocol``), by name, with their access."""
         with self.db.session() as s:
@@ -219,9 +229,8 @@ class ShareFS:
         principal, access, pool = self.access(user, share, protocol)
         if principal is None or access is None:
             raise FsError(errno.ENOENT, f"no share named '{share}'")
-        top = self.settings.mount_root / pool / share
-        snapshots = self.settings.mount_root / pool / ".snapshots" / share
-        if not _mounted(self.settings.mount_root, pool):
+        top, snapshots = self._place(pool, share)
+        if not self._mounted(pool):
             raise FsError(errno.EIO, f"share '{share}' is unavailable: its pool is not mounted")
         try:
             fd = beneath.open_root(top)
@@ -231,6 +240,26 @@ class ShareFS:
         view.pool, view.quota = pool, self._quotas.get(share)
         view.durable = self._durable.get(share, True)
         return view
+
+    def _place(self, pool: str, share: str) -> tuple[Path, Path]:
+        place = self._places.get((pool, share))
+        if place is None:
+            pool_dir = self.settings.mount_root / pool
+            place = (pool_dir / share, pool_dir / ".snapshots" / share)
+            self._places[(pool, share)] = place
+        return place
+
+    def _mounted(self, pool: str) -> bool:
+        """Whether the pool is mounted; a yes is believed for a second (a pool unmounted
+        since leaves an empty folder, in which opening the share fails anyway)."""
+        now = time.monotonic()
+        if now - self._mounts.get(pool, -MOUNT_SEEN) < MOUNT_SEEN:
+            return True
+        if not _mounted(self.settings.mount_root, pool):
+            self._mounts.pop(pool, None)
+            return False
+        self._mounts[pool] = now
+        return True
 
     # -- at start ------------------------------------------------------------------------------
 
@@ -281,6 +310,18 @@ def _internal(
     return folder
 
 
+def _meta_items(target: int | str) -> dict[str, bytes]:
+    """The metadata items (``META_PREFIX`` xattrs) of an open file or of a path."""
+    out = {}
+    try:
+        for attr in os.listxattr(target):
+            if attr.startswith(META_PREFIX):
+                out[attr[len(META_PREFIX) :]] = os.getxattr(target, attr)
+    except OSError as exc:
+        raise from_os(exc) from None
+    return out
+
+
 def _mounted(mount_root: Path, pool: str) -> bool:
     """Whether the pool's folder is a mount: another device than the mount root, which is
     Speicher's own (``os.path.ismount`` resolves the parent's real path at every request)."""
@@ -319,6 +360,26 @@ class ReadFile:
 
     def read(self, offset: int, size: int) -> bytes:
         return os.pread(self.fd, size, offset)
+
+    def read_cached(self, offset: int, size: int) -> bytes | None:
+        """The bytes at ``offset`` if they are in the page cache (``RWF_NOWAIT``); None when
+        reading them would wait for the disk: then call :meth:`read` in a thread."""
+        buf = bytearray(size)
+        try:
+            got = os.preadv(self.fd, [buf], offset, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.EOPNOTSUPP:  # a filesystem without RWF_NOWAIT
+                return None
+            raise
+        if got < size and offset + got < self.entry.size:  # a part is not cached
+            return None
+        return bytes(memoryview(buf)[:got])
+
+    def get_meta(self) -> dict[str, bytes]:
+        """The file's metadata, as :meth:`ShareView.get_meta` gives it, from the open file."""
+        return _meta_items(self.fd)
 
     def chunks(self, start: int = 0, end: int | None = None, size: int = _CHUNK) -> Iterator[bytes]:
         """The bytes from ``start`` to ``end`` (exclusive; None: to the end)."""
@@ -1380,15 +1441,7 @@ class ShareView:
 
     def get_meta(self, path: str | bytes) -> dict[str, bytes]:
         with self._opened_path(path) as fd:
-            proc = beneath.proc_path(fd)
-            out = {}
-            try:
-                for attr in os.listxattr(proc):
-                    if attr.startswith(META_PREFIX):
-                        out[attr[len(META_PREFIX) :]] = os.getxattr(proc, attr)
-            except OSError as exc:
-                raise from_os(exc) from None
-            return out
+            return _meta_items(beneath.proc_path(fd))
 
     def set_meta(
         self, path: str | bytes, name: str, value: bytes | None, emit: bool = True

@@ -151,6 +151,38 @@ def test_put_get_head_delete(daemon: Daemon, world: dict[str, Any], alice: Any) 
     assert not [p for p in world["backups"].rglob(".speicher-upload-*")]
 
 
+def evict(path: Path) -> None:
+    """Drop the file's pages from the page cache (it is on disk: S3 synced it), and make sure
+    they are gone: a read that must not wait finds nothing."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        with pytest.raises(BlockingIOError):
+            os.preadv(fd, [bytearray(4096)], 0, os.RWF_NOWAIT)
+    finally:
+        os.close(fd)
+
+
+def test_objects_read_from_the_disk_and_from_the_page_cache(
+    world: dict[str, Any], alice: Any
+) -> None:
+    """A GET serves an object from the page cache in the event loop and one that is only on
+    the disk from a worker thread: both give the same bytes, whole and in ranges."""
+    bodies = {"cold/small.bin": os.urandom(4097), "cold/large.bin": os.urandom(2_621_443)}
+    for key, body in bodies.items():
+        alice.put_object(Bucket="backups", Key=key, Body=body)
+    for key, body in bodies.items():
+        evict(world["backups"] / key)
+        for _cold_then_hot in range(2):
+            got = alice.get_object(Bucket="backups", Key=key)
+            assert got["Body"].read() == body and got["ETag"] == md5_etag(body)
+        evict(world["backups"] / key)
+        part = alice.get_object(Bucket="backups", Key=key, Range="bytes=4000-")
+        assert part["Body"].read() == body[4000:]
+        alice.delete_object(Bucket="backups", Key=key)
+
+
 def test_a_file_from_another_protocol_is_an_object(world: dict[str, Any], alice: Any) -> None:
     folder: Path = world["backups"] / "from-smb"
     folder.mkdir()

@@ -21,6 +21,7 @@ import contextlib
 import datetime as dt
 import email.utils
 import errno
+import functools
 import hashlib
 import itertools
 import logging
@@ -58,8 +59,10 @@ from speicher.protocols.s3.objects import (
     STORED_HEADERS,
     Listed,
     ObjectMeta,
+    fresh,
     key_path,
     meta_of,
+    stored_meta,
     walk,
 )
 from speicher.protocols.s3.payload import Payload, Writer
@@ -133,7 +136,12 @@ def _iso(ns: int) -> str:
 
 
 def _http_date(ns: int) -> str:
-    return email.utils.formatdate(ns / 1e9, usegmt=True)
+    return _http_date_of(ns // 1_000_000_000)
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_date_of(seconds: int) -> str:
+    return email.utils.formatdate(seconds, usegmt=True)
 
 
 class S3App:
@@ -535,6 +543,23 @@ class S3App:
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else data})
 
 
+def _current_meta(
+    view: ShareView, path: str, entry: Entry, file: ReadFile | None, inline: bool
+) -> ObjectMeta:
+    """The metadata of the share's file; ``inline`` (in the event loop): only what is stored,
+    ``_Blocking`` where an MD5 is to compute or the key is a folder."""
+    if not inline:
+        return meta_of(view, path, entry, file)
+    stored = stored_meta(view, path, file)
+    if entry.is_dir or stored is None or not fresh(stored, entry):
+        raise _Blocking
+    return stored
+
+
+class _Blocking(Exception):
+    """Finding the object would wait for the disk: do it in a worker thread instead."""
+
+
 @dataclass
 class _Answer:
     """What a GET or HEAD answers: its status and headers, the part of the object to send
@@ -547,10 +572,19 @@ class _Answer:
     first: bytes = b""
     file: ReadFile | None = None
 
-    def read_first(self, file: ReadFile) -> ReadFile | None:
+    def read_first(self, file: ReadFile, cached_only: bool = False) -> ReadFile | None:
         """The first piece from ``file``; where more follows, the answer keeps the file
-        (None: the caller closes it)."""
-        self.first = file.read(self.offset, min(CHUNK, self.end - self.offset))
+        (None: the caller closes it). ``cached_only``: nothing (the sender reads it in a
+        thread) when the piece is not in the page cache."""
+        size = min(CHUNK, self.end - self.offset)
+        if cached_only:
+            first = file.read_cached(self.offset, size)
+            if first is None:
+                self.file = file
+                return None
+            self.first = first
+        else:
+            self.first = file.read(self.offset, size)
         self.offset += len(self.first)
         if self.offset >= self.end or not self.first:
             return file
@@ -646,7 +680,12 @@ class _Context:
         in a worker thread (the share, the version, the file, its metadata, the conditions,
         the first megabyte), so a small object costs one thread hop, not six."""
         run = self.app._run
-        found: _Answer = await run(self._find_object, bucket, path, folder, head, key)
+        found: _Answer | None = None
+        if self._inline(bucket):
+            with contextlib.suppress(_Blocking):
+                found = self._find_object(bucket, path, folder, head, key, inline=True)
+        if found is None:
+            found = await run(self._find_object, bucket, path, folder, head, key)
         await send(
             {"type": "http.response.start", "status": found.status, "headers": found.headers}
         )
@@ -667,15 +706,34 @@ class _Context:
         finally:
             file.close()
 
-    def _find_object(self, bucket: str, path: str, folder: bool, head: bool, key: str) -> _Answer:
+    def _inline(self, bucket: str) -> bool:
+        """Whether a GET or HEAD may look for its object in the event loop's own thread: when
+        everything it needs from the database is in memory (the grant, the bucket's
+        settings) and it names no version. Then only the metadata calls (open, fstat,
+        getxattr) run in the loop, as nginx makes them; reading the bytes from the disk does
+        not (see ``_find_object``)."""
+        return (
+            "versionId" not in self.query
+            and self.app.files.knows(self.user, bucket, PROTOCOL)
+            and self.app.config.knows(bucket)
+        )
+
+    def _find_object(
+        self, bucket: str, path: str, folder: bool, head: bool, key: str, inline: bool = False
+    ) -> _Answer:
+        """The answer to a GET or HEAD. ``inline``: called in the event loop, which must not
+        wait for a disk: ``_Blocking`` where it would (a versioned bucket, metadata to compute
+        anew), and the first piece only if it is in the page cache."""
         with self.view(bucket) as view:
+            if inline and not folder and self.versioning(view.share):
+                raise _Blocking
             chosen: versions.Version | None = self._version_of(view, path, folder, key)
             file: ReadFile | None = None
             if chosen is not None:
                 entry, meta = chosen.entry, chosen.meta
-            elif folder or head:
+            elif folder:
                 entry = view.stat(path)
-                if entry.is_dir != folder:
+                if not entry.is_dir:
                     raise S3Error("NoSuchKey", "The specified key does not exist.")
             else:
                 try:
@@ -687,7 +745,7 @@ class _Context:
                 entry = file.entry
             try:
                 if chosen is None:
-                    meta = meta_of(view, path, entry)
+                    meta = _current_meta(view, path, entry, file, inline)
                 found = self._answer(entry, meta, chosen)
                 if head or entry.is_dir or found.offset == found.end:
                     return found
@@ -695,7 +753,7 @@ class _Context:
                     assert chosen is not None
                     current = chosen.current
                     file = view.open_read(path) if current else versions.open_archived(view, chosen)
-                file = found.read_first(file)
+                file = found.read_first(file, cached_only=inline)
                 return found
             finally:
                 if file is not None:

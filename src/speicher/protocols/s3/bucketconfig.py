@@ -210,6 +210,12 @@ class BucketConfig:
                 self._cache[bucket] = found
         return found
 
+    def knows(self, bucket: str) -> bool:
+        """Whether the bucket's settings are in memory (reading them needs no database)."""
+        generation = self.db.generation_of(frozenset({"shares"}))
+        with self._lock:
+            return generation == self._generation and bucket in self._cache
+
     def versioning(self, bucket: str) -> str:
         return self._row(bucket).versioning
 

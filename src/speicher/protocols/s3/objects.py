@@ -22,7 +22,7 @@ import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from speicher.files import Entry, FsError, ShareView
+from speicher.files import Entry, FsError, ReadFile, ShareView
 from speicher.files.paths import INTERNAL_DIR, SNAPSHOTS_DIR
 from speicher.protocols.s3.errors import S3Error
 
@@ -136,20 +136,31 @@ def content_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-def meta_of(view: ShareView, path: str, entry: Entry) -> ObjectMeta:
+def stored_meta(view: ShareView, path: str, file: ReadFile | None = None) -> ObjectMeta | None:
+    """The metadata S3 keeps with the file (read from ``file`` where it is open), if any."""
+    try:
+        items = file.get_meta() if file is not None else view.get_meta(path)
+    except FsError:
+        return None
+    return ObjectMeta.load(items.get(META_NAME))
+
+
+def fresh(stored: ObjectMeta | None, entry: Entry) -> bool:
+    """Whether ``stored`` still describes the file (nobody changed it since S3 wrote it)."""
+    return stored is not None and (stored.size, stored.mtime_ns) == (entry.size, entry.mtime_ns)
+
+
+def meta_of(view: ShareView, path: str, entry: Entry, file: ReadFile | None = None) -> ObjectMeta:
     """The object's metadata; computed anew (and kept, where the view may write) when the file
-    changed since S3 wrote it, or S3 never did."""
+    changed since S3 wrote it, or S3 never did. ``file``: the object's file, open."""
     if entry.is_dir:
         return ObjectMeta(etag=hashlib.md5(b"", usedforsecurity=False).hexdigest(), size=0)
-    try:
-        stored = ObjectMeta.load(view.get_meta(path).get(META_NAME))
-    except FsError:
-        stored = None
-    if stored is not None and stored.size == entry.size and stored.mtime_ns == entry.mtime_ns:
+    stored = stored_meta(view, path, file)
+    if stored is not None and fresh(stored, entry):
         return stored
     digest = hashlib.md5(usedforsecurity=False)
-    with view.open_read(path) as file:
-        for chunk in file.chunks():
+    with view.open_read(path) as whole:
+        for chunk in whole.chunks():
             digest.update(chunk)
     meta = ObjectMeta(
         etag=digest.hexdigest(),
