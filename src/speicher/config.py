@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     http_port: int = Field(
         8080, ge=0, le=65535, description="TCP port of the API over plain HTTP; 0 turns it off."
     )
+    console_http: bool = Field(
+        False,
+        description="Serve the web console and file manager over plain HTTP too (a local "
+        "trial); otherwise plain HTTP only redirects a browser to HTTPS.",
+    )
     smb_port: int = Field(
         445, ge=1, le=65535, description="Default TCP port of smbd (the API can change it)."
     )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from speicher import __version__
@@ -16,6 +18,7 @@ from speicher.api.routes import access, alerts, health, protection, protocols, s
 from speicher.protocols.webdav.app import DavApp, is_dav
 from speicher.services import Services
 from speicher.tls import CertificateStore
+from speicher.web.app import WebApp, is_web
 
 PREFIX = "/api/v1"
 
@@ -25,23 +28,61 @@ class Front:
     same listings (:class:`FastListings`; bench/api_concurrency.py measures it), and WebDAV
     at ``/dav`` (docs/webdav.md)."""
 
-    def __init__(self, app: FastAPI, fast: FastListings, dav: ASGIApp | None = None) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        fast: FastListings,
+        dav: ASGIApp | None = None,
+        web: WebApp | None = None,
+    ) -> None:
         self.app = app
         self.fast = fast
         self.dav = dav
+        self.web = web
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.dav is not None and scope["type"] == "http" and is_dav(scope, scope["path"]):
             await self.dav(scope, receive, send)
+        elif self.web is not None and scope["type"] == "http" and is_web(scope["path"]):
+            if self._to_https(scope):
+                await _redirect_to_https(scope, send, self.web.services.settings.https_port)
+            else:
+                await self.web(scope, receive, send)
         elif not await self.fast.answer(scope, send):
             await self.app(scope, receive, send)
+
+    def _to_https(self, scope: Scope) -> bool:
+        """The console over plain HTTP only redirects, unless the admin allowed it for a
+        local trial (``console_http``)."""
+        assert self.web is not None
+        settings = self.web.services.settings
+        return scope.get("scheme") != "https" and not settings.console_http
+
+
+async def _redirect_to_https(scope: Scope, send: Send, port: int) -> None:
+    host = Headers(scope=scope).get("host", "")
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if not name or any(c in name for c in "/\\@?#") or any(ord(c) < 33 for c in name):
+        name = "localhost"
+    target = f"https://{name}:{port}{quote(scope['path'])}"
+    if scope.get("query_string"):
+        target += "?" + scope["query_string"].decode("latin-1")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 308,
+            "headers": [(b"location", target.encode("latin-1")), (b"content-length", b"0")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
 
 
 def serve_app(services: Services, certificates: CertificateStore | None = None) -> Front:
     app = create_app(services, certificates)
     listings = {f"{PREFIX}/pools": "pools", f"{PREFIX}/shares": "shares:"}
     dav = DavApp(services.files, services.db, app.state.logins)
-    return Front(app, FastListings(app.state.listings, services.tokens.cached, listings), dav)
+    web = WebApp(services, app.state.logins)
+    return Front(app, FastListings(app.state.listings, services.tokens.cached, listings), dav, web)
 
 
 def create_app(services: Services, certificates: CertificateStore | None = None) -> FastAPI:

@@ -279,6 +279,21 @@ class Token(Base):
     created_by: Mapped[str] = mapped_column(String(80), default="", server_default="")
 
 
+class WebSession(Base):
+    """A browser's login to the web console or file manager. Only a SHA-256 of the cookie's
+    secret is kept; the CSRF secret signs the forms of this session."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    csrf_secret: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Job(Base):
     """A long operation: what it does, how far it is, how it ended."""
 
