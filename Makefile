@@ -32,8 +32,8 @@ test: deps-test lint typecheck
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -W error
 
 lint:
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 typecheck:
 	$(BIN)/mypy

@@ -116,7 +116,8 @@ class WebApp:
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("content-security-policy", CSP)
                 headers.setdefault("x-content-type-options", "nosniff")
-                headers.setdefault("referrer-policy", "no-referrer")
+                # not no-referrer: under it Chromium sends "Origin: null" with our own forms
+                headers.setdefault("referrer-policy", "same-origin")
                 headers.setdefault("x-frame-options", "DENY")
                 headers.setdefault("cross-origin-opener-policy", "same-origin")
                 headers.setdefault("permissions-policy", "camera=(), microphone=(), geolocation=()")

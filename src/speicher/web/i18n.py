@@ -20,12 +20,30 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
+from jinja2.ext import babel_extract
 
 LANGUAGES = ("en", "de")
 DEFAULT = "en"
 LANG_COOKIE = "lang"
 LOCALE_DIR = Path(__file__).parent / "locale"
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+KEYWORDS = ("_", "gettext", "ngettext")  # what the templates translate with
+
+
+def template_texts() -> list[str | tuple[str, str]]:
+    """The texts of the templates, in order of first use (plurals as (singular, plural))."""
+    found: list[str | tuple[str, str]] = []
+    for template in sorted((Path(__file__).parent / "templates").glob("*.html")):
+        with template.open("rb") as fh:
+            options = {"extensions": "jinja2.ext.i18n"}
+            for _line, _func, message, _comments in babel_extract(fh, KEYWORDS, [], options):
+                texts = [m for m in (message if isinstance(message, tuple) else (message,)) if m]
+                if not texts:
+                    continue
+                key: str | tuple[str, str] = (texts[0], texts[1]) if len(texts) > 1 else texts[0]
+                if key not in found:
+                    found.append(key)
+    return found
 
 
 def catalog_path(lang: str) -> Path:

@@ -92,7 +92,7 @@ class SessionService:
             ).first()
             if found is None:
                 return None
-            session, user = found.tuple()
+            session, user = found[0], found[1]
             expired = now - session.last_seen_at > IDLE or now - session.created_at > LIFETIME
             if expired or not user.enabled or user.state != "ready":
                 s.delete(session)

@@ -1,0 +1,60 @@
+"""Update the German catalog from the web templates: every text the templates translate is
+in it (new ones with an empty translation, to fill in), texts no template has any more go.
+
+    .venv/bin/python scripts/messages.py        # then translate the empty msgstr entries
+
+tests/web/test_i18n.py fails while a text has no German translation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import read_po, write_po
+
+from speicher.web.i18n import template_texts
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "src" / "speicher" / "web"
+HEADER = """\
+# German texts of Speicher's web console and file manager.
+# Made from src/speicher/web/templates by scripts/messages.py; tests/web/test_i18n.py checks
+# that every text has its translation."""
+
+
+def main() -> int:
+    path = WEB / "locale" / "de" / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as fh:
+        old = read_po(fh, locale="de")
+    new = Catalog(
+        locale="de",
+        project="Speicher",
+        version="0.1.0",
+        copyright_holder="the Speicher authors",
+        msgid_bugs_address="the Speicher authors",
+        last_translator="the Speicher authors",
+        language_team="German",
+        header_comment=HEADER,
+        creation_date=old.creation_date,
+        revision_date=dt.datetime.now(dt.UTC),
+        fuzzy=False,
+    )
+    missing = 0
+    for key in template_texts():
+        before = old.get(key[0] if isinstance(key, tuple) else key)
+        empty: str | tuple[str, str] = ("", "") if isinstance(key, tuple) else ""
+        translation = before.string if before is not None else empty
+        if not translation or (isinstance(translation, tuple) and not all(translation)):
+            missing += 1
+        new.add(key, translation)
+    with path.open("wb") as fh:
+        write_po(fh, new, width=100, omit_header=False)
+    print(f"{path.relative_to(ROOT)}: {len(new)} texts, {missing} without a translation")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Every text of the web pages is translated: the templates hold no text outside ``_()`` and
+``ngettext()``, and every such text has its German translation. Sizes, numbers and dates
+follow the reader's language; the language is the reader's choice, else their browser's."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+
+from speicher.web import i18n
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "src" / "speicher" / "web" / "templates"
+
+# what may stand in a template untranslated: the product's name, and each language's own name
+NAMES = {"Speicher", "Deutsch", "English"}
+
+
+def bare_text(template: str) -> list[str]:
+    """The words of ``template`` outside Jinja's tags and expressions and HTML's tags."""
+    text = re.sub(r"\{#.*?#\}", " ", template, flags=re.S)
+    text = re.sub(r"\{%.*?%\}", " ", text, flags=re.S)
+    text = re.sub(r"\{\{.*?\}\}", " ", text, flags=re.S)
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.S)
+    text = re.sub(r"<[^>]*>", " ", text, flags=re.S)
+    return [w for w in re.findall(r"[^\W\d_][\w'-]*", text) if w not in NAMES]
+
+
+def test_the_check_finds_untranslated_text() -> None:
+    """The check itself: plain text is found, translated text and markup are not."""
+    assert bare_text("<p>Hello {{ name }}</p>") == ["Hello"]
+    assert bare_text('<p title="x">{{ _("Hello") }} {% if a %}{{ b }}{% endif %}</p>') == []
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES.glob("*.html")), ids=lambda p: p.name)
+def test_templates_hold_no_untranslated_text(template: Path) -> None:
+    assert bare_text(template.read_text()) == []
+
+
+def test_every_text_has_its_german_translation() -> None:
+    texts = i18n.template_texts()
+    assert len(texts) > 50  # the extraction sees the templates
+    german = i18n.translations("de")
+    missing = []
+    for text in texts:
+        if isinstance(text, tuple):
+            singular, plural = text
+            if german.ngettext(singular, plural, 1) == singular:
+                missing.append(singular)
+        elif german.gettext(text) == text and text not in ("Pools", "Name", "Problem", "Filter"):
+            missing.append(text)  # the same word in both languages is listed above
+    assert missing == []
+
+
+def test_sizes_numbers_and_dates_in_the_readers_language() -> None:
+    assert i18n.size(1_500_000_000, "de") == "1,5 GB"
+    assert i18n.size(1_500_000_000, "en") == "1.5 GB"
+    assert i18n.size(999, "de") == "999 B"
+    assert i18n.size(12_345_678_901_234, "en") == "12.3 TB"
+    assert i18n.number(1234567, "de") == "1.234.567"
+    moment = dt.datetime(2026, 12, 2, 14, 5, tzinfo=dt.UTC)
+    assert i18n.when(moment, "de") == "02.12.2026, 14:05:00"
+    assert i18n.when(moment, "en").startswith("Dec 2, 2026")
+
+
+def test_the_language_is_the_choice_then_the_browsers() -> None:
+    assert i18n.choose("de", "en-US") == "de"
+    assert i18n.choose(None, "de-DE,de;q=0.9,en;q=0.8") == "de"
+    assert i18n.choose(None, "fr-FR, en;q=0.5, de;q=0.4") == "en"
+    assert i18n.choose(None, "de;q=0, en;q=0.1") == "en"
+    assert i18n.choose("xx", "fr") == "en"  # nothing we have: English
+    assert i18n.choose(None, None) == "en"
