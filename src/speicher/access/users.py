@@ -87,18 +87,23 @@ class UserService:
 
     # -- creating ------------------------------------------------------------------------------
 
+    def problems(self, name: str, password: str) -> Validator:
+        """What is wrong with a new user's name and password (the web console shows these
+        beside the problems its form found itself)."""
+        v = Validator()
+        max_len = 32 - len(self.settings.account_prefix)
+        if reason := names.account_name(names.normalize(name), max_len):
+            v.add("name", reason)
+        if reason := passwords.check(password, name):
+            v.add("password", reason)
+        return v
+
     def create(self, req: UserCreate) -> UserInfo:
         """Record the intent, make the Unix account and the SMB password (with file access),
         then mark the user ready; undo everything if a step fails."""
         name = names.normalize(req.name)
         file_access = req.file_access if req.file_access is not None else not req.admin
-        v = Validator()
-        max_len = 32 - len(self.settings.account_prefix)
-        if reason := names.account_name(name, max_len):
-            v.add("name", reason)
-        if reason := passwords.check(req.password, req.name):
-            v.add("password", reason)
-        v.check()
+        self.problems(req.name, req.password).check()
         with self.db.session() as s:
             if s.scalars(select(User).where(User.name == name)).first():
                 raise Conflict(f"user '{name}' already exists", field="name")

@@ -44,6 +44,8 @@ from speicher.files import FsError, ShareView
 from speicher.services import Services
 from speicher.web import files as fm
 from speicher.web import i18n
+from speicher.web.console import Console
+from speicher.web.forms import Errors
 from speicher.web.sessions import COOKIE, IDLE, SessionService, WebUser
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,9 @@ class WebApp:
         self.sessions = SessionService(services.db)
         self.uploads = fm.Uploads()
         self.envs = {lang: self._environment(lang) for lang in i18n.LANGUAGES}
+        self.console = Console(self)
         routes = [
+            *self.console.routes(),
             Route("/", self.home),
             Route("/lang", self.language),
             Route("/login", self.login_page, methods=["GET"]),
@@ -149,6 +153,7 @@ class WebApp:
             user=user,
             csrf=user.csrf_token() if user else "",
             path=request.url.path,
+            noerr=Errors(),
             here=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
             **context,
         )

@@ -1,0 +1,380 @@
+"""The console's management pages (admins): first-run setup, pools and disks, shares and
+their grants, users. Each page is a GET that shows the state and its forms, and a POST per
+form (``action``) that calls one service and goes back to the page (303) or shows the page
+again with every problem next to its field (422). No rule lives here: what is allowed, and
+why not, is the services' answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from speicher.access.models import GrantRequest, UserCreate, UserUpdate
+from speicher.storage.models import (
+    PoolCreate,
+    ShareCreate,
+    ShareUpdate,
+    SmbOptionsUpdate,
+    VirtualDiskCreate,
+)
+from speicher.web.forms import Errors, call, checked, model, text
+from speicher.web.sessions import WebUser
+
+if TYPE_CHECKING:
+    from speicher.web.app import WebApp
+
+PROFILES = ("single", "raid1", "raid1c3", "raid10", "raid5", "raid6")
+
+
+class Console:
+    def __init__(self, web: WebApp) -> None:
+        self.web = web
+        self.services = web.services
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/console/setup/", self.setup, methods=["GET", "POST"]),
+            Route("/console/pools/", self.pools, methods=["GET", "POST"]),
+            Route("/console/shares/", self.shares, methods=["GET", "POST"]),
+            Route("/console/users/", self.users, methods=["GET", "POST"]),
+        ]
+
+    # -- the frame of every page -----------------------------------------------------------
+
+    async def _admin(self, request: Request) -> tuple[WebUser | None, Response | None]:
+        """The admin of a request (for a POST: with a right CSRF token); else the answer."""
+        if request.method == "POST":
+            user, refused = await self.web.checked(request)
+            if refused is not None:
+                return None, refused
+        else:
+            user = await self.web.user_of(request)
+            if user is None:
+                return None, self.web.to_login(request)
+        assert user is not None
+        if not user.admin:
+            page = self.web.render(
+                request, "error.html", user, 403, message_key="admins", detail=""
+            )
+            return None, page
+        return user, None
+
+    async def _page(
+        self,
+        request: Request,
+        handlers: dict[str, Callable[[dict[str, Any], Errors], Any]],
+        show: Callable[[Request, WebUser, Errors, dict[str, Any]], Any],
+    ) -> Response:
+        user, refused = await self._admin(request)
+        if refused is not None or user is None:
+            return refused or self.web.to_login(request)
+        errors = Errors()
+        form: dict[str, Any] = {}
+        if request.method == "POST":
+            form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+            form["_admin"] = user.name  # who acts: the session's, never the form's
+            handler = handlers.get(form.get("action", ""))
+            if handler is None:
+                errors.add("", "unknown form")
+            else:
+                done = await run_in_threadpool(handler, form, errors)
+                if not errors:
+                    target = request.url.path + (f"?done={done}" if isinstance(done, str) else "")
+                    return RedirectResponse(target, status_code=303)
+        page: Response = await show(request, user, errors, form)
+        if errors:
+            page.status_code = 422
+        return page
+
+    def _do(self, cls: type[BaseModel], data: dict[str, Any], errors: Errors, run: Any) -> Any:
+        """Validate ``data`` as ``cls`` and pass it to ``run``; problems into ``errors``."""
+        request = model(cls, data, errors)
+        if request is None:
+            return None
+        known = frozenset(cls.model_fields)
+        return call(lambda: run(request), errors, known)
+
+    # -- first-run setup ---------------------------------------------------------------------
+
+    async def setup(self, request: Request) -> Response:
+        """A newcomer's first minutes: a new admin password, disks (or virtual disks for a
+        trial), the first pool, share and user, SMB on; each step is a form of this page."""
+        return await self._page(
+            request,
+            {
+                "password": self._admin_password,
+                "virtual-disk": self._virtual_disk,
+                "pool": self._create_pool,
+                "share": self._create_share,
+                "user": self._create_user_with_grant,
+            },
+            self._show_setup,
+        )
+
+    async def _show_setup(
+        self, request: Request, user: WebUser, errors: Errors, form: dict[str, Any]
+    ) -> Response:
+        pools, disks, shares, users = await run_in_threadpool(
+            lambda: (
+                self.services.pools.list(),
+                self.services.disks.list(),
+                self.services.shares.list(),
+                self.services.users.list(),
+            )
+        )
+        jobs = await run_in_threadpool(self.services.jobs.list, 5, "running")
+        return self.web.render(
+            request,
+            "setup.html",
+            user,
+            errors=errors,
+            form=form,
+            pools=pools,
+            disks=[d for d in disks if d.state == "available"],
+            shares=shares,
+            people=[u for u in users if not u.admin],
+            jobs=jobs,
+            done=request.query_params.get("done", ""),
+            profiles=PROFILES,
+        )
+
+    def _admin_password(self, form: dict[str, Any], errors: Errors) -> str | None:
+        if form.get("password", "") != form.get("again", ""):
+            errors.add("again", "the two passwords differ")
+            return None
+        call(
+            lambda: self.services.users.set_password(form["_admin"], form.get("password", "")),
+            errors,
+            frozenset({"password"}),
+        )
+        return "password"
+
+    def _virtual_disk(self, form: dict[str, Any], errors: Errors) -> str | None:
+        data = {"name": text(form, "name"), "size": text(form, "size")}
+        self._do(
+            VirtualDiskCreate,
+            data,
+            errors,
+            lambda r: self.services.disks.create_virtual(r.name, r.size),
+        )
+        return "disk"
+
+    def _create_pool(self, form: dict[str, Any], errors: Errors) -> str | None:
+        disks = [k.removeprefix("disk:") for k in form if k.startswith("disk:")]
+        data = {"name": text(form, "name"), "profile": text(form, "profile"), "disks": disks}
+        self._do(PoolCreate, data, errors, self.services.pools.create)
+        return "pool"
+
+    def _create_share(self, form: dict[str, Any], errors: Errors) -> str | None:
+        data: dict[str, Any] = {
+            "name": text(form, "name"),
+            "pool": text(form, "pool"),
+            "quota": text(form, "quota") or None,
+            "description": text(form, "description"),
+            "smb": SmbOptionsUpdate(enabled=checked(form, "smb")),
+            "webdav": checked(form, "webdav"),
+            "sftp": checked(form, "sftp"),
+            "s3": checked(form, "s3"),
+        }
+        self._do(ShareCreate, data, errors, self.services.shares.create)
+        return "share"
+
+    def _create_user_with_grant(self, form: dict[str, Any], errors: Errors) -> str | None:
+        created = self._create_user(form, errors)
+        share = text(form, "share")
+        if created and share and not errors:
+            req = GrantRequest(user=text(form, "name"), access="rw")
+            call(lambda: self.services.grants.grant(share, req), errors, frozenset({"share"}))
+        return "user"
+
+    # -- pools and disks ------------------------------------------------------------------
+
+    async def pools(self, request: Request) -> Response:
+        return await self._page(
+            request,
+            {
+                "virtual-disk": self._virtual_disk,
+                "create": self._create_pool,
+                "scrub": self._scrub,
+                "destroy": self._destroy_pool,
+            },
+            self._show_pools,
+        )
+
+    async def _show_pools(
+        self, request: Request, user: WebUser, errors: Errors, form: dict[str, Any]
+    ) -> Response:
+        def load() -> tuple[Any, Any, Any]:
+            pools = self.services.pools.list()
+            scrubs = {p.name: self.services.scrubs.list(p.name, 5) for p in pools}
+            return pools, self.services.disks.list(), scrubs
+
+        pools, disks, scrubs = await run_in_threadpool(load)
+        return self.web.render(
+            request,
+            "console_pools.html",
+            user,
+            errors=errors,
+            form=form,
+            pools=pools,
+            disks=disks,
+            free=[d for d in disks if d.state == "available"],
+            scrubs=scrubs,
+            profiles=PROFILES,
+            done=request.query_params.get("done", ""),
+        )
+
+    def _scrub(self, form: dict[str, Any], errors: Errors) -> str | None:
+        call(lambda: self.services.scrubs.start(text(form, "pool")), errors, frozenset())
+        return "scrub"
+
+    def _destroy_pool(self, form: dict[str, Any], errors: Errors) -> str | None:
+        call(lambda: self.services.pools.destroy(text(form, "pool")), errors, frozenset())
+        return "destroyed"
+
+    # -- shares and grants ----------------------------------------------------------------
+
+    async def shares(self, request: Request) -> Response:
+        return await self._page(
+            request,
+            {
+                "create": self._create_share,
+                "grant": self._grant,
+                "revoke": self._revoke,
+                "protocols": self._protocols,
+                "delete": self._delete_share,
+            },
+            self._show_shares,
+        )
+
+    async def _show_shares(
+        self, request: Request, user: WebUser, errors: Errors, form: dict[str, Any]
+    ) -> Response:
+        shares, pools, users, groups = await run_in_threadpool(
+            lambda: (
+                self.services.shares.list(),
+                self.services.pools.list(),
+                self.services.users.list(),
+                self.services.groups.list(),
+            )
+        )
+        return self.web.render(
+            request,
+            "console_shares.html",
+            user,
+            errors=errors,
+            form=form,
+            shares=shares,
+            pools=pools,
+            people=[u for u in users if u.file_access],
+            groups=groups,
+            done=request.query_params.get("done", ""),
+        )
+
+    def _grant(self, form: dict[str, Any], errors: Errors) -> str | None:
+        who = text(form, "who")
+        kind, _, name = who.partition(":")
+        data = {kind if kind in ("user", "group") else "user": name, "access": text(form, "access")}
+        self._do(
+            GrantRequest, data, errors, lambda r: self.services.grants.grant(text(form, "share"), r)
+        )
+        return "grant"
+
+    def _revoke(self, form: dict[str, Any], errors: Errors) -> str | None:
+        kind, name, share = text(form, "principal"), text(form, "name"), text(form, "share")
+        user = name if kind == "user" else None
+        group = name if kind == "group" else None
+        revoke = self.services.grants.revoke
+        call(lambda: revoke(share, user=user, group=group), errors, frozenset())
+        return "revoke"
+
+    def _protocols(self, form: dict[str, Any], errors: Errors) -> str | None:
+        data = {
+            "smb": SmbOptionsUpdate(enabled=checked(form, "smb")),
+            "webdav": checked(form, "webdav"),
+            "sftp": checked(form, "sftp"),
+            "s3": checked(form, "s3"),
+            "quota": text(form, "quota") or None,
+        }
+        name = text(form, "share")
+        self._do(ShareUpdate, data, errors, lambda r: self.services.shares.update(name, r))
+        return "protocols"
+
+    def _delete_share(self, form: dict[str, Any], errors: Errors) -> str | None:
+        call(lambda: self.services.shares.delete(text(form, "share")), errors, frozenset())
+        return "deleted"
+
+    # -- users ----------------------------------------------------------------------------
+
+    async def users(self, request: Request) -> Response:
+        return await self._page(
+            request,
+            {
+                "create": self._create_user,
+                "password": self._set_password,
+                "enable": lambda f, e: self._enable(f, e, True),
+                "disable": lambda f, e: self._enable(f, e, False),
+                "delete": self._delete_user,
+            },
+            self._show_users,
+        )
+
+    async def _show_users(
+        self, request: Request, user: WebUser, errors: Errors, form: dict[str, Any]
+    ) -> Response:
+        users = await run_in_threadpool(self.services.users.list)
+        return self.web.render(
+            request,
+            "console_users.html",
+            user,
+            errors=errors,
+            form=form,
+            users=users,
+            done=request.query_params.get("done", ""),
+        )
+
+    def _create_user(self, form: dict[str, Any], errors: Errors) -> str | None:
+        data = {
+            "name": text(form, "name"),
+            "password": form.get("password", ""),
+            "full_name": text(form, "full_name"),
+            "email": text(form, "email"),
+            "admin": checked(form, "admin"),
+        }
+        created = self._do(UserCreate, data, errors, self.services.users.create)
+        if errors.of("email") or errors.of("full_name"):
+            # the form's own problems stopped it before the service saw the name and password:
+            # its problems with those too, so every problem shows at once
+            found = self.services.users.problems(data["name"], data["password"])
+            for problem in found.problems:
+                if not errors.of(problem.field):
+                    errors.add(problem.field, problem.reason)
+        return "user" if created is not None else None
+
+    def _set_password(self, form: dict[str, Any], errors: Errors) -> str | None:
+        call(
+            lambda: self.services.users.set_password(text(form, "user"), form.get("password", "")),
+            errors,
+            frozenset({"password"}),
+        )
+        return "password"
+
+    def _enable(self, form: dict[str, Any], errors: Errors, enabled: bool) -> str | None:
+        name = text(form, "user")
+        call(
+            lambda: self.services.users.update(name, UserUpdate(enabled=enabled)),
+            errors,
+            frozenset(),
+        )
+        return "enabled" if enabled else "disabled"
+
+    def _delete_user(self, form: dict[str, Any], errors: Errors) -> str | None:
+        call(lambda: self.services.users.delete(text(form, "user")), errors, frozenset())
+        return "deleted"

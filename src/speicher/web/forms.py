@@ -1,0 +1,72 @@
+"""Forms to the service layer's requests, and its answers back to the form: every problem of
+a request at once, next to its field (``InvalidInput``'s problems, pydantic's, a
+``Conflict``'s field), in the service's own words."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from speicher.errors import SpeicherError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass
+class Errors:
+    """What was wrong with a form: by field (``""``: the form as a whole)."""
+
+    fields: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, name: str, reason: str) -> None:
+        self.fields.setdefault(name, []).append(reason)
+
+    def __bool__(self) -> bool:
+        return bool(self.fields)
+
+    def of(self, name: str) -> list[str]:
+        return self.fields.get(name, [])
+
+    def general(self) -> list[str]:
+        """The problems no field of the form shows (the form's own, and unknown fields')."""
+        return self.fields.get("", [])
+
+
+def model(cls: type[T], data: Mapping[str, Any], errors: Errors) -> T | None:
+    """``cls`` from the form's values; None (and the problems in ``errors``) when invalid."""
+    try:
+        return cls.model_validate(dict(data))
+    except ValidationError as exc:
+        for problem in exc.errors():
+            loc = [str(p) for p in problem["loc"]]
+            errors.add(loc[0] if loc else "", str(problem["msg"]))
+        return None
+
+
+def call(action: Callable[[], Any], errors: Errors, known: frozenset[str]) -> Any:
+    """Run a service call; a refusal of the user's input goes into ``errors`` (fields not in
+    ``known`` show at the top of the form), anything else is raised."""
+    try:
+        return action()
+    except SpeicherError as exc:
+        if exc.status not in (400, 403, 404, 409, 422):
+            raise
+        if not exc.problems:
+            errors.add("", exc.message)
+        for problem in exc.problems:
+            name = problem.field.split(".")[0]
+            errors.add(name if name in known else "", problem.reason)
+    return None
+
+
+def checked(form: Mapping[str, Any], name: str) -> bool:
+    """A checkbox: sent (any value) means on."""
+    return name in form
+
+
+def text(form: Mapping[str, Any], name: str) -> str:
+    value = form.get(name, "")
+    return value.strip() if isinstance(value, str) else ""

@@ -1,0 +1,125 @@
+"""The console's first steps and management pages over HTTPS as a browser sends their forms:
+virtual disks, a pool (a job), a share with SMB, a user with a grant, then the pages for
+pools (scrub), shares (protocols, grants) and users (disable). Every refusal comes back as the
+page with each problem next to its field, and changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from web_helpers import browser, close_all, csrf_of, log_in
+
+from speicher_testing import Daemon
+from world import make_user, password
+
+pytestmark = pytest.mark.system
+
+
+@pytest.fixture(autouse=True)
+def _close_browsers() -> Iterator[None]:
+    yield
+    close_all()
+
+
+@pytest.fixture(scope="module")
+def boss(daemon: Daemon) -> str:
+    """A second admin (the first one's password is what the test client logs in with)."""
+    make_user(daemon, "boss", admin=True)
+    return "boss"
+
+
+def admin_client(daemon: Daemon, secret: str | None = None) -> httpx.Client:
+    client = browser(daemon)
+    assert log_in(client, "boss", secret or password("boss")).status_code == 303
+    return client
+
+
+def send(client: httpx.Client, path: str, **form: str) -> httpx.Response:
+    return client.post(path, data={"csrf": csrf_of(client, path), **form})
+
+
+def test_first_steps_from_virtual_disks_to_a_user(daemon: Daemon, boss: str) -> None:
+    client = admin_client(daemon)
+    page = client.get("/console/setup/")
+    assert page.status_code == 200 and "First steps" in page.text
+    for name in ("v1", "v2"):
+        r = send(client, "/console/setup/", action="virtual-disk", name=name, size="3G")
+        assert r.status_code == 303 and r.headers["location"].endswith("?done=disk"), r.text
+    r = send(
+        client, "/console/setup/", action="pool", name="tank", profile="raid1",
+        **{"disk:v1": "on", "disk:v2": "on"},
+    )  # fmt: skip
+    assert r.status_code == 303, r.text
+    jobs = daemon.api.get("/jobs").json()
+    pool_job = next(j for j in jobs if j["kind"] == "pool.create" and j["target"] == "tank")
+    assert daemon.wait_job(pool_job)["state"] == "succeeded"
+    assert daemon.api.get("/pools/tank").json()["profile"] == "raid1"
+    r = send(client, "/console/setup/", action="share", name="docs", pool="tank", smb="on")
+    assert r.status_code == 303, r.text
+    assert daemon.api.get("/shares/docs").json()["smb"]["enabled"] is True
+    r = send(
+        client, "/console/setup/", action="user", name="anna", full_name="Anna A.",
+        password=password("anna"), share="docs",
+    )  # fmt: skip
+    assert r.status_code == 303, r.text
+    grants = daemon.api.get("/shares/docs").json()["grants"]
+    assert {"principal": "user", "name": "anna", "access": "rw"} in grants
+    # the admin's own password, twice the same
+    r = send(client, "/console/setup/", action="password", password="new-pass-9x", again="other")
+    assert r.status_code == 422 and "the two passwords differ" in r.text
+    twice = {"password": "new-pass-9x1", "again": "new-pass-9x1"}
+    r = send(client, "/console/setup/", action="password", **twice)
+    assert r.status_code == 303
+    assert log_in(browser(daemon), "boss", "new-pass-9x1").status_code == 303
+
+
+def test_every_problem_of_a_form_is_shown_at_its_field(daemon: Daemon, boss: str) -> None:
+    client = admin_client(daemon, "new-pass-9x1")
+    before = daemon.api.get("/users").json()
+    r = send(
+        client, "/console/users/", action="create", name="Bad Name!", password="short",
+        email="not-an-address",
+    )  # fmt: skip
+    assert r.status_code == 422
+    for field in ("name", "password", "email"):
+        assert f'id="f-user-{field}" name="{field}"' in r.text
+        assert f'aria-describedby="err-user-{field}"' in r.text, field
+        assert f'id="err-user-{field}"' in r.text
+    assert daemon.api.get("/users").json() == before  # nothing made
+    r = send(client, "/console/shares/", action="create", name="docs", pool="tank")
+    assert r.status_code == 422 and "already" in r.text.lower()  # a clash, in the service's words
+    r = send(client, "/console/pools/", action="create", name="spare", profile="raid1")
+    assert r.status_code == 422 and 'id="err-disks"' in r.text
+
+
+def test_pools_shares_and_users_pages(daemon: Daemon, boss: str) -> None:
+    client = admin_client(daemon, "new-pass-9x1")
+    page = client.get("/console/pools/")
+    assert page.status_code == 200 and "tank" in page.text and "v1" in page.text
+    assert "Destroy pool tank? Its 1 share (docs)" in page.text  # the confirmation says what goes
+    assert send(client, "/console/pools/", action="scrub", pool="tank").status_code == 303
+    scrub = next(j for j in daemon.api.get("/jobs").json() if j["kind"] == "pool.scrub")
+    assert daemon.wait_job(scrub)["state"] == "succeeded"
+    r = send(
+        client, "/console/shares/", action="protocols", share="docs", smb="on", webdav="on",
+        quota="1G",
+    )  # fmt: skip
+    assert r.status_code == 303, r.text
+    share = daemon.api.get("/shares/docs").json()
+    assert share["webdav"] is True and share["smb"]["enabled"] is True and share["quota"] == 1 << 30
+    anna = {"share": "docs", "principal": "user", "name": "anna"}
+    r = send(client, "/console/shares/", action="revoke", **anna)
+    assert r.status_code == 303 and daemon.api.get("/shares/docs").json()["grants"] == []
+    r = send(client, "/console/shares/", action="grant", share="docs", who="user:anna", access="ro")
+    assert r.status_code == 303
+    assert daemon.api.get("/shares/docs").json()["grants"][0]["access"] == "ro"
+    r = send(client, "/console/users/", action="disable", user="anna")
+    assert r.status_code == 303 and daemon.api.get("/users/anna").json()["enabled"] is False
+    assert log_in(browser(daemon), "anna", password("anna")).status_code == 401
+    # a user is no admin: the pages and their forms are refused
+    make_user(daemon, "otto")
+    otto = browser(daemon)
+    assert log_in(otto, "otto", password("otto")).status_code == 303
+    assert otto.get("/console/users/").status_code == 403
