@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -241,3 +242,33 @@ def test_folder_forms_and_a_read_only_user(
     assert refused.status_code == 403 and not (world["docs"] / "r").exists()
     upload = put_piece(rita, rita_csrf, "/files/docs/r.bin", "upload-0003", 0, 1, b"r")
     assert upload.status_code == 403 and not (world["docs"] / "r.bin").exists()
+
+
+def test_previous_versions_from_the_snapshots_and_a_restore(
+    daemon: Daemon, world: dict[str, Any], alice: httpx.Client
+) -> None:
+    report: Path = world["docs"] / "plan.txt"
+    report.write_bytes(b"first plan\n")
+    os.chown(report, daemon_uid(daemon, "alice"), -1)
+    first = daemon.api.post("/shares/docs/snapshots", json={})
+    assert first.status_code == 201, first.text
+    report.write_bytes(b"second, longer plan\n")
+    second = daemon.api.post("/shares/docs/snapshots", json={})
+    assert second.status_code == 201, second.text
+    report.write_bytes(b"third and current plan\n")
+    page = alice.get("/files/docs/plan.txt", params={"versions": ""})
+    assert page.status_code == 200
+    snaps = re.findall(r"<td>(@GMT-[^<]+)</td>", page.text)
+    assert len(snaps) == 2 and snaps == sorted(snaps, reverse=True)  # newest first
+    old = alice.get(f"/files/docs/.snapshots/{snaps[1]}/plan.txt")
+    assert old.status_code == 200 and old.content == b"first plan\n"
+    csrf = field(page.text, "csrf")
+    form = {"csrf": csrf, "action": "restore", "name": "plan.txt", "snapshot": snaps[1]}
+    assert alice.post("/files/docs/", data=form).status_code == 303
+    assert report.read_bytes() == b"first plan\n"
+    assert report.stat().st_uid == daemon_uid(daemon, "alice")
+    # a snapshot's files are read only, also through the file manager's forms
+    form = {"csrf": csrf, "action": "delete", "name": "plan.txt"}
+    assert alice.post(f"/files/docs/.snapshots/{snaps[1]}/", data=form).status_code == 403
+    bad = {"csrf": csrf, "action": "restore", "name": "plan.txt", "snapshot": "../../etc"}
+    assert alice.post("/files/docs/", data=bad).status_code in (403, 404, 422)

@@ -1191,6 +1191,53 @@ class ShareView:
                             out.append(_entry(name, st))
         return out
 
+    def versions(self, path: str | bytes) -> builtins.list[tuple[str, Entry]]:
+        """Earlier states of the file ``path`` in the share's snapshots, newest first: each
+        snapshot's name (``@GMT-...``) and the file as it was there. A state like the one
+        after it (same size and time) is one version, not two; the current state is none."""
+        parts = paths.parse(path)
+        if not parts or parts[0] == paths.SNAPSHOTS_DIR:
+            raise FsError(errno.EINVAL, "versions are of a file in the share")
+        rel = "/".join(parts)
+        try:
+            now: Entry | None = self.stat(rel)
+        except FsError as exc:
+            if exc.code != errno.ENOENT:
+                raise
+            now = None  # deleted since: every snapshot that has it holds a version
+        if now is not None and now.is_dir:
+            raise FsError(errno.EISDIR, "a folder has no versions; open its files")
+        found: builtins.list[tuple[str, Entry]] = []
+        later = now
+        for snap in reversed(self._list_snapshots()):
+            try:
+                then = self.stat(f"{paths.SNAPSHOTS_DIR}/{snap.name}/{rel}")
+            except FsError:
+                continue
+            if then.is_dir:
+                continue
+            if later is not None and (then.size, then.mtime_ns) == (later.size, later.mtime_ns):
+                continue
+            found.append((snap.name, then))
+            later = then
+        return found
+
+    def restore_version(self, snapshot: str, path: str | bytes) -> Entry:
+        """Make ``path`` the file it was in ``snapshot`` again: a new version of it, written
+        as every upload is (atomic, the share's sync, a ``write`` event); the blocks are
+        shared with the snapshot's where btrfs can (``copy_file_range``)."""
+        parts = paths.parse(path)
+        if not snapshot.startswith("@GMT-") or "/" in snapshot:
+            raise FsError(errno.EINVAL, "not a snapshot's name")
+        with self.open_read(f"{paths.SNAPSHOTS_DIR}/{snapshot}/{'/'.join(parts)}") as old:
+            upload = self.upload("/".join(parts), keep_meta=False, digest=False)
+            try:
+                upload.copy_from(old.fd, 0, old.entry.size)
+                return upload.commit(mtime_ns=old.entry.mtime_ns)
+            except BaseException:
+                upload.abort()
+                raise
+
     def open_read(self, path: str | bytes) -> ReadFile:
         parts = paths.parse(path)
         with self._parent(parts) as (dir_fd, name):

@@ -367,6 +367,21 @@ class WebApp:
             return self.fs_error(request, user, exc)
         try:
             entry = await run_in_threadpool(view.stat, path)
+            if "versions" in request.query_params:
+                found = await run_in_threadpool(fm.versions_of, view, path, entry)
+                view.close()
+                return self.render(
+                    request,
+                    "versions.html",
+                    user,
+                    share=share,
+                    folder=posixpath.dirname(path.strip("/")),
+                    name=posixpath.basename(path.strip("/")),
+                    entry=entry,
+                    versions=found,
+                    writable=view.writable,
+                    crumbs=fm.crumbs(path),
+                )
             if not entry.is_dir:
                 return await self.download(request, view, path, entry.size)
             listing = await run_in_threadpool(fm.listing, view, path, dict(request.query_params))

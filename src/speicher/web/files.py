@@ -24,7 +24,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from speicher.files import Entry, FsError, ShareView, Upload
+from speicher.files import Entry, FsError, ShareView, Upload, paths
 
 PAGE = 200  # entries per page of a folder
 STALE = 24 * 3600.0  # seconds an unfinished upload waits for its next piece
@@ -140,6 +140,21 @@ def _name(form: dict[str, Any], field: str) -> str:
     return name
 
 
+def versions_of(view: ShareView, path: str, entry: Entry) -> list[tuple[str, Entry]]:
+    """A file's earlier states in the snapshots (ShareFS); for a folder, the snapshots that
+    have it (to browse it as it was there)."""
+    if not entry.is_dir:
+        return view.versions(path)
+    found = []
+    rel = path.strip("/")
+    for snap in reversed(view.list(f"/{paths.SNAPSHOTS_DIR}")):
+        try:
+            found.append((snap.name, view.stat(f"{paths.SNAPSHOTS_DIR}/{snap.name}/{rel}")))
+        except FsError:
+            continue
+    return found
+
+
 def change(view: ShareView, folder: str, action: str, form: dict[str, Any]) -> None:
     """One of the folder page's forms (FsError, or ValueError for a form that is wrong)."""
     base = f"{folder}/" if folder else ""
@@ -147,6 +162,8 @@ def change(view: ShareView, folder: str, action: str, form: dict[str, Any]) -> N
         view.mkdir(base + _name(form, "name"))
     elif action == "rename":
         view.rename(base + _name(form, "name"), base + _name(form, "to"), overwrite=False)
+    elif action == "restore":
+        view.restore_version(str(form.get("snapshot", "")), base + _name(form, "name"))
     elif action == "delete":
         name = _name(form, "name")
         if view.stat(base + name).is_dir:
