@@ -5,9 +5,11 @@ manager's folders, downloads with ranges, resumable uploads and forms, on a real
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pwd
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -272,3 +274,30 @@ def test_previous_versions_from_the_snapshots_and_a_restore(
     assert alice.post(f"/files/docs/.snapshots/{snaps[1]}/", data=form).status_code == 403
     bad = {"csrf": csrf, "action": "restore", "name": "plan.txt", "snapshot": "../../etc"}
     assert alice.post("/files/docs/", data=bad).status_code in (403, 404, 422)
+
+
+def test_a_folder_downloads_as_a_zip_made_while_it_is_sent(
+    daemon: Daemon, world: dict[str, Any], alice: httpx.Client
+) -> None:
+    top: Path = world["docs"] / "Projekt Ä"
+    (top / "sub" / "deeper").mkdir(parents=True)
+    files = {
+        "a.bin": os.urandom(3 * 1024 * 1024 + 5),
+        "sub/b.txt": b"b\n",
+        "sub/deeper/empty.dat": b"",
+    }
+    for rel, body in files.items():
+        (top / rel).write_bytes(body)
+    (top / "outside").symlink_to("/etc")  # a link is not in the share, nor in the zip
+    r = alice.get("/files/docs/Projekt%20%C3%84/", params={"zip": ""})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert "Projekt%20%C3%84.zip" in r.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+        assert archive.testzip() is None
+        names = set(archive.namelist())
+        assert names == {
+            "Projekt Ä/a.bin", "Projekt Ä/sub/", "Projekt Ä/sub/b.txt", "Projekt Ä/sub/deeper/",
+            "Projekt Ä/sub/deeper/empty.dat",
+        }  # fmt: skip
+        for rel, body in files.items():
+            assert archive.read(f"Projekt Ä/{rel}") == body

@@ -384,6 +384,17 @@ class WebApp:
                 )
             if not entry.is_dir:
                 return await self.download(request, view, path, entry.size)
+            if "zip" in request.query_params:
+                name = posixpath.basename(path.strip("/")) or share
+                return StreamingResponse(
+                    fm.zip_folder(view, path.strip("/")),
+                    media_type="application/zip",
+                    headers={
+                        "content-disposition": f"attachment; filename*=UTF-8''"
+                        f"{quote(name + '.zip', safe='')}",
+                        "content-security-policy": "sandbox",
+                    },
+                )
             listing = await run_in_threadpool(fm.listing, view, path, dict(request.query_params))
         except FsError as exc:
             view.close()
