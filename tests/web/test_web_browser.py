@@ -1,7 +1,9 @@
-"""The console and the file manager in a real headless Chromium, in German and in English: an
-admin logs in and watches a scrub's bar finish on the dashboard; a user logs in, uploads a
-file with the progress bar, sees it listed, downloads it and switches the language. Every
-page is saved as a screenshot (make test prints where)."""
+"""The newcomer's walk in a real headless Chromium, once in German and once in English, each on
+a box of its own: the first steps (a password of one's own, virtual disks, a pool with its
+progress bar, a share with SMB, a user with a grant), then that user logs in, uploads a file
+with the progress bar, downloads it, restores an earlier version from a snapshot, and the
+admin scrubs the pool and watches the bar finish. Every page is saved as a screenshot (make
+test prints where)."""
 
 from __future__ import annotations
 
@@ -12,92 +14,154 @@ from typing import Any
 import pytest
 from browser import LOCALES, Browser, Locale, shot
 
-from speicher_testing import ADMIN_PASSWORD, Daemon
-from world import make_pool, make_share, make_user, password
+from speicher_testing import Daemon
+from world import make_user, password
 
 pytestmark = [pytest.mark.system, pytest.mark.browser]
 
-TEXT = {
-    "de-DE": {"login": "Anmelden", "overview": "Übersicht", "shares": "Ihre Freigaben",
-              "done": "hochgeladen", "finished": "fertig", "other": "English",
-              "other_h1": "Your shares"},
-    "en-US": {"login": "Log in", "overview": "Overview", "shares": "Your shares",
-              "done": "uploaded", "finished": "finished", "other": "Deutsch",
-              "other_h1": "Ihre Freigaben"},
+T = {
+    "de-DE": {
+        "user": "Benutzername", "password": "Passwort", "login": "Anmelden", "logout": "Abmelden",
+        "overview": "Übersicht", "first": "Noch kein Pool", "new_pw": "Neues Passwort",
+        "again": "Dasselbe Passwort noch einmal", "change": "Passwort ändern",
+        "disk_name": "Name des virtuellen Datenträgers", "disk_size": "Größe (zum Beispiel 10G)",
+        "make_disk": "Virtuellen Datenträger anlegen", "pool_name": "Name des Pools",
+        "create_pool": "Pool anlegen", "share_name": "Name der Freigabe",
+        "create_share": "Freigabe anlegen", "create_user": "Benutzer anlegen",
+        "shares": "Ihre Freigaben", "done": "hochgeladen", "finished": "fertig",
+        "versions": "Versionen", "restore": "Wiederherstellen", "pools": "Pools und Datenträger",
+        "scrub": "Jetzt prüfen", "other": "English", "other_h1": "Your shares",
+    },
+    "en-US": {
+        "user": "User name", "password": "Password", "login": "Log in", "logout": "Log out",
+        "overview": "Overview", "first": "No pool yet", "new_pw": "New password",
+        "again": "The same password again", "change": "Change password",
+        "disk_name": "Name of the virtual disk", "disk_size": "Size (for example 10G)",
+        "make_disk": "Make virtual disk", "pool_name": "Pool name", "create_pool": "Create pool",
+        "share_name": "Share name", "create_share": "Create share", "create_user": "Create user",
+        "shares": "Your shares", "done": "uploaded", "finished": "finished",
+        "versions": "Versions", "restore": "Restore", "pools": "Pools and disks",
+        "scrub": "Scrub now", "other": "Deutsch", "other_h1": "Ihre Freigaben",
+    },
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def world(daemon: Daemon) -> dict[str, Any]:
-    make_pool(daemon)
-    make_user(daemon, "alice")
-    return {"docs": make_share(daemon, "docs", {"alice": "rw"})}
-
-
-def log_in(page: Any, locale: Locale, user: str, secret: str) -> None:
+def log_in(page: Any, t: dict[str, str], user: str, secret: str) -> None:
     page.goto("/")
-    assert page.locator("h1").inner_text() in ("Bei Speicher anmelden", "Log in to Speicher")
-    page.get_by_label("Benutzername" if locale == "de-DE" else "User name").fill(user)
-    page.get_by_label("Passwort" if locale == "de-DE" else "Password").fill(secret)
-    page.get_by_role("button", name=TEXT[locale]["login"]).click()
+    page.get_by_label(t["user"], exact=True).fill(user)
+    page.get_by_label(t["password"], exact=True).fill(secret)
+    page.get_by_role("button", name=t["login"]).click()
+
+
+def log_out(page: Any, t: dict[str, str]) -> None:
+    page.get_by_role("button", name=t["logout"]).click()
+    page.wait_for_url("**/login")
+
+
+def upload(page: Any, source: Path) -> None:
+    """Upload with the page's file input; wait for its bar to end and the page to list it."""
+    page.locator("#upload-files").set_input_files(str(source))
+    page.locator("#uploads li").first.wait_for()
+    page.locator("#uploads li[data-state=done]").wait_for(timeout=60_000)
+    page.get_by_role("link", name=source.name, exact=True).wait_for()  # listed after reload
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-def test_an_admin_watches_a_scrub_finish_on_the_dashboard(
-    daemon: Daemon, world: dict[str, Any], chromium: Browser, locale: Locale
+def test_a_newcomer_sets_up_the_box_and_a_user_works_with_files(
+    fresh_daemon: Daemon, chromium: Browser, locale: Locale, tmp_path: Path
 ) -> None:
+    daemon, t = fresh_daemon, T[locale]
+    make_user(daemon, "boss", admin=True)  # the box's admin (the test client keeps admin's)
     page = chromium.new_page(locale, base_url=daemon.https_url)
     page.goto("/login")
-    shot(page, f"web/{locale}-login")
-    log_in(page, locale, "admin", ADMIN_PASSWORD)
+    shot(page, f"walk/{locale}-01-login")
+    log_in(page, t, "boss", password("boss"))
     page.wait_for_url("**/console/")
-    assert page.locator("h1").inner_text() == TEXT[locale]["overview"]
-    assert page.get_by_text("tank").first.is_visible()
-    job = daemon.api.post("/pools/tank/scrub")
-    assert job.status_code == 202, job.text
-    # the dashboard polls the jobs: the scrub's bar appears and ends full, marked finished
-    done = page.locator("#jobs li[data-state=succeeded]", has_text="scrub")
-    done.first.wait_for(timeout=60_000)
-    assert done.first.locator("progress").get_attribute("value") == "100"
-    assert TEXT[locale]["finished"] in done.first.inner_text()
-    shot(page, f"web/{locale}-dashboard")
-    page.context.close()
+    shot(page, f"walk/{locale}-02-dashboard-empty")
+    page.get_by_role("link", name=t["first"]).click()
+    page.wait_for_url("**/console/setup/")
 
+    # 1. a password of one's own
+    page.get_by_label(t["new_pw"], exact=True).fill("a-new-secret-77")
+    page.get_by_label(t["again"], exact=True).fill("a-new-secret-77")
+    page.get_by_role("button", name=t["change"]).click()
+    page.wait_for_url("**/console/setup/?done=password")
+    # 2. virtual disks
+    for name in ("v1", "v2"):
+        page.get_by_label(t["disk_name"], exact=True).fill(name)
+        page.get_by_label(t["disk_size"], exact=True).fill("3G")
+        page.get_by_role("button", name=t["make_disk"]).click()
+        page.wait_for_url("**/console/setup/?done=disk")
+    shot(page, f"walk/{locale}-03-setup-disks")
+    # 3. the pool: its job's bar fills and ends
+    page.get_by_label(t["pool_name"], exact=True).fill("tank")
+    page.get_by_label("v1 ").check()
+    page.get_by_label("v2 ").check()
+    page.get_by_role("button", name=t["create_pool"]).click()
+    page.wait_for_url("**/console/setup/?done=pool")
+    finished = page.locator("#jobs li[data-state=succeeded]", has_text="pool.create")
+    finished.wait_for(timeout=120_000)
+    assert finished.locator("progress").get_attribute("value") == "100"
+    assert daemon.api.get("/pools/tank").json()["profile"] == "raid1"
+    page.reload()  # the pool is a choice for the share now
+    # 4. a share over SMB, 5. a user who may write in it
+    page.get_by_label(t["share_name"], exact=True).fill("docs")
+    page.get_by_role("button", name=t["create_share"]).click()
+    page.wait_for_url("**/console/setup/?done=share")
+    assert daemon.api.get("/shares/docs").json()["smb"]["enabled"] is True
+    form = page.locator("form", has=page.get_by_role("button", name=t["create_user"]))
+    form.get_by_label(t["user"], exact=True).fill("anna")
+    form.get_by_label(t["password"], exact=True).fill(password("anna"))
+    form.get_by_role("button", name=t["create_user"]).click()
+    page.wait_for_url("**/console/setup/?done=user")
+    shot(page, f"walk/{locale}-04-setup-done")
+    grants = daemon.api.get("/shares/docs").json()["grants"]
+    assert grants == [{"principal": "user", "name": "anna", "access": "rw"}]
+    log_out(page, t)
 
-@pytest.mark.parametrize("locale", LOCALES)
-def test_a_user_uploads_downloads_and_switches_language(
-    daemon: Daemon, world: dict[str, Any], chromium: Browser, locale: Locale, tmp_path: Path
-) -> None:
-    page = chromium.new_page(locale, base_url=daemon.https_url)
-    log_in(page, locale, "alice", password("alice"))
+    # the user: upload with the bar, download, restore an earlier version
+    log_in(page, t, "anna", password("anna"))
     page.wait_for_url("**/files/")
-    assert page.locator("h1").inner_text() == TEXT[locale]["shares"]
-    shot(page, f"web/{locale}-shares")
-    page.get_by_role("link", name="docs").click()
+    assert page.locator("h1").inner_text() == t["shares"]
+    page.get_by_role("link", name="docs", exact=True).click()
     page.wait_for_url("**/files/docs/")
-    name = f"Bericht {locale} ä.bin"
-    body = os.urandom(9 * 1024 * 1024 + 123)  # two pieces of the upload, an unaligned end
-    source = tmp_path / name
-    source.write_bytes(body)
-    page.locator("#upload-files").set_input_files(str(source))
-    row = page.locator("#uploads li").first
-    row.wait_for()
-    page.locator("#uploads li[data-state=done]").wait_for(timeout=60_000)
-    assert TEXT[locale]["done"] in row.inner_text()
-    assert (world["docs"] / name).read_bytes() == body  # the file is in the share
-    page.wait_for_load_state("load")
-    link = page.get_by_role("link", name=name)
-    link.wait_for()  # the page reloaded after the upload and lists the file
-    shot(page, f"web/{locale}-folder")
+    source = tmp_path / "Angebot 2027 ä.bin"
+    first = os.urandom(9 * 1024 * 1024 + 123)  # two pieces of the upload, an unaligned end
+    source.write_bytes(first)
+    upload(page, source)
+    shot(page, f"walk/{locale}-05-folder")
+    assert (daemon.mount_root / "tank" / "docs" / source.name).read_bytes() == first
     with page.expect_download() as download:
-        link.click()
+        page.get_by_role("link", name=source.name, exact=True).click()
     saved = tmp_path / "downloaded.bin"
     download.value.save_as(saved)
-    assert saved.read_bytes() == body
-    # the language switch: a link back to the same page, in the other language from then on
-    page.get_by_role("link", name=TEXT[locale]["other"]).click()
+    assert saved.read_bytes() == first
+    assert daemon.api.post("/shares/docs/snapshots", json={}).status_code == 201
+    source.write_bytes(b"a newer, shorter offer\n")
+    upload(page, source)
+    page.get_by_role("link", name=f"{t['versions']}").first.click()
+    page.wait_for_url("**?versions")
+    shot(page, f"walk/{locale}-06-versions")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Restore ...?"
+    page.get_by_role("button", name=t["restore"]).click()
     page.wait_for_url("**/files/docs/")
-    assert page.get_by_role("link", name=name).is_visible()
+    assert (daemon.mount_root / "tank" / "docs" / source.name).read_bytes() == first
+    # the other language, from the switch in the header
+    page.get_by_role("link", name=t["other"]).click()
     page.goto("/files/")
-    assert page.locator("h1").inner_text() == TEXT[locale]["other_h1"]
+    assert page.locator("h1").inner_text() == T[locale]["other_h1"]
+    page.get_by_role("link", name=T["en-US" if locale == "de-DE" else "de-DE"]["other"]).click()
+    log_out(page, t)
+
+    # the admin scrubs the pool and watches the bar finish
+    log_in(page, t, "boss", "a-new-secret-77")
+    page.wait_for_url("**/console/")
+    page.get_by_role("link", name=t["pools"]).click()
+    page.get_by_role("button", name=t["scrub"]).click()
+    page.wait_for_url("**/console/pools/?done=scrub")
+    done = page.locator("#jobs li[data-state=succeeded]", has_text="pool.scrub")
+    done.wait_for(timeout=120_000)
+    assert t["finished"] in done.inner_text()
+    page.reload()
+    shot(page, f"walk/{locale}-07-pools-scrubbed")
     page.context.close()
