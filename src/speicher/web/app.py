@@ -45,7 +45,7 @@ from speicher.services import Services
 from speicher.web import files as fm
 from speicher.web import i18n
 from speicher.web.console import Console
-from speicher.web.forms import Errors
+from speicher.web.forms import Errors, page_of
 from speicher.web.sessions import COOKIE, IDLE, SessionService, WebUser
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 LOGIN_COOKIE = "__Host-speicher-login"  # the login form's nonce (CSRF before a session)
 PROTOCOL = "web"
+VERSIONS_PAGE = 100  # versions of a file per page
 # the paths this app answers (Front sends them here)
 PREFIXES = ("/login", "/logout", "/console", "/files", "/static/", "/lang")
 
@@ -378,7 +379,7 @@ class WebApp:
                     folder=posixpath.dirname(path.strip("/")),
                     name=posixpath.basename(path.strip("/")),
                     entry=entry,
-                    versions=found,
+                    page=page_of(found, request.query_params.get("page"), VERSIONS_PAGE),
                     writable=view.writable,
                     crumbs=fm.crumbs(path),
                 )

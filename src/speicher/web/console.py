@@ -24,13 +24,14 @@ from speicher.storage.models import (
     SmbOptionsUpdate,
     VirtualDiskCreate,
 )
-from speicher.web.forms import Errors, call, checked, model, text
+from speicher.web.forms import Errors, call, checked, model, page_of, text
 from speicher.web.sessions import WebUser
 
 if TYPE_CHECKING:
     from speicher.web.app import WebApp
 
 PROFILES = ("single", "raid1", "raid1c3", "raid10", "raid5", "raid6")
+SHARES_PAGE = 25  # shares per page of the console (each with its forms)
 
 
 class Console:
@@ -265,13 +266,19 @@ class Console:
                 self.services.groups.list(),
             )
         )
+        wanted = request.query_params.get("q", "").strip().casefold()
+        if wanted:
+            shares = [
+                sh for sh in shares if wanted in sh.name or wanted in sh.description.casefold()
+            ]
         return self.web.render(
             request,
             "console_shares.html",
             user,
             errors=errors,
             form=form,
-            shares=shares,
+            page=page_of(shares, request.query_params.get("page"), SHARES_PAGE),
+            wanted=request.query_params.get("q", ""),
             pools=pools,
             people=[u for u in users if u.file_access],
             groups=groups,

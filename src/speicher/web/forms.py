@@ -70,3 +70,22 @@ def checked(form: Mapping[str, Any], name: str) -> bool:
 def text(form: Mapping[str, Any], name: str) -> str:
     value = form.get(name, "")
     return value.strip() if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a long list (``number`` from 1), and how many there are."""
+
+    items: list[Any]
+    number: int
+    pages: int
+    total: int
+
+
+def page_of(items: list[Any], wanted: str | None, size: int) -> Page:
+    pages = max(1, -(-len(items) // size))
+    try:
+        number = min(max(1, int(wanted or "1")), pages)
+    except ValueError:
+        number = 1
+    return Page(items[(number - 1) * size : number * size], number, pages, len(items))
