@@ -5,6 +5,7 @@ page with each problem next to its field, and changes nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import httpx
@@ -123,3 +124,26 @@ def test_pools_shares_and_users_pages(daemon: Daemon, boss: str) -> None:
     otto = browser(daemon)
     assert log_in(otto, "otto", password("otto")).status_code == 303
     assert otto.get("/console/users/").status_code == 403
+
+
+def test_snapshots_page_takes_locks_clones_and_rolls_back(daemon: Daemon, boss: str) -> None:
+    client = admin_client(daemon, "new-pass-9x1")
+    docs = daemon.mount_root / "tank" / "docs"
+    (docs / "memo.txt").write_text("before\n")
+    page = "/console/snapshots/?share=docs"
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).date().isoformat()
+    assert send(client, page, action="create", share="docs", until=tomorrow).status_code == 303
+    assert send(client, page, action="create", share="docs", until="soon").status_code == 422
+    snaps = daemon.api.get("/shares/docs/snapshots").json()
+    assert len(snaps) == 1 and snaps[0]["locked_until"] is not None
+    name = snaps[0]["name"]
+    listing = client.get(page)
+    assert name in listing.text and "Delete snapshot" not in listing.text  # locked: no delete
+    refused = send(client, page, action="delete", share="docs", name=name)
+    assert refused.status_code == 422 and len(daemon.api.get("/shares/docs/snapshots").json()) == 1
+    (docs / "memo.txt").write_text("after\n")
+    r = send(client, page, action="rollback", share="docs", name=name)
+    assert r.status_code == 303 and (docs / "memo.txt").read_text() == "before\n"
+    r = send(client, page, action="clone", share="docs", name=name, to="docs-copy")
+    assert r.status_code == 303, r.text
+    assert (daemon.mount_root / "tank" / "docs-copy" / "memo.txt").read_text() == "before\n"

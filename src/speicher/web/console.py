@@ -7,6 +7,7 @@ why not, is the services' answer.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from speicher.web.app import WebApp
 
 PROFILES = ("single", "raid1", "raid1c3", "raid10", "raid5", "raid6")
+SNAPSHOTS_PAGE = 50
 SHARES_PAGE = 25  # shares per page of the console (each with its forms)
 
 
@@ -45,6 +47,7 @@ class Console:
             Route("/console/pools/", self.pools, methods=["GET", "POST"]),
             Route("/console/shares/", self.shares, methods=["GET", "POST"]),
             Route("/console/users/", self.users, methods=["GET", "POST"]),
+            Route("/console/snapshots/", self.snapshots, methods=["GET", "POST"]),
         ]
 
     # -- the frame of every page -----------------------------------------------------------
@@ -317,6 +320,93 @@ class Console:
     def _delete_share(self, form: dict[str, Any], errors: Errors) -> str | None:
         call(lambda: self.services.shares.delete(text(form, "share")), errors, frozenset())
         return "deleted"
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    async def snapshots(self, request: Request) -> Response:
+        return await self._page(
+            request,
+            {
+                "create": self._snapshot,
+                "lock": self._lock,
+                "delete": self._delete_snapshot,
+                "rollback": self._rollback,
+                "clone": self._clone,
+            },
+            self._show_snapshots,
+        )
+
+    async def _show_snapshots(
+        self, request: Request, user: WebUser, errors: Errors, form: dict[str, Any]
+    ) -> Response:
+        shares = await run_in_threadpool(self.services.shares.list)
+        names = [sh.name for sh in shares]
+        chosen = (
+            request.query_params.get("share") or form.get("share") or (names[0] if names else "")
+        )
+        snaps: list[Any] = []
+        if chosen in names:
+            snaps = await run_in_threadpool(self.services.snapshots.list, chosen)
+            snaps.sort(key=lambda sn: sn.name, reverse=True)  # newest first
+        return self.web.render(
+            request,
+            "console_snapshots.html",
+            user,
+            errors=errors,
+            form=form,
+            shares=names,
+            share=chosen if chosen in names else "",
+            page=page_of(snaps, request.query_params.get("page"), SNAPSHOTS_PAGE),
+            now=dt.datetime.now(dt.UTC),
+            done=request.query_params.get("done", ""),
+        )
+
+    def _until(self, form: dict[str, Any], errors: Errors) -> dt.datetime | None:
+        """The lock date of the form (a day, locked to its end, UTC); None for no lock."""
+        day = text(form, "until")
+        if not day:
+            return None
+        try:
+            date = dt.date.fromisoformat(day)
+        except ValueError:
+            errors.add("until", "a date like 2027-06-30")
+            return None
+        return dt.datetime.combine(date, dt.time(23, 59, 59), dt.UTC)
+
+    def _snapshot(self, form: dict[str, Any], errors: Errors) -> str | None:
+        until = self._until(form, errors)
+        if not errors:
+            share = text(form, "share")
+            call(
+                lambda: self.services.snapshots.create(share, locked_until=until),
+                errors,
+                frozenset({"locked_until"}),
+            )
+        return "snapshot"
+
+    def _lock(self, form: dict[str, Any], errors: Errors) -> str | None:
+        until = self._until(form, errors)
+        if until is None and not errors:
+            errors.add("until", "a date to lock it until")
+        if not errors and until is not None:
+            share, name = text(form, "share"), text(form, "name")
+            call(lambda: self.services.snapshots.lock(share, name, until), errors, frozenset())
+        return "locked"
+
+    def _delete_snapshot(self, form: dict[str, Any], errors: Errors) -> str | None:
+        share, name = text(form, "share"), text(form, "name")
+        call(lambda: self.services.snapshots.delete(share, name), errors, frozenset())
+        return "deleted"
+
+    def _rollback(self, form: dict[str, Any], errors: Errors) -> str | None:
+        share, name = text(form, "share"), text(form, "name")
+        call(lambda: self.services.restore.rollback(share, name), errors, frozenset())
+        return "rollback"
+
+    def _clone(self, form: dict[str, Any], errors: Errors) -> str | None:
+        share, name, to = text(form, "share"), text(form, "name"), text(form, "to")
+        call(lambda: self.services.restore.clone(share, name, to), errors, frozenset({"to"}))
+        return "clone"
 
     # -- users ----------------------------------------------------------------------------
 
