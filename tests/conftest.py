@@ -19,7 +19,7 @@ from speicher_testing import Daemon
 # dav_helpers) by the tests that drive several protocols, wherever those live, and so is the
 # headless browser's (web/browser.py)
 _TESTS = Path(__file__).resolve().parent
-for _folder in ("files", "protocols/smb", "protocols/sftp", "protocols/webdav", "web"):
+for _folder in ("files", "events", "protocols/smb", "protocols/sftp", "protocols/webdav", "web"):
     sys.path.insert(0, str(_TESTS / _folder))
 
 from browser import Browser, artifacts_dir, launch  # noqa: E402 - found through the path above

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from alert_receivers import SMTP_PASSWORD, SMTP_USER, SmtpReceiver
 from web_helpers import browser, close_all, csrf_of, log_in
 
 from speicher_testing import Daemon
@@ -147,3 +148,30 @@ def test_snapshots_page_takes_locks_clones_and_rolls_back(daemon: Daemon, boss: 
     r = send(client, page, action="clone", share="docs", name=name, to="docs-copy")
     assert r.status_code == 303, r.text
     assert (daemon.mount_root / "tank" / "docs-copy" / "memo.txt").read_text() == "before\n"
+
+
+def test_events_filter_and_alert_settings_with_a_test_message(daemon: Daemon, boss: str) -> None:
+    client = admin_client(daemon, "new-pass-9x1")
+    page = client.get("/console/events/", params={"kind": "pool."})
+    assert page.status_code == 200 and "pool tank created" in page.text
+    assert "user boss created" not in page.text
+    warnings = client.get("/console/events/", params={"level": "error"})
+    assert "pool tank created" not in warnings.text
+    words = client.get("/console/events/", params={"q": "ANNA"})
+    assert "user anna created" in words.text and "pool tank created" not in words.text
+    refused = send(client, "/console/alerts/", action="test")
+    assert refused.status_code == 422 and "no alert channel is configured" in refused.text
+    with SmtpReceiver() as smtp:
+        r = send(
+            client, "/console/alerts/", action="save", smtp_host="127.0.0.1",
+            smtp_port=str(smtp.port), smtp_username=SMTP_USER, smtp_password=SMTP_PASSWORD,
+            mail_from="nas@example.com", mail_to="it@example.com, boss@example.com",
+            min_level="warning",
+        )  # fmt: skip
+        assert r.status_code == 303, r.text
+        settings = daemon.api.get("/alerts/settings").json()
+        assert settings["mail_to"] == ["it@example.com", "boss@example.com"]
+        assert settings["smtp_password_set"] is True
+        r = send(client, "/console/alerts/", action="test")
+        assert r.status_code == 303, r.text
+        assert len(smtp.mails) == 1

@@ -18,6 +18,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from speicher.access.models import GrantRequest, UserCreate, UserUpdate
+from speicher.errors import OperationFailed
+from speicher.events.models import AlertSettingsUpdate
 from speicher.storage.models import (
     PoolCreate,
     ShareCreate,
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
 
 PROFILES = ("single", "raid1", "raid1c3", "raid10", "raid5", "raid6")
 SNAPSHOTS_PAGE = 50
+EVENTS_PAGE = 50
+EVENTS_READ = 2000  # the newest events a filter looks through
+LEVELS = ("info", "warning", "error")
 SHARES_PAGE = 25  # shares per page of the console (each with its forms)
 
 
@@ -48,6 +53,8 @@ class Console:
             Route("/console/shares/", self.shares, methods=["GET", "POST"]),
             Route("/console/users/", self.users, methods=["GET", "POST"]),
             Route("/console/snapshots/", self.snapshots, methods=["GET", "POST"]),
+            Route("/console/events/", self.events, methods=["GET"]),
+            Route("/console/alerts/", self.alerts, methods=["GET", "POST"]),
         ]
 
     # -- the frame of every page -----------------------------------------------------------
@@ -407,6 +414,81 @@ class Console:
         share, name, to = text(form, "share"), text(form, "name"), text(form, "to")
         call(lambda: self.services.restore.clone(share, name, to), errors, frozenset({"to"}))
         return "clone"
+
+    # -- events and alerts ----------------------------------------------------------------
+
+    async def events(self, request: Request) -> Response:
+        """The events, newest first, filtered by level (and worse), kind and words."""
+        user, refused = await self._admin(request)
+        if refused is not None or user is None:
+            return refused or self.web.to_login(request)
+        query = request.query_params
+        level = query.get("level", "")
+        kind = query.get("kind", "").strip()
+        words = query.get("q", "").strip().casefold()
+        found = await run_in_threadpool(self.services.events.list, EVENTS_READ, kind or None)
+        worse = LEVELS[LEVELS.index(level) :] if level in LEVELS else LEVELS
+        shown = [
+            e
+            for e in found
+            if e.level in worse
+            and (not words or words in e.message.casefold() or words in e.subject.casefold())
+        ]
+        return self.web.render(
+            request,
+            "console_events.html",
+            user,
+            page=page_of(shown, query.get("page"), EVENTS_PAGE),
+            level=level,
+            kind=kind,
+            words=query.get("q", ""),
+            levels=LEVELS,
+        )
+
+    async def alerts(self, request: Request) -> Response:
+        return await self._page(
+            request,
+            {"save": self._save_alerts, "test": self._test_alerts},
+            self._show_alerts,
+        )
+
+    async def _show_alerts(
+        self, request: Request, user: WebUser, errors: Errors, form: dict[str, Any]
+    ) -> Response:
+        settings = await run_in_threadpool(self.services.alerts.get_settings)
+        return self.web.render(
+            request,
+            "console_alerts.html",
+            user,
+            errors=errors,
+            form=form,
+            settings=settings,
+            levels=LEVELS,
+            done=request.query_params.get("done", ""),
+        )
+
+    def _save_alerts(self, form: dict[str, Any], errors: Errors) -> str | None:
+        data: dict[str, Any] = {
+            "smtp_host": text(form, "smtp_host"),
+            "smtp_port": text(form, "smtp_port") or None,
+            "smtp_starttls": checked(form, "smtp_starttls"),
+            "smtp_username": text(form, "smtp_username"),
+            "mail_from": text(form, "mail_from"),
+            "mail_to": [a.strip() for a in text(form, "mail_to").split(",") if a.strip()],
+            "webhook_url": text(form, "webhook_url"),
+            "min_level": text(form, "min_level") or None,
+        }
+        if form.get("smtp_password"):  # empty: keep the stored one
+            data["smtp_password"] = form["smtp_password"]
+        self._do(AlertSettingsUpdate, data, errors, self.services.alerts.update_settings)
+        return "alerts"
+
+    def _test_alerts(self, form: dict[str, Any], errors: Errors) -> str | None:
+        try:
+            call(self.services.alerts.test, errors, frozenset())
+        except OperationFailed as exc:  # the mail server's or webhook's answer, for the admin
+            errors.add("", exc.message)
+        return "tested"
 
     # -- users ----------------------------------------------------------------------------
 
