@@ -34,6 +34,7 @@ from speicher.services import Services
 from speicher.system import accounts, ip
 from speicher.system.run import CommandError
 from speicher.tls import CertificateInfo, CertificateStore
+from speicher.web.app import WebApp
 
 log = logging.getLogger("speicher.daemon")
 
@@ -376,11 +377,16 @@ class Background(Protocol):
 
 
 async def _serve_all(
-    servers: list[tuple[_Server, list[socket.socket]]], others: Sequence[Background] = ()
+    servers: list[tuple[_Server, list[socket.socket]]],
+    others: Sequence[Background] = (),
+    web: WebApp | None = None,
 ) -> None:
     """Run the servers in one event loop until SIGTERM or SIGINT (a second SIGINT cuts
-    their graceful shutdown short), or until one of them ends."""
+    their graceful shutdown short), or until one of them ends. ``web``: its live streams end
+    when the servers do (an open dashboard does not hold up the stop)."""
     loop = asyncio.get_running_loop()
+    if web is not None:
+        web.exiting = lambda: any(server.should_exit for server, _ in servers)
     for other in others:
         await other.start()
 
@@ -483,7 +489,7 @@ def serve(settings: Settings) -> None:
         # what start-up made lives as long as the daemon: keep it out of the collector's way,
         # so a full collection does not stall every client (tens of ms with the whole heap)
         gc.freeze()
-        uvloop.run(_serve_all(servers, [services.sftp]))
+        uvloop.run(_serve_all(servers, [services.sftp], app.web))
     finally:
         # a second SIGTERM (an impatient service manager) must not cut the orderly stop short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

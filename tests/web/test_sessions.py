@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from speicher.db import Database
 from speicher.db.models import User, WebSession
-from speicher.web import files
+from speicher.web import files, live
 from speicher.web.sessions import IDLE, LIFETIME, SessionService
 
 
@@ -90,3 +90,15 @@ def test_ranges_of_a_download() -> None:
     for beyond in ("bytes=100-", "bytes=-0", "bytes=50-10"):
         with pytest.raises(files.Unsatisfiable):
             files.byte_range(beyond, 100)
+
+
+def test_disk_throughput_is_read_from_diskstats() -> None:
+    sample = (
+        "   7       3 loop3 10 0 200 5 20 0 400 9 0 12 14 0 0 0 0 0 0\n"
+        "   8       0 sda 99 0 999 5 99 0 999 9 0 12 14 0 0 0 0 0 0\n"
+        "   7       4 loop4 1 0 8 5 2 0 16 9 0 12 14 0 0 0 0 0 0\n"
+    )
+    assert live.disk_bytes({"loop3", "loop4"}, sample) == ((200 + 8) * 512, (400 + 16) * 512)
+    assert live.disk_bytes(set(), sample) == (0, 0)
+    read, written = live.disk_bytes({"loop0", "vda", "sda"})  # this machine's own, read live
+    assert read >= 0 and written >= 0

@@ -156,6 +156,9 @@ def test_a_newcomer_sets_up_the_box_and_a_user_works_with_files(
     # the admin scrubs the pool and watches the bar finish
     log_in(page, t, "boss", "a-new-secret-77")
     page.wait_for_url("**/console/")
+    page.locator("#live[data-samples]").wait_for(timeout=15_000)  # the live chart draws
+    assert page.locator("#live-chart polyline.read").get_attribute("points")
+    shot(page, f"walk/{locale}-07-dashboard")
     page.get_by_role("link", name=t["pools"]).click()
     page.get_by_role("button", name=t["scrub"]).click()
     page.wait_for_url("**/console/pools/?done=scrub")
@@ -163,5 +166,5 @@ def test_a_newcomer_sets_up_the_box_and_a_user_works_with_files(
     done.wait_for(timeout=120_000)
     assert t["finished"] in done.inner_text()
     page.reload()
-    shot(page, f"walk/{locale}-07-pools-scrubbed")
+    shot(page, f"walk/{locale}-08-pools-scrubbed")
     page.context.close()

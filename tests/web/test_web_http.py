@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import pwd
 import re
@@ -122,6 +123,13 @@ def test_the_admin_sees_the_dashboard_and_logs_out_with_the_csrf_token(
         assert text in page.text, text
     jobs = client.get("/console/jobs.json")
     assert jobs.status_code == 200 and isinstance(jobs.json(), list)
+    # the live figures: server-sent events with the pools' throughput and capacity
+    with client.stream("GET", "/console/stream") as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        data = next(line for line in events.iter_lines() if line.startswith("data: "))
+    figures = json.loads(data.removeprefix("data: "))
+    assert figures["read"] >= 0 and figures["write"] >= 0
+    assert [p["name"] for p in figures["pools"]] == ["tank"]
     csrf = field(page.text, "csrf")
     assert client.post("/logout", data={"csrf": "forged"}).status_code == 403
     assert client.get("/console/").status_code == 200  # still logged in

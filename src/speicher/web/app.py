@@ -17,7 +17,7 @@ import email.utils
 import logging
 import posixpath
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -43,7 +43,7 @@ from speicher.errors import Unauthorized
 from speicher.files import FsError, ShareView
 from speicher.services import Services
 from speicher.web import files as fm
-from speicher.web import i18n
+from speicher.web import i18n, live
 from speicher.web.console import Console
 from speicher.web.forms import Errors, page_of
 from speicher.web.sessions import COOKIE, IDLE, SessionService, WebUser
@@ -78,6 +78,8 @@ class WebApp:
         self.uploads = fm.Uploads()
         self.envs = {lang: self._environment(lang) for lang in i18n.LANGUAGES}
         self.console = Console(self)
+        # whether the daemon is stopping (it sets this): live streams end within a tick
+        self.exiting: Callable[[], bool] = lambda: False
         routes = [
             *self.console.routes(),
             Route("/", self.home),
@@ -87,6 +89,7 @@ class WebApp:
             Route("/logout", self.logout, methods=["POST"]),
             Route("/console/", self.dashboard),
             Route("/console/jobs.json", self.jobs),
+            Route("/console/stream", self.stream),
             Route("/files/", self.shares),
             Route("/files/{share}/{path:path}", self.files, methods=["GET", "HEAD"]),
             Route("/files/{share}/{path:path}", self.change, methods=["POST"]),
@@ -341,6 +344,17 @@ class WebApp:
                 for j in jobs
                 if j.state == "running" or (j.finished_at and j.finished_at > recent)
             ]
+        )
+
+    async def stream(self, request: Request) -> Response:
+        """The dashboard's live throughput and capacity (server-sent events, ``live.py``)."""
+        user = await self.user_of(request)
+        if user is None or not user.admin:
+            return JSONResponse({"error": "log in as an admin"}, status_code=403)
+        return StreamingResponse(
+            live.events(self.services, request, self.exiting),
+            media_type="text/event-stream",
+            headers={"x-accel-buffering": "no"},
         )
 
     # -- the file manager ----------------------------------------------------------------------

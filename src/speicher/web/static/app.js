@@ -192,7 +192,45 @@ function watchDrop(drop) {
   });
 }
 
+// -- live throughput on the dashboard (server-sent events) ------------------------------------
+function humanRate(bytes, lang) {
+  const units = ["B/s", "kB/s", "MB/s", "GB/s"];
+  let i = 0;
+  while (bytes >= 1000 && i < units.length - 1) { bytes /= 1000; i++; }
+  return `${bytes.toLocaleString(lang, { maximumFractionDigits: 1 })} ${units[i]}`;
+}
+
+function watchLive(box) {
+  const points = [];
+  const chart = box.querySelector("svg");
+  const text = box.querySelector("#live-text");
+  const draw = () => {
+    const top = Math.max(1, ...points.map((p) => Math.max(p.read, p.write)));
+    for (const kind of ["read", "write"]) {
+      const line = chart.querySelector(`polyline.${kind}`);
+      line.setAttribute("points", points.map((p, i) =>
+        `${(300 * i) / 59},${100 - (95 * p[kind]) / top}`).join(" "));
+    }
+  };
+  const source = new EventSource(box.dataset.source);
+  source.onmessage = (event) => {
+    const figures = JSON.parse(event.data);
+    points.push(figures);
+    if (points.length > 60) points.shift();
+    draw();
+    box.dataset.samples = String(points.length);
+    text.textContent = `${box.dataset.read}: ${humanRate(figures.read, box.dataset.lang)} · ` +
+      `${box.dataset.write}: ${humanRate(figures.write, box.dataset.lang)}`;
+    for (const pool of figures.pools) {
+      const meter = document.querySelector(`meter[data-pool="${CSS.escape(pool.name)}"]`);
+      if (meter) { meter.max = pool.size || 1; meter.value = pool.used; }
+    }
+  };
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const live = document.getElementById("live");
+  if (live) watchLive(live);
   const jobs = document.getElementById("jobs");
   if (jobs) watchJobs(jobs);
   const drop = document.getElementById("drop");
