@@ -19,6 +19,8 @@ from world import make_user, password
 
 pytestmark = [pytest.mark.system, pytest.mark.browser]
 
+PIECE = 8 * 1024 * 1024  # what app.js sends at a time
+
 T = {
     "de-DE": {
         "user": "Benutzername", "password": "Passwort", "login": "Anmelden", "logout": "Abmelden",
@@ -128,7 +130,22 @@ def test_a_newcomer_sets_up_the_box_and_a_user_works_with_files(
     source = tmp_path / "Angebot 2027 ä.bin"
     first = os.urandom(9 * 1024 * 1024 + 123)  # two pieces of the upload, an unaligned end
     source.write_bytes(first)
+    dropped: list[str] = []
+
+    def drop_second_piece(route: Any) -> None:
+        """The connection of the second piece breaks, once: the upload must resume."""
+        request = route.request
+        second = request.headers.get("x-upload-offset") == str(PIECE)
+        if request.method == "PUT" and second and not dropped:
+            dropped.append(request.url)
+            route.abort("connectionreset")
+            return
+        route.continue_()
+
+    page.route("**/files/docs/**", drop_second_piece)
     upload(page, source)
+    page.unroute("**/files/docs/**")
+    assert dropped  # the piece was cut off, and the file is whole all the same
     shot(page, f"walk/{locale}-05-folder")
     assert (daemon.mount_root / "tank" / "docs" / source.name).read_bytes() == first
     with page.expect_download() as download:
