@@ -10,6 +10,7 @@ import json
 import os
 import pwd
 import re
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -309,3 +310,29 @@ def test_a_folder_downloads_as_a_zip_made_while_it_is_sent(
         }  # fmt: skip
         for rel, body in files.items():
             assert archive.read(f"Projekt Ä/{rel}") == body
+
+
+def test_delete_goes_into_the_recycle_bin_where_the_share_has_one(
+    daemon: Daemon, world: dict[str, Any]
+) -> None:
+    folder = make_share(daemon, "bin", {"alice": "rw"}, smb={"enabled": True, "recycle": True})
+    client = browser(daemon)
+    assert log_in(client, "alice", password("alice")).status_code == 303
+    page = client.get("/files/bin/")
+    assert "Move a to the recycle bin?" not in page.text  # nothing listed yet
+    uid = daemon_uid(daemon, "alice")
+    for body in (b"one\n", b"two\n"):
+        (folder / "a").mkdir(exist_ok=True)
+        (folder / "a" / "b.txt").write_bytes(body)
+        os.chown(folder / "a", uid, -1)
+        os.chown(folder / "a" / "b.txt", uid, -1)
+        csrf = field(client.get("/files/bin/a/").text, "csrf")
+        form = {"csrf": csrf, "action": "delete", "name": "b.txt"}
+        assert client.post("/files/bin/a/", data=form).status_code == 303
+        assert not (folder / "a" / "b.txt").exists()
+    kept = folder / "#recycle" / "a"
+    assert (kept / "b.txt").read_bytes() == b"one\n"
+    assert (kept / "b (2).txt").read_bytes() == b"two\n"  # the second of that name
+    assert time.time() - (kept / "b (2).txt").stat().st_mtime < 60  # the purge counts from now
+    page = client.get("/files/bin/")
+    assert "Move a to the recycle bin?" in page.text

@@ -22,12 +22,13 @@ import errno
 import unicodedata
 
 from speicher.files.errors import FsError
-from speicher.protocols.smb.render import INTERNAL_DIR, UPLOAD_PREFIX
+from speicher.protocols.smb.render import INTERNAL_DIR, RECYCLE_DIR, UPLOAD_PREFIX
 
 MAX_NAME = 255
 MAX_PATH = 4096
 SNAPSHOTS_DIR = ".snapshots"
-__all__ = ["INTERNAL_DIR", "SNAPSHOTS_DIR", "UPLOAD_PREFIX", "parse"]
+
+__all__ = ["INTERNAL_DIR", "RECYCLE_DIR", "SNAPSHOTS_DIR", "UPLOAD_PREFIX", "parse"]
 
 
 def parse(path: str | bytes) -> tuple[str, ...]:

@@ -145,6 +145,7 @@ class ShareFS:
         self.usage = usage
         self._quotas: dict[str, int | None] = {}  # share -> quota, as access() last read it
         self._durable: dict[str, bool] = {}  # share -> write_sync is "always" (access())
+        self._recycles: dict[str, bool] = {}  # share -> has a recycle bin (access())
         # (user, share, protocol) -> (generation of ACCESS_TABLES, principal, access, pool)
         self._access: dict[
             tuple[str, str, str | None], tuple[int, Principal | None, Access | None, str]
@@ -197,12 +198,14 @@ class ShareFS:
                 pool = shared.pool.name
                 self._quotas[share] = shared.quota
                 self._durable[share] = shared.write_sync != "standard"
+                self._recycles[share] = bool(shared.smb_recycle)
                 if shared.state == "ready" and protocol_enabled(shared, protocol):
                     access = _grant_access(shared.grants, row.id, {g.id for g in row.groups})
         if len(self._access) > 10_000:
             self._access.clear()
             self._quotas.clear()
             self._durable.clear()
+            self._recycles.clear()
         self._access[key] = (now, principal, access, pool)
         return principal, access, pool
 
@@ -239,6 +242,7 @@ class ShareFS:
         view = ShareView(self, principal, share, access, protocol, address, fd, snapshots)
         view.pool, view.quota = pool, self._quotas.get(share)
         view.durable = self._durable.get(share, True)
+        view.recycles = self._recycles.get(share, False)
         return view
 
     def _place(self, pool: str, share: str) -> tuple[Path, Path]:
@@ -1019,6 +1023,7 @@ class ShareView:
         self.quota: int | None = None
         # the share's write_sync: True ("always") syncs every change before it is answered
         self.durable = True
+        self.recycles = False  # the share has a recycle bin (SMB's, at RECYCLE_DIR)
         self._lock = threading.Lock()
 
     @property
@@ -1344,6 +1349,53 @@ class ShareView:
             except OSError as exc:
                 raise from_os(exc) from None
         self.emit("rmdir", parts)
+
+    def recycle(self, path: str | bytes) -> str:
+        """Move a file or folder into the share's recycle bin (``#recycle``, the tree kept, as
+        Samba's vfs_recycle does; a name already there gets `` (2)``...), its time set to now so
+        the purge counts from the deletion. Where the share has no recycle bin: deleted. The
+        path it went to (empty: deleted)."""
+        parts = paths.parse(path)
+        if not parts or parts[0] == paths.SNAPSHOTS_DIR:
+            raise FsError(errno.EROFS if parts else errno.EACCES, "not in the live share")
+        rel = "/".join(parts)
+        if not self.recycles or parts[0] == paths.RECYCLE_DIR:
+            self._remove(rel)
+            return ""
+        folder = ""
+        for name in (paths.RECYCLE_DIR, *parts[:-1]):
+            folder = f"{folder}/{name}" if folder else name
+            try:
+                self.mkdir(folder)
+            except FsError as exc:
+                if exc.code != errno.EEXIST:
+                    raise
+        stem, dot, ext = parts[-1].rpartition(".")
+        if not stem:
+            stem, dot, ext = parts[-1], "", ""
+        target = f"{folder}/{parts[-1]}"
+        for number in range(2, 1000):
+            try:
+                self.rename(rel, target, overwrite=False)
+                break
+            except FsError as exc:
+                if exc.code != errno.EEXIST:
+                    raise
+                target = f"{folder}/{stem} ({number}){dot}{ext}"
+        else:
+            raise FsError(errno.EEXIST, "the recycle bin holds too many of that name")
+        now = time.time_ns()
+        self.set_mtime(target, now)
+        return target
+
+    def _remove(self, rel: str) -> None:
+        """Delete a file, or a folder with everything in it (the first failure raised)."""
+        if self.stat(rel).is_dir:
+            failed = self.delete_tree(rel)
+            if failed:
+                raise failed[0][1]
+        else:
+            self.delete(rel)
 
     def delete(self, path: str | bytes) -> None:
         """Delete a file (not a folder: EISDIR)."""

@@ -427,6 +427,7 @@ class WebApp:
             crumbs=fm.crumbs(path),
             listing=listing,
             writable=view.writable,
+            recycles=view.recycles,
         )
 
     async def download(self, request: Request, view: ShareView, path: str, size: int) -> Response:

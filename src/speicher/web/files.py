@@ -236,14 +236,8 @@ def change(view: ShareView, folder: str, action: str, form: dict[str, Any]) -> N
         view.rename(base + _name(form, "name"), base + _name(form, "to"), overwrite=False)
     elif action == "restore":
         view.restore_version(str(form.get("snapshot", "")), base + _name(form, "name"))
-    elif action == "delete":
-        name = _name(form, "name")
-        if view.stat(base + name).is_dir:
-            failed = view.delete_tree(base + name)
-            if failed:
-                raise failed[0][1]
-        else:
-            view.delete(base + name)
+    elif action == "delete":  # into the recycle bin where the share has one
+        view.recycle(base + _name(form, "name"))
     else:
         raise ValueError(f"unknown action {action!r}")
 
