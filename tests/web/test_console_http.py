@@ -6,6 +6,8 @@ page with each problem next to its field, and changes nothing."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import ssl
 from collections.abc import Iterator
 
 import httpx
@@ -175,3 +177,35 @@ def test_events_filter_and_alert_settings_with_a_test_message(daemon: Daemon, bo
         r = send(client, "/console/alerts/", action="test")
         assert r.status_code == 303, r.text
         assert len(smtp.mails) == 1
+
+
+def test_system_page_certificate_and_smb_settings(daemon: Daemon, boss: str) -> None:
+    client = admin_client(daemon, "new-pass-9x1")
+    before = daemon.api.get("/system/certificate").json()["sha256"]
+    page = client.get("/console/system/")
+    assert page.status_code == 200 and before in page.text
+    bad = send(client, "/console/system/", action="certificate", certificate="junk", key="junk")
+    assert bad.status_code == 422 and 'aria-describedby="err-certificate"' in bad.text
+    assert daemon.api.get("/system/certificate").json()["sha256"] == before  # unchanged
+    assert send(client, "/console/system/", action="self-signed").status_code == 303
+    after = daemon.api.get("/system/certificate").json()["sha256"]
+    assert after != before
+    # new connections get the new certificate at once
+    served = ssl.get_server_certificate(("127.0.0.1", daemon.https_port))
+    der = ssl.PEM_cert_to_DER_cert(served)
+    assert hashlib.sha256(der).hexdigest().upper().replace(":", "") in after.upper().replace(
+        ":", ""
+    )
+    r = send(
+        client,
+        "/console/system/",
+        action="smb",
+        workgroup="BUERO",
+        server_name="",
+        signing="required",
+    )
+    assert r.status_code == 303, r.text
+    smb = daemon.api.get("/smb").json()
+    assert smb["workgroup"] == "BUERO" and smb["signing"] == "required"
+    r = send(client, "/console/system/", action="smb", workgroup="bad group\\x", signing="default")
+    assert r.status_code == 422 and daemon.api.get("/smb").json()["workgroup"] == "BUERO"

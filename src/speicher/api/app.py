@@ -81,7 +81,7 @@ def serve_app(services: Services, certificates: CertificateStore | None = None) 
     app = create_app(services, certificates)
     listings = {f"{PREFIX}/pools": "pools", f"{PREFIX}/shares": "shares:"}
     dav = DavApp(services.files, services.db, app.state.logins)
-    web = WebApp(services, app.state.logins)
+    web = WebApp(services, app.state.logins, app.state.certificates)
     return Front(app, FastListings(app.state.listings, services.tokens.cached, listings), dav, web)
 
 

@@ -42,6 +42,7 @@ from speicher.api.routes.system import system_status
 from speicher.errors import Unauthorized
 from speicher.files import FsError, ShareView
 from speicher.services import Services
+from speicher.tls import CertificateStore
 from speicher.web import files as fm
 from speicher.web import i18n, live
 from speicher.web.console import Console
@@ -71,9 +72,12 @@ def is_web(path: str) -> bool:
 class WebApp:
     """The ASGI app of the console and the file manager."""
 
-    def __init__(self, services: Services, logins: PasswordLogins) -> None:
+    def __init__(
+        self, services: Services, logins: PasswordLogins, certificates: CertificateStore
+    ) -> None:
         self.services = services
         self.logins = logins
+        self.certificates = certificates
         self.sessions = SessionService(services.db)
         self.uploads = fm.Uploads()
         self.envs = {lang: self._environment(lang) for lang in i18n.LANGUAGES}

@@ -11,15 +11,18 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from anyio import from_thread
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from speicher import __version__
 from speicher.access.models import GrantRequest, UserCreate, UserUpdate
 from speicher.errors import OperationFailed
 from speicher.events.models import AlertSettingsUpdate
+from speicher.protocols.smb.models import SmbSettingsUpdate
 from speicher.storage.models import (
     PoolCreate,
     ShareCreate,
@@ -27,6 +30,7 @@ from speicher.storage.models import (
     SmbOptionsUpdate,
     VirtualDiskCreate,
 )
+from speicher.tls import CertificateUpload
 from speicher.web.forms import Errors, call, checked, model, page_of, text
 from speicher.web.sessions import WebUser
 
@@ -55,6 +59,7 @@ class Console:
             Route("/console/snapshots/", self.snapshots, methods=["GET", "POST"]),
             Route("/console/events/", self.events, methods=["GET"]),
             Route("/console/alerts/", self.alerts, methods=["GET", "POST"]),
+            Route("/console/system/", self.system, methods=["GET", "POST"]),
         ]
 
     # -- the frame of every page -----------------------------------------------------------
@@ -489,6 +494,60 @@ class Console:
         except OperationFailed as exc:  # the mail server's or webhook's answer, for the admin
             errors.add("", exc.message)
         return "tested"
+
+    # -- system -----------------------------------------------------------------------------
+
+    async def system(self, request: Request) -> Response:
+        return await self._page(
+            request,
+            {
+                "certificate": self._upload_certificate,
+                "self-signed": self._self_signed,
+                "smb": self._smb_settings,
+            },
+            self._show_system,
+        )
+
+    async def _show_system(
+        self, request: Request, user: WebUser, errors: Errors, form: dict[str, Any]
+    ) -> Response:
+        certificate, smb = await run_in_threadpool(
+            lambda: (self.web.certificates.show(), self.services.smb.get_settings())
+        )
+        return self.web.render(
+            request,
+            "console_system.html",
+            user,
+            errors=errors,
+            form=form,
+            certificate=certificate,
+            smb=smb,
+            settings=self.services.settings,
+            version=__version__,
+            done=request.query_params.get("done", ""),
+        )
+
+    def _upload_certificate(self, form: dict[str, Any], errors: Errors) -> str | None:
+        data = {"certificate": form.get("certificate", ""), "key": form.get("key", "")}
+        store = self.web.certificates
+        if self._do(CertificateUpload, data, errors, store.replace) is not None:
+            from_thread.run_sync(store.reload)  # handshakes happen on the event loop
+        return "certificate"
+
+    def _self_signed(self, form: dict[str, Any], errors: Errors) -> str | None:
+        store = self.web.certificates
+        if call(store.regenerate, errors, frozenset()) is not None:
+            from_thread.run_sync(store.reload)
+        return "certificate"
+
+    def _smb_settings(self, form: dict[str, Any], errors: Errors) -> str | None:
+        data = {
+            "workgroup": text(form, "workgroup"),
+            "server_name": text(form, "server_name"),
+            "signing": text(form, "signing") or None,
+        }
+        self._do(SmbSettingsUpdate, data, errors, self.services.smb.update_settings)
+        return "smb"
 
     # -- users ----------------------------------------------------------------------------
 
