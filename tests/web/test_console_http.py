@@ -193,9 +193,7 @@ def test_system_page_certificate_and_smb_settings(daemon: Daemon, boss: str) -> 
     # new connections get the new certificate at once
     served = ssl.get_server_certificate(("127.0.0.1", daemon.https_port))
     der = ssl.PEM_cert_to_DER_cert(served)
-    assert hashlib.sha256(der).hexdigest().upper().replace(":", "") in after.upper().replace(
-        ":", ""
-    )
+    assert hashlib.sha256(der).hexdigest().upper() == after.upper().replace(":", "")
     r = send(
         client,
         "/console/system/",
