@@ -18,7 +18,8 @@ TEMPLATES = ROOT / "src" / "speicher" / "web" / "templates"
 
 # what may stand in a template untranslated: the product's name, and each language's own name
 # and the protocols' names
-NAMES = {"Speicher", "Deutsch", "English", "SMB", "WebDAV", "SFTP", "S3"}
+NAMES = {"Speicher", "Deutsch", "English", "SMB", "WebDAV", "SFTP", "S3", "HTTPS", "HTTP"}
+NAMES |= {"STARTTLS", "SMART", "SHA-256"}  # technical names, the same in every language
 
 
 def bare_text(template: str) -> list[str]:

@@ -227,12 +227,13 @@ class Console:
     async def _show_pools(
         self, request: Request, user: WebUser, errors: Errors, form: dict[str, Any]
     ) -> Response:
-        def load() -> tuple[Any, Any, Any]:
+        def load() -> tuple[Any, Any, Any, Any]:
             pools = self.services.pools.list()
             scrubs = {p.name: self.services.scrubs.list(p.name, 5) for p in pools}
-            return pools, self.services.disks.list(), scrubs
+            health = {(h.pool, h.disk): h for h in self.services.health.report()}
+            return pools, self.services.disks.list(), scrubs, health
 
-        pools, disks, scrubs = await run_in_threadpool(load)
+        pools, disks, scrubs, health = await run_in_threadpool(load)
         return self.web.render(
             request,
             "console_pools.html",
@@ -243,6 +244,7 @@ class Console:
             disks=disks,
             free=[d for d in disks if d.state == "available"],
             scrubs=scrubs,
+            health=health,
             profiles=PROFILES,
             done=request.query_params.get("done", ""),
         )
