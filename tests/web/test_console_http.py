@@ -207,3 +207,22 @@ def test_system_page_certificate_and_smb_settings(daemon: Daemon, boss: str) -> 
     assert smb["workgroup"] == "BUERO" and smb["signing"] == "required"
     r = send(client, "/console/system/", action="smb", workgroup="bad group\\x", signing="default")
     assert r.status_code == 422 and daemon.api.get("/smb").json()["workgroup"] == "BUERO"
+
+
+def test_disks_are_added_and_replaced_with_their_jobs(daemon: Daemon, boss: str) -> None:
+    client = admin_client(daemon, "new-pass-9x1")
+    for name in ("v3", "v4"):
+        r = send(client, "/console/pools/", action="virtual-disk", name=name, size="3G")
+        assert r.status_code == 303, r.text
+    r = send(client, "/console/pools/", action="add-disk", pool="tank", disk="v3")
+    assert r.status_code == 303 and r.headers["location"].endswith("done=disk-job")
+    job = next(j for j in daemon.api.get("/jobs").json() if j["kind"] == "pool.add-disk")
+    assert daemon.wait_job(job)["state"] == "succeeded"
+    assert {d["disk"] for d in daemon.api.get("/pools/tank").json()["disks"]} == {"v1", "v2", "v3"}
+    r = send(client, "/console/pools/", action="replace-disk", pool="tank", old="v3", new="v4")
+    assert r.status_code == 303, r.text
+    job = next(j for j in daemon.api.get("/jobs").json() if j["kind"] == "pool.replace-disk")
+    assert daemon.wait_job(job)["state"] == "succeeded"
+    assert {d["disk"] for d in daemon.api.get("/pools/tank").json()["disks"]} == {"v1", "v2", "v4"}
+    refused = send(client, "/console/pools/", action="add-disk", pool="tank", disk="v1")
+    assert refused.status_code == 422  # a disk of the pool already: the service says why

@@ -123,7 +123,7 @@ class PasswordLogins:
 
     def __init__(self, services: Services, throttle: Throttle | None = None) -> None:
         self.services = services
-        self.throttle = throttle or Throttle()
+        self.throttle = throttle if throttle is not None else Throttle()  # an empty one is falsy
         self._threads = CapacityLimiter(PASSWORD_CHECKS)
         self._checking = 0  # checks running or waiting; touched only on the event loop
 

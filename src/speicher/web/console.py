@@ -25,6 +25,7 @@ from speicher.events.models import AlertSettingsUpdate
 from speicher.protocols.smb.models import SmbSettingsUpdate
 from speicher.storage.models import (
     PoolCreate,
+    PoolReplace,
     ShareCreate,
     ShareUpdate,
     SmbOptionsUpdate,
@@ -220,6 +221,9 @@ class Console:
                 "create": self._create_pool,
                 "scrub": self._scrub,
                 "destroy": self._destroy_pool,
+                "add-disk": self._add_disk,
+                "remove-disk": self._remove_disk,
+                "replace-disk": self._replace_disk,
             },
             self._show_pools,
         )
@@ -252,6 +256,22 @@ class Console:
     def _scrub(self, form: dict[str, Any], errors: Errors) -> str | None:
         call(lambda: self.services.scrubs.start(text(form, "pool")), errors, frozenset())
         return "scrub"
+
+    def _add_disk(self, form: dict[str, Any], errors: Errors) -> str | None:
+        pool, disk = text(form, "pool"), text(form, "disk")
+        call(lambda: self.services.pools.add_disk(pool, disk), errors, frozenset())
+        return "disk-job"
+
+    def _remove_disk(self, form: dict[str, Any], errors: Errors) -> str | None:
+        pool, disk = text(form, "pool"), text(form, "disk")
+        call(lambda: self.services.pools.remove_disk(pool, disk), errors, frozenset())
+        return "disk-job"
+
+    def _replace_disk(self, form: dict[str, Any], errors: Errors) -> str | None:
+        pool = text(form, "pool")
+        data = {"old": text(form, "old"), "new": text(form, "new")}
+        self._do(PoolReplace, data, errors, lambda r: self.services.pools.replace_disk(pool, r))
+        return "disk-job"
 
     def _destroy_pool(self, form: dict[str, Any], errors: Errors) -> str | None:
         call(lambda: self.services.pools.destroy(text(form, "pool")), errors, frozenset())
