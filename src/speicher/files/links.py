@@ -47,7 +47,7 @@ from speicher.access.passwords import MAX_LENGTH, check, hash_password, verify
 from speicher.access.throttle import Throttle, address_key
 from speicher.db import Database, Share, User
 from speicher.db.models import ShareLink, utcnow
-from speicher.errors import NotFound, Problem, SpeicherError, Unauthorized, Validator
+from speicher.errors import NotFound, SpeicherError, Unauthorized, Validator
 from speicher.events import EventService
 from speicher.files import paths
 from speicher.files.errors import FsError
@@ -259,15 +259,13 @@ class LinkService:
         expires_at: dt.datetime | None = None,
         max_bytes: int | None = None,
         address: str | None = None,
-        known: list[Problem] | None = None,
     ) -> None:
-        """Raise InvalidInput with everything :meth:`create` would refuse, and the ``known``
-        problems (a form's fields that could not be read), without making a link."""
-        v = Validator()
-        v.problems += known or []
+        """Raise InvalidInput with everything :meth:`create` would refuse, without making a
+        link (a form with a field that could not be read still shows every other problem)."""
         self._validated(
-            creator, share, path, kind, password, expires_at, max_bytes, address, utcnow(), v
-        )
+            creator, share, path, kind, password, expires_at, max_bytes, address, utcnow(),
+            Validator(),
+        )  # fmt: skip
 
     def _validated(
         self,
