@@ -7,7 +7,7 @@ an expiry; its creator or an admin revokes it. The link's token (``secrets.token
 192 bits) is shown once; the database keeps its SHA-256, as for sessions and API tokens, so a
 copy of the database opens no link.
 
-Rules (docs/files.md, "Share links"):
+Rules (docs/web.md, "Share links"):
 
 - A link acts as its creator: every request opens the share with ShareFS as the creator
   (protocol ``web``), so the creator's grant, their account being enabled and the share being
