@@ -364,3 +364,22 @@ def test_an_upload_link_takes_files_up_to_its_limit(world: World) -> None:
                 link.upload(name, 1)
     assert world.links.get(info.id, "alice", admin=False).bytes_received == 100
     assert sorted(p.name for p in inbox.iterdir()) == ["last.bin", "report (2).pdf", "report.pdf"]
+
+
+def test_links_go_with_their_creator(world: World) -> None:
+    post(world.daemon, "/users", {"name": "carol", "password": "carol-secret-pass-1"})
+    post(world.daemon, "/shares/docs/grants", {"user": "carol", "access": "ro"}, 200)
+    info, token = world.links.create("carol", "docs", "top.txt", "download")
+    with world.links.resolve(token):
+        pass
+    r = world.daemon.api.patch("/users/carol", json={"enabled": False})
+    assert r.status_code == 200, r.text
+    with pytest.raises(NotFound):
+        world.links.resolve(token)  # a disabled creator: the link is not there
+    r = world.daemon.api.delete("/users/carol")
+    assert r.status_code in (200, 202, 204), r.text
+    if r.status_code == 202:
+        assert world.daemon.wait_job(r.json())["state"] == "succeeded"
+    assert info.id not in [i.id for i in world.links.list("admin", admin=True)]
+    with pytest.raises(NotFound):
+        world.links.resolve(token)

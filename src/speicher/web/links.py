@@ -50,7 +50,7 @@ from speicher.files.links import (
     WrongPassword,
 )
 from speicher.web import files as fm
-from speicher.web.forms import Errors, call, text
+from speicher.web.forms import Errors, call, page_of, text
 from speicher.web.sessions import WebUser
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 PREFIXES = ("/links", "/s/")  # the paths of these pages (app.py's is_web)
 COOKIE = "__Secure-speicher-link"
 MB = 1_000_000  # the form's size limit is in MB, as the pages show sizes
+LIST_PAGE = 100  # links per page of /links/
 
 # the form's fields of LinkService's problems
 _FIELDS = {"expires_at": "expires", "max_bytes": "max_mb"}
@@ -401,7 +402,8 @@ class LinkPages:
         if user is None:
             return self.web.to_login(request)
         found = await run_in_threadpool(self.links.list, user.name, user.admin)
-        return self.web.render(request, "links.html", user, links=found, where=link_url)
+        page = page_of(found, request.query_params.get("page"), LIST_PAGE)
+        return self.web.render(request, "links.html", user, page=page, where=link_url)
 
     async def new_page(self, request: Request) -> Response:
         user = await self.web.user_of(request)
