@@ -294,6 +294,32 @@ class WebSession(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class ShareLink(Base):
+    """A link to a file or folder of a share for people without an account: ``download``
+    (read only) or ``upload`` (a file request into a folder, up to ``max_bytes``). Only a
+    SHA-256 of the link's token is kept, and an Argon2 hash of its password if it has one;
+    the link acts as its creator (``user_id``), so it dies with the creator's grant."""
+
+    __tablename__ = "share_links"
+    __table_args__ = (CheckConstraint("kind IN ('download', 'upload')", name="link_kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    share_id: Mapped[int] = mapped_column(ForeignKey("shares.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(4096), default="")  # in the share; "": its top
+    kind: Mapped[str] = mapped_column(String(8))
+    password_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    max_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    bytes_received: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    share: Mapped[Share] = relationship()
+    creator: Mapped[User] = relationship()
+
+
 class Job(Base):
     """A long operation: what it does, how far it is, how it ended."""
 

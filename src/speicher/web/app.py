@@ -44,7 +44,7 @@ from speicher.files import FsError, ShareView
 from speicher.services import Services
 from speicher.tls import CertificateStore
 from speicher.web import files as fm
-from speicher.web import i18n, live
+from speicher.web import i18n, links, live
 from speicher.web.console import Console
 from speicher.web.forms import Errors, page_of
 from speicher.web.sessions import COOKIE, IDLE, SessionService, WebUser
@@ -56,7 +56,7 @@ LOGIN_COOKIE = "__Host-speicher-login"  # the login form's nonce (CSRF before a 
 PROTOCOL = "web"
 VERSIONS_PAGE = 100  # versions of a file per page
 # the paths this app answers (Front sends them here)
-PREFIXES = ("/login", "/logout", "/console", "/files", "/static/", "/lang")
+PREFIXES = ("/login", "/logout", "/console", "/files", "/static/", "/lang", *links.PREFIXES)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -98,6 +98,7 @@ class WebApp:
             Route("/files/{share}/{path:path}", self.files, methods=["GET", "HEAD"]),
             Route("/files/{share}/{path:path}", self.change, methods=["POST"]),
             Route("/files/{share}/{path:path}", self.upload, methods=["PUT"]),
+            *links.routes(self),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
         self.app = Starlette(routes=routes)

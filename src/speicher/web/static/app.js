@@ -167,7 +167,7 @@ async function uploadAll(drop, items) {
   for (const item of items) {
     await uploadFile(drop, item.file, item.path, addRow(list, item.path));
   }
-  if ([...list.children].every((li) => li.dataset.state === "done")) {
+  if (!drop.dataset.stay && [...list.children].every((li) => li.dataset.state === "done")) {
     setTimeout(() => window.location.reload(), 600);
   }
 }
