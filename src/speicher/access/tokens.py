@@ -86,7 +86,7 @@ class TokenService:
         try:
             with self.db.session() as s:
                 if s.scalars(select(Token).where(Token.name == name)).first():
-                    raise Conflict(f"token '{name}' already exists")
+                    raise Conflict(f"token '{name}' already exists", field="name")
                 row = Token(
                     name=name,
                     key=key,
@@ -99,7 +99,7 @@ class TokenService:
                 s.flush()
                 info = _info(row, now)
         except IntegrityError:
-            raise Conflict(f"token '{name}' already exists") from None
+            raise Conflict(f"token '{name}' already exists", field="name") from None
         until = f", valid until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
         self.events.record(
             "info", "token.created", name, f"API token {name} created by {created_by}{until}"

@@ -46,6 +46,7 @@ from speicher.tls import CertificateStore
 from speicher.web import files as fm
 from speicher.web import i18n, links, live
 from speicher.web.console import Console
+from speicher.web.console_access import AccessPages
 from speicher.web.forms import Errors, page_of
 from speicher.web.sessions import COOKIE, IDLE, SessionService, WebUser
 
@@ -84,8 +85,10 @@ class WebApp:
         self.console = Console(self)
         # whether the daemon is stopping (it sets this): live streams end within a tick
         self.exiting: Callable[[], bool] = lambda: False
+        self.access_pages = AccessPages(self)
         routes = [
             *self.console.routes(),
+            *self.access_pages.routes(),
             Route("/", self.home),
             Route("/lang", self.language),
             Route("/login", self.login_page, methods=["GET"]),
