@@ -12,6 +12,7 @@ from speicher.access import (
     TokenService,
     UserService,
 )
+from speicher.access.totp import TotpService
 from speicher.config import Settings
 from speicher.db import Database
 from speicher.events import EventService
@@ -42,6 +43,7 @@ class Services:
     tokens: TokenService
     keys: KeyService
     s3_keys: S3KeyService
+    totp: TotpService
     snapshots: SnapshotService
     policies: PolicyService
     restore: RestoreService
@@ -92,4 +94,5 @@ class Services:
             tokens=TokenService(db, events),
             keys=keys,
             s3_keys=S3KeyService(settings.state_dir, db, events),
+            totp=TotpService(settings.state_dir, db, events),
         )

@@ -162,12 +162,16 @@ class PasswordLogins:
     def _record_lockouts(self, lockouts: list[Lockout]) -> None:
         for lockout in lockouts:
             kind, _, subject = lockout.key.partition(":")
-            what = f"user '{subject}'" if kind == "user" else f"address {subject}"
+            wrong, what = "wrong passwords", f"address {subject}"
+            if kind == "user":
+                what = f"user '{subject}'"
+            elif kind == "totp":  # the web login's second step (web/account.py)
+                wrong, what = "wrong codes", f"the second factor of user '{subject}'"
             self.services.events.record(
                 "warning",
                 "auth.lockout",
                 subject,
-                f"{lockout.failures} wrong passwords for {what}; its password logins are "
+                f"{lockout.failures} {wrong} for {what}; its logins are "
                 f"refused for {lockout.seconds:.0f} s",
             )
 

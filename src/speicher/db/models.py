@@ -292,6 +292,8 @@ class WebSession(Base):
     address: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # the password was right, the second factor is still to come: the session opens nothing
+    second_factor_due: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class ShareLink(Base):
@@ -318,6 +320,33 @@ class ShareLink(Base):
 
     share: Mapped[Share] = relationship()
     creator: Mapped[User] = relationship()
+
+
+class TotpSecret(Base):
+    """A user's second factor: a TOTP secret (sealed, as S3 secrets are: it must be known to
+    check a code), in use once a first code confirmed it; ``last_step`` refuses a code seen
+    before (RFC 6238 §5.2)."""
+
+    __tablename__ = "totp_secrets"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RecoveryCode(Base):
+    """A one-time code for a login without the second factor's device (Argon2 hash)."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(256))
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Job(Base):

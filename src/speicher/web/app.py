@@ -45,10 +45,11 @@ from speicher.services import Services
 from speicher.tls import CertificateStore
 from speicher.web import files as fm
 from speicher.web import i18n, links, live
+from speicher.web.account import Account
 from speicher.web.console import Console
 from speicher.web.console_access import AccessPages
-from speicher.web.forms import Errors, page_of
-from speicher.web.sessions import COOKIE, IDLE, SessionService, WebUser
+from speicher.web.forms import Errors, local_target, page_of
+from speicher.web.sessions import COOKIE, LIFETIME, SessionService, WebUser
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,16 @@ LOGIN_COOKIE = "__Host-speicher-login"  # the login form's nonce (CSRF before a 
 PROTOCOL = "web"
 VERSIONS_PAGE = 100  # versions of a file per page
 # the paths this app answers (Front sends them here)
-PREFIXES = ("/login", "/logout", "/console", "/files", "/static/", "/lang", *links.PREFIXES)
+PREFIXES = (
+    "/login",
+    "/logout",
+    "/console",
+    "/files",
+    "/static/",
+    "/lang",
+    "/account",
+    *links.PREFIXES,
+)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -83,11 +93,13 @@ class WebApp:
         self.uploads = fm.Uploads()
         self.envs = {lang: self._environment(lang) for lang in i18n.LANGUAGES}
         self.console = Console(self)
+        self.account = Account(self)
         # whether the daemon is stopping (it sets this): live streams end within a tick
         self.exiting: Callable[[], bool] = lambda: False
         self.access_pages = AccessPages(self)
         routes = [
             *self.console.routes(),
+            *self.account.routes(),
             *self.access_pages.routes(),
             Route("/", self.home),
             Route("/lang", self.language),
@@ -181,6 +193,16 @@ class WebApp:
         the same cookie without the prefix."""
         return name if request.url.scheme == "https" else name.removeprefix("__Host-")
 
+    def set_session_cookie(self, request: Request, response: Response, secret: str) -> None:
+        response.set_cookie(
+            self.cookie_name(request, COOKIE),
+            secret,
+            max_age=int(LIFETIME.total_seconds()),
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+
     def forget(self, request: Request, response: Response, name: str) -> None:
         """Delete a cookie (with the attributes it was set with: a ``__Host-`` cookie is only
         deleted by a ``Secure`` answer)."""
@@ -233,7 +255,7 @@ class WebApp:
     async def language(self, request: Request) -> Response:
         """Switch the language (a cookie the reader asked for), back to where they were."""
         lang = request.query_params.get("to", "")
-        back = _local(request.query_params.get("back", "/"))
+        back = local_target(request.query_params.get("back", "/"))
         response = RedirectResponse(back, status_code=303)
         if lang in i18n.LANGUAGES:
             response.set_cookie(
@@ -255,7 +277,7 @@ class WebApp:
             status,
             nonce=nonce,
             error=error,
-            next=_local(request.query_params.get("next", "/")),
+            next=local_target(request.query_params.get("next", "/")),
         )
         response.set_cookie(
             self.cookie_name(request, LOGIN_COOKIE),
@@ -285,17 +307,13 @@ class WebApp:
             return await self.login_page(request, "locked", 429)
         except Unauthorized:
             return await self.login_page(request, "wrong", 401)
-        secret = await run_in_threadpool(self.sessions.create, info.name, address)
-        target = _local(str(form.get("next", "/")))
+        target = local_target(str(form.get("next", "/")))
+        second = await run_in_threadpool(self.services.totp.enabled, info.name)
+        secret = await run_in_threadpool(self.sessions.create, info.name, address, second)
+        if second:  # the code of the user's app next; this session opens nothing else
+            target = "/login/code?" + urlencode({"next": target})
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(
-            self.cookie_name(request, COOKIE),
-            secret,
-            max_age=int(IDLE.total_seconds()) * 24,
-            secure=request.url.scheme == "https",
-            httponly=True,
-            samesite="strict",
-        )
+        self.set_session_cookie(request, response, secret)
         self.forget(request, response, LOGIN_COOKIE)
         await run_in_threadpool(
             self.services.events.record,
@@ -539,13 +557,6 @@ class WebApp:
             message_key=fm.fs_key(exc),
             detail=exc.message,
         )
-
-
-def _local(target: str) -> str:
-    """Only a path on this server (never ``//other.example``): where a login may lead."""
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
 
 
 def http_date(seconds: float) -> str:

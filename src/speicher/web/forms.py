@@ -89,3 +89,10 @@ def page_of(items: list[Any], wanted: str | None, size: int) -> Page:
     except ValueError:
         number = 1
     return Page(items[(number - 1) * size : number * size], number, pages, len(items))
+
+
+def local_target(target: str) -> str:
+    """Only a path on this server (never ``//other.example``): where a form may lead."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target

@@ -25,6 +25,7 @@ COOKIE = "__Host-speicher"
 IDLE = dt.timedelta(minutes=30)
 LIFETIME = dt.timedelta(hours=12)
 TOUCH = dt.timedelta(seconds=60)  # last_seen_at is written at most this often
+PENDING = dt.timedelta(minutes=5)  # for the second factor after a right password
 
 
 def _now() -> dt.datetime:
@@ -44,6 +45,7 @@ class WebUser:
     file_access: bool
     session_id: int
     csrf_secret: str
+    second_factor_due: bool = False
 
     def csrf_token(self) -> str:
         """The token every form of this session carries (and every state change checks)."""
@@ -57,8 +59,10 @@ class SessionService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, user: str, address: str | None) -> str:
-        """A new session of ``user`` (who just logged in); its cookie secret."""
+    def create(self, user: str, address: str | None, second_factor_due: bool = False) -> str:
+        """A new session of ``user`` (who just logged in); its cookie secret.
+        ``second_factor_due``: the password was right and the second factor is still to come;
+        such a session opens nothing but the code's page (:meth:`pending`)."""
         secret = secrets.token_urlsafe(32)
         with self.db.session() as s:
             row = s.scalars(select(User).where(User.name == user)).one()
@@ -68,6 +72,7 @@ class SessionService:
                     user_id=row.id,
                     csrf_secret=secrets.token_hex(32),
                     address=(address or "")[:64],
+                    second_factor_due=second_factor_due,
                 )
             )
             # a user's expired sessions go when they log in again
@@ -80,7 +85,27 @@ class SessionService:
 
     def lookup(self, secret: str | None) -> WebUser | None:
         """The user of the session whose cookie secret this is; None when there is none, it
-        expired, or the user may not log in any more."""
+        expired, the user may not log in any more, or its second factor is still due."""
+        found = self._find(secret)
+        return found if found is not None and not found.second_factor_due else None
+
+    def pending(self, secret: str | None) -> WebUser | None:
+        """The user of a session that waits for its second factor (within ``PENDING``)."""
+        found = self._find(secret)
+        if found is None or not found.second_factor_due:
+            return None
+        return found
+
+    def complete(self, secret: str, address: str | None) -> str:
+        """The second factor was right: a new session (a new secret: the one that came
+        before the code opens nothing any more)."""
+        found = self._find(secret)
+        if found is None or not found.second_factor_due:
+            raise ValueError("no session waits for a second factor")
+        self.end(secret)
+        return self.create(found.name, address)
+
+    def _find(self, secret: str | None) -> WebUser | None:
         if not secret or len(secret) > 128:
             return None
         now = _now()
@@ -94,6 +119,8 @@ class SessionService:
                 return None
             session, user = found[0], found[1]
             expired = now - session.last_seen_at > IDLE or now - session.created_at > LIFETIME
+            if session.second_factor_due and now - session.created_at > PENDING:
+                expired = True
             if expired or not user.enabled or user.state != "ready":
                 s.delete(session)
                 return None
@@ -105,6 +132,7 @@ class SessionService:
                 file_access=user.file_access,
                 session_id=session.id,
                 csrf_secret=session.csrf_secret,
+                second_factor_due=session.second_factor_due,
             )
 
     def end(self, secret: str | None) -> None:
