@@ -104,3 +104,12 @@ def pytest_terminal_summary(
     if new:
         terminalreporter.write_sep("-", "screenshots")
         terminalreporter.write_line(f"{len(new)} taken in this run, in {folder}")
+
+
+@pytest.fixture(autouse=True)
+def _close_web_clients() -> Iterator[None]:
+    """The web tests' httpx browsers (tests/web/web_helpers.py) are closed after each test."""
+    yield
+    from web_helpers import close_all
+
+    close_all()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import botocore.config  # type: ignore[import-untyped]
 import botocore.exceptions  # type: ignore[import-untyped]
 import httpx
 import pytest
-from web_helpers import browser, close_all, csrf_of, log_in
+from web_helpers import browser, csrf_of, log_in
 
 from speicher_testing import Daemon
 from world import make_user, password
@@ -26,12 +25,6 @@ pytestmark = pytest.mark.system
 GROUPS = "/console/groups/"
 ANNA_KEYS = "/console/users/anna/keys/"
 TOKENS = "/console/tokens/"
-
-
-@pytest.fixture(autouse=True)
-def _close_browsers() -> Iterator[None]:
-    yield
-    close_all()
 
 
 @pytest.fixture(scope="module")

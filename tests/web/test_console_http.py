@@ -8,23 +8,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ssl
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from alert_receivers import SMTP_PASSWORD, SMTP_USER, SmtpReceiver
-from web_helpers import browser, close_all, csrf_of, log_in
+from web_helpers import browser, csrf_of, log_in
 
 from speicher_testing import Daemon
 from world import make_user, password
 
 pytestmark = pytest.mark.system
-
-
-@pytest.fixture(autouse=True)
-def _close_browsers() -> Iterator[None]:
-    yield
-    close_all()
 
 
 @pytest.fixture(scope="module")

@@ -12,24 +12,17 @@ import pwd
 import re
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from web_helpers import browser, close_all, csrf_of, field, log_in
+from web_helpers import browser, csrf_of, field, log_in
 
 from speicher_testing import ADMIN_PASSWORD, Daemon
 from world import make_pool, make_share, make_user, password
 
 pytestmark = pytest.mark.system
-
-
-@pytest.fixture(autouse=True)
-def _close_browsers() -> Iterator[None]:
-    yield
-    close_all()
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import update
-from web_helpers import browser, close_all, csrf_of, field, log_in
+from web_helpers import browser, csrf_of, field, log_in
 
 from speicher.config import Settings
 from speicher.db import Database
@@ -27,12 +26,6 @@ pytestmark = pytest.mark.system
 
 _TOKEN = re.compile(r'value="https://[^"/]+/s/([A-Za-z0-9_-]+)"')
 _FORM_TOKEN = re.compile(r'data-csrf="([0-9a-f]+)"')
-
-
-@pytest.fixture(autouse=True)
-def _close_browsers() -> Iterator[None]:
-    yield
-    close_all()
 
 
 @pytest.fixture(scope="module")

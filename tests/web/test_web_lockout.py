@@ -3,22 +3,14 @@ throttle for all): then even the right password gets 429, and the lockout is an 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from web_helpers import browser, close_all, field, log_in
+from web_helpers import browser, field, log_in
 
 from speicher.access.throttle import Policy
 from speicher_testing import Daemon
 from world import make_user, password
 
 pytestmark = pytest.mark.system
-
-
-@pytest.fixture(autouse=True)
-def _close_browsers() -> Iterator[None]:
-    yield
-    close_all()
 
 
 def test_wrong_passwords_lock_the_login_out(daemon: Daemon) -> None:

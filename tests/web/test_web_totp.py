@@ -6,24 +6,17 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
 import httpx
 import pyotp
 import pytest
-from web_helpers import browser, close_all, field, log_in
+from web_helpers import browser, field, log_in
 
 from speicher.access.throttle import Policy
 from speicher_testing import Daemon
 from world import make_pool, make_share, make_user, password
 
 pytestmark = pytest.mark.system
-
-
-@pytest.fixture(autouse=True)
-def _close_browsers() -> Iterator[None]:
-    yield
-    close_all()
 
 
 def code_page(client: httpx.Client, answer: httpx.Response) -> str:
