@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import pwd
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -253,3 +254,39 @@ def test_reads_that_must_not_wait_and_metadata_of_an_open_file(fs: ShareFS) -> N
             assert f.read_cached(len(body), 10) == b""
             assert f.get_meta() == view.get_meta("cached.bin") == {"colour": b"blue"}
         view.delete("cached.bin")
+
+
+def test_versions_come_from_the_snapshots_a_page_at_a_time(daemon: Daemon, fs: ShareFS) -> None:
+    """Each change of a file between snapshots is one version, newest first; a page ends at
+    ``limit`` and the next starts ``before`` its last snapshot, with the same answer."""
+    snaps = daemon.mount_root / "tank" / ".snapshots" / "team"
+    states = {  # snapshot -> the file's bytes and time there (None: not there)
+        "@GMT-2026.01.01-00.00.00": (b"a", 1_000),
+        "@GMT-2026.01.02-00.00.00": (b"a", 1_000),  # unchanged: no version of its own
+        "@GMT-2026.01.03-00.00.00": (b"bb", 2_000),
+        "@GMT-2026.01.04-00.00.00": None,  # deleted in between
+        "@GMT-2026.01.05-00.00.00": (b"ccc", 3_000),
+    }
+    try:
+        for name, state in states.items():
+            (snaps / name).mkdir(parents=True)
+            if state is not None:
+                path = snaps / name / "paged.txt"
+                path.write_bytes(state[0])
+                os.utime(path, ns=(state[1] * 10**9, state[1] * 10**9))
+        with fs.open("alice", "team", "test") as view:
+            view.write("paged.txt", [b"dddd"])
+            every = view.versions("paged.txt")
+            # each state in the newest snapshot that has it
+            assert [(n[-19:-9], e.size) for n, e in every] == [
+                ("2026.01.05", 3), ("2026.01.03", 2), ("2026.01.02", 1)
+            ]  # fmt: skip
+            first = view.versions("paged.txt", limit=2)
+            assert first == every[:2]
+            rest = view.versions("paged.txt", before=first[-1][0], limit=2)
+            assert rest == every[2:]
+            view.delete("paged.txt")
+            assert view.versions("paged.txt") == every  # a deleted file keeps its versions
+    finally:
+        for name in states:  # ours only: the module's real snapshots stay
+            shutil.rmtree(snaps / name, ignore_errors=True)

@@ -1196,36 +1196,44 @@ class ShareView:
                             out.append(_entry(name, st))
         return out
 
-    def versions(self, path: str | bytes) -> builtins.list[tuple[str, Entry]]:
+    def versions(
+        self, path: str | bytes, before: str | None = None, limit: int | None = None
+    ) -> builtins.list[tuple[str, Entry]]:
         """Earlier states of the file ``path`` in the share's snapshots, newest first: each
         snapshot's name (``@GMT-...``) and the file as it was there. A state like the one
-        after it (same size and time) is one version, not two; the current state is none."""
+        after it (same size and time) is one version, not two; the current state is none.
+        ``before``: only snapshots older than that one (the next page after it); ``limit``:
+        at most that many (a share with 10,000 snapshots is read a page at a time)."""
         parts = paths.parse(path)
         if not parts or parts[0] == paths.SNAPSHOTS_DIR:
             raise FsError(errno.EINVAL, "versions are of a file in the share")
         rel = "/".join(parts)
-        try:
-            now: Entry | None = self.stat(rel)
-        except FsError as exc:
-            if exc.code != errno.ENOENT:
-                raise
-            now = None  # deleted since: every snapshot that has it holds a version
-        if now is not None and now.is_dir:
+        later = self._state(rel if before is None else f"{paths.SNAPSHOTS_DIR}/{before}/{rel}")
+        if before is None and later is not None and later.is_dir:
             raise FsError(errno.EISDIR, "a folder has no versions; open its files")
         found: builtins.list[tuple[str, Entry]] = []
-        later = now
         for snap in reversed(self._list_snapshots()):
-            try:
-                then = self.stat(f"{paths.SNAPSHOTS_DIR}/{snap.name}/{rel}")
-            except FsError:
+            if before is not None and snap.name >= before:
                 continue
-            if then.is_dir:
+            then = self._state(f"{paths.SNAPSHOTS_DIR}/{snap.name}/{rel}")
+            if then is None or then.is_dir:
                 continue
             if later is not None and (then.size, then.mtime_ns) == (later.size, later.mtime_ns):
                 continue
             found.append((snap.name, then))
             later = then
+            if limit is not None and len(found) >= limit:
+                break
         return found
+
+    def _state(self, rel: str) -> Entry | None:
+        """``rel`` as it is (None: not there, e.g. deleted since, or not in a snapshot)."""
+        try:
+            return self.stat(rel)
+        except FsError as exc:
+            if exc.code not in (errno.ENOENT, errno.ENOTDIR):
+                raise
+            return None
 
     def restore_version(self, snapshot: str, path: str | bytes) -> Entry:
         """Make ``path`` the file it was in ``snapshot`` again: a new version of it, written

@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,7 +216,18 @@ class ShareService:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def list(self, pool: str | None = None) -> builtins.list[ShareInfo]:
+    def names(self) -> builtins.list[str]:
+        """The shares' names, sorted (one query: for choosers and pages of a long list)."""
+        with self.db.session() as s:
+            found = s.scalars(
+                select(Share.name).where(Share.state != "creating").order_by(Share.name)
+            )
+            return builtins.list(found)
+
+    def list(
+        self, pool: str | None = None, only: Collection[str] | None = None
+    ) -> builtins.list[ShareInfo]:
+        """The shares (of ``pool``; only those named in ``only``), by name."""
         with self.db.session() as s:
             query = (
                 select(Share)
@@ -230,22 +242,29 @@ class ShareService:
             )
             if pool:
                 query = query.join(Pool).where(Pool.name == pool)
+            if only is not None:
+                query = query.where(Share.name.in_(builtins.list(only)))
             rows = [_row_of(sh) for sh in s.scalars(query)]
-        return [self._info(r, self.pools.fact_age) for r in rows]
+        mounted: dict[str, bool] = {}  # a pool's mount is looked at once, not once per share
+        return [self._info(r, self.pools.fact_age, mounted) for r in rows]
 
     def get(self, name: str) -> ShareInfo:
         with self.db.session() as s:
             row = _row_of(self._row(s, name))
         return self._info(row, 0)
 
-    def _info(self, row: _Row, max_age: float) -> ShareInfo:
-        """A share as users see it; runs no database session (it may run btrfs)."""
+    def _info(self, row: _Row, max_age: float, mounted: dict[str, bool] | None = None) -> ShareInfo:
+        """A share as users see it; runs no database session (it may run btrfs).
+        ``mounted``: pools whose mount was looked at already (by :meth:`list`)."""
         path = share_path(self.settings, row.pool, row.name)
         state: ShareState = row.state  # type: ignore[assignment]
         problem = ""
         used = 0
         if state == "ready":
-            if not os.path.ismount(self.pools.mountpoint(row.pool)):
+            seen = mounted if mounted is not None else {}
+            if row.pool not in seen:
+                seen[row.pool] = os.path.ismount(self.pools.mountpoint(row.pool))
+            if not seen[row.pool]:
                 state = "unavailable"
                 problem = f"pool {row.pool} is not mounted"
                 if reason := self.pools.problem(row.pool):

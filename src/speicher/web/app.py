@@ -48,7 +48,7 @@ from speicher.web import i18n, links, live
 from speicher.web.account import Account
 from speicher.web.console import Console
 from speicher.web.console_access import AccessPages
-from speicher.web.forms import Errors, local_target, page_of
+from speicher.web.forms import Errors, local_target
 from speicher.web.sessions import COOKIE, LIFETIME, SessionService, WebUser
 
 log = logging.getLogger(__name__)
@@ -409,7 +409,10 @@ class WebApp:
         try:
             entry = await run_in_threadpool(view.stat, path)
             if "versions" in request.query_params:
-                found = await run_in_threadpool(fm.versions_of, view, path, entry)
+                before = request.query_params.get("before", "")
+                found = await run_in_threadpool(
+                    fm.versions_of, view, path, entry, before, VERSIONS_PAGE
+                )
                 view.close()
                 return self.render(
                     request,
@@ -419,7 +422,8 @@ class WebApp:
                     folder=posixpath.dirname(path.strip("/")),
                     name=posixpath.basename(path.strip("/")),
                     entry=entry,
-                    page=page_of(found, request.query_params.get("page"), VERSIONS_PAGE),
+                    versions=found,
+                    older=found[-1][0] if len(found) >= VERSIONS_PAGE else "",
                     writable=view.writable,
                     crumbs=fm.crumbs(path),
                 )

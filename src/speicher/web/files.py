@@ -142,18 +142,24 @@ def _name(form: dict[str, Any], field: str) -> str:
     return name
 
 
-def versions_of(view: ShareView, path: str, entry: Entry) -> list[tuple[str, Entry]]:
-    """A file's earlier states in the snapshots (ShareFS); for a folder, the snapshots that
-    have it (to browse it as it was there)."""
+def versions_of(
+    view: ShareView, path: str, entry: Entry, before: str | None, limit: int
+) -> list[tuple[str, Entry]]:
+    """A page of a file's earlier states in the snapshots (ShareFS), older than ``before``;
+    for a folder, the snapshots that have it (to browse it as it was there)."""
     if not entry.is_dir:
-        return view.versions(path)
+        return view.versions(path, before or None, limit)
     found = []
     rel = path.strip("/")
     for snap in reversed(view.list(f"/{paths.SNAPSHOTS_DIR}")):
+        if before and snap.name >= before:
+            continue
         try:
             found.append((snap.name, view.stat(f"{paths.SNAPSHOTS_DIR}/{snap.name}/{rel}")))
         except FsError:
             continue
+        if len(found) >= limit:
+            break
     return found
 
 
