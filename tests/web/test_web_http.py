@@ -10,6 +10,8 @@ import json
 import os
 import pwd
 import re
+import socket
+import ssl
 import time
 import zipfile
 from pathlib import Path
@@ -329,3 +331,37 @@ def test_delete_goes_into_the_recycle_bin_where_the_share_has_one(
     assert time.time() - (kept / "b (2).txt").stat().st_mtime < 60  # the purge counts from now
     page = client.get("/files/bin/")
     assert "Move a to the recycle bin?" in page.text
+
+
+def test_a_piece_cut_off_midway_keeps_what_came_and_the_upload_goes_on(
+    daemon: Daemon, world: dict[str, Any], alice: httpx.Client
+) -> None:
+    csrf = csrf_of(alice, "/files/docs/")
+    body = os.urandom(2_000_003)
+    path = "/files/docs/cut.bin"
+    cookie = "; ".join(f"{k}={v}" for k, v in alice.cookies.items())
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    head = (
+        f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{daemon.https_port}\r\n"
+        f"Origin: {daemon.https_url}\r\nCookie: {cookie}\r\nX-CSRF-Token: {csrf}\r\n"
+        f"X-Upload-Id: upload-cut-1\r\nX-Upload-Offset: 0\r\nX-Upload-Total: {len(body)}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    raw = socket.create_connection(("127.0.0.1", daemon.https_port))
+    with raw, context.wrap_socket(raw) as tls:
+        tls.sendall(head.encode() + body[:700_000])  # and then the connection is gone
+    seen: list[int | None] = []
+    for _ in range(50):  # the server sees the end of the connection, and keeps what came
+        probe = put_piece(alice, csrf, path, "upload-cut-1", len(body) + 1, len(body), b"")
+        assert probe.status_code == 409
+        seen.append(probe.json()["offset"])  # None while the cut piece is still busy
+        if len(seen) >= 2 and seen[-1] and seen[-1] == seen[-2]:
+            break
+        time.sleep(0.1)
+    stood = seen[-1]
+    assert stood is not None and 0 < stood <= 700_000  # what reached the server, kept
+    assert not (world["docs"] / "cut.bin").exists()
+    rest = put_piece(alice, csrf, path, "upload-cut-1", stood, len(body), body[stood:])
+    assert rest.status_code == 200 and rest.json()["done"] is True
+    assert (world["docs"] / "cut.bin").read_bytes() == body

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from speicher.files import Entry, FsError, ShareView, Upload, paths
 
@@ -352,11 +352,14 @@ async def receive_piece(
                 409, {"error": "not where the upload is", "offset": pending.upload.size}
             )
         received = 0
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > MAX_PIECE or pending.upload.size + len(chunk) > total:
-                raise UploadProblem(413, {"error": "more bytes than announced"})
-            await run_in_threadpool(pending.upload.write, chunk)
+        try:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > MAX_PIECE or pending.upload.size + len(chunk) > total:
+                    raise UploadProblem(413, {"error": "more bytes than announced"})
+                await run_in_threadpool(pending.upload.write, chunk)
+        except ClientDisconnect:  # the bytes that came are kept: the browser goes on from there
+            return {"offset": pending.upload.size, "done": False}
         if pending.upload.size == total:
             await run_in_threadpool(pending.upload.commit)
             await run_in_threadpool(pending.view.close)
