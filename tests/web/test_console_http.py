@@ -106,6 +106,16 @@ def test_pools_shares_and_users_pages(daemon: Daemon, boss: str) -> None:
     assert r.status_code == 303, r.text
     share = daemon.api.get("/shares/docs").json()
     assert share["webdav"] is True and share["smb"]["enabled"] is True and share["quota"] == 1 << 30
+    assert share["smb"]["recycle"] is False and share["compression"] == ""
+    r = send(
+        client, "/console/shares/", action="protocols", share="docs", smb="on", recycle="on",
+        mac="on", compression="zstd", sync="standard", quota="1G",
+    )  # fmt: skip
+    assert r.status_code == 303, r.text
+    share = daemon.api.get("/shares/docs").json()
+    assert share["smb"]["recycle"] is True and share["smb"]["mac"] is True
+    assert share["compression"] == "zstd" and share["sync"] == "standard"
+    assert share["webdav"] is False  # not ticked this time: off
     anna = {"share": "docs", "principal": "user", "name": "anna"}
     r = send(client, "/console/shares/", action="revoke", **anna)
     assert r.status_code == 303 and daemon.api.get("/shares/docs").json()["grants"] == []

@@ -342,12 +342,24 @@ class Console:
         return "revoke"
 
     def _protocols(self, form: dict[str, Any], errors: Errors) -> str | None:
+        """The share's settings form: protocols, SMB's options, quota, compression, sync."""
+        smb = SmbOptionsUpdate(
+            enabled=checked(form, "smb"),
+            browseable=checked(form, "browseable"),
+            access_based_enumeration=checked(form, "abe"),
+            recycle=checked(form, "recycle"),
+            mac=checked(form, "mac"),
+            time_machine=checked(form, "time_machine"),
+            encrypt=checked(form, "encrypt"),
+        )
         data = {
-            "smb": SmbOptionsUpdate(enabled=checked(form, "smb")),
+            "smb": smb,
             "webdav": checked(form, "webdav"),
             "sftp": checked(form, "sftp"),
             "s3": checked(form, "s3"),
             "quota": text(form, "quota") or None,
+            "compression": text(form, "compression"),
+            "sync": text(form, "sync") or None,
         }
         name = text(form, "share")
         self._do(ShareUpdate, data, errors, lambda r: self.services.shares.update(name, r))
