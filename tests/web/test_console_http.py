@@ -229,3 +229,22 @@ def test_disks_are_added_and_replaced_with_their_jobs(daemon: Daemon, boss: str)
     assert {d["disk"] for d in daemon.api.get("/pools/tank").json()["disks"]} == {"v1", "v2", "v4"}
     refused = send(client, "/console/pools/", action="add-disk", pool="tank", disk="v1")
     assert refused.status_code == 422  # a disk of the pool already: the service says why
+
+
+def test_snapshot_schedules_are_made_run_and_deleted(daemon: Daemon, boss: str) -> None:
+    client = admin_client(daemon, "new-pass-9x1")
+    page = "/console/snapshots/?share=docs"
+    bad = send(client, page, action="policy", share="docs", name="hourly", schedule="every hour")
+    assert bad.status_code == 422 and daemon.api.get("/shares/docs/policies").json() == []
+    r = send(
+        client, page, action="policy", share="docs", name="hourly", schedule="0 * * * *",
+        keep_hourly="24", keep_daily="7",
+    )  # fmt: skip
+    assert r.status_code == 303, r.text
+    policies = daemon.api.get("/shares/docs/policies").json()
+    assert [(p["name"], p["keep_hourly"], p["keep_daily"]) for p in policies] == [("hourly", 24, 7)]
+    before = len(daemon.api.get("/shares/docs/snapshots").json())
+    assert send(client, page, action="policy-run", share="docs", name="hourly").status_code == 303
+    assert len(daemon.api.get("/shares/docs/snapshots").json()) == before + 1
+    r = send(client, page, action="policy-delete", share="docs", name="hourly")
+    assert r.status_code == 303 and daemon.api.get("/shares/docs/policies").json() == []

@@ -22,6 +22,7 @@ from speicher import __version__
 from speicher.access.models import GrantRequest, UserCreate, UserUpdate
 from speicher.errors import OperationFailed
 from speicher.events.models import AlertSettingsUpdate
+from speicher.protection.models import PolicyCreate
 from speicher.protocols.smb.models import SmbSettingsUpdate
 from speicher.storage.models import (
     PoolCreate,
@@ -380,6 +381,9 @@ class Console:
                 "delete": self._delete_snapshot,
                 "rollback": self._rollback,
                 "clone": self._clone,
+                "policy": self._create_policy,
+                "policy-delete": self._delete_policy,
+                "policy-run": self._run_policy,
             },
             self._show_snapshots,
         )
@@ -393,9 +397,11 @@ class Console:
             request.query_params.get("share") or form.get("share") or (names[0] if names else "")
         )
         snaps: list[Any] = []
+        policies: list[Any] = []
         if chosen in names:
             snaps = await run_in_threadpool(self.services.snapshots.list, chosen)
             snaps.sort(key=lambda sn: sn.name, reverse=True)  # newest first
+            policies = await run_in_threadpool(self.services.policies.list, chosen)
         return self.web.render(
             request,
             "console_snapshots.html",
@@ -405,6 +411,7 @@ class Console:
             shares=names,
             share=chosen if chosen in names else "",
             page=page_of(snaps, request.query_params.get("page"), SNAPSHOTS_PAGE),
+            policies=policies,
             now=dt.datetime.now(dt.UTC),
             done=request.query_params.get("done", ""),
         )
@@ -455,6 +462,25 @@ class Console:
         share, name, to = text(form, "share"), text(form, "name"), text(form, "to")
         call(lambda: self.services.restore.clone(share, name, to), errors, frozenset({"to"}))
         return "clone"
+
+    def _create_policy(self, form: dict[str, Any], errors: Errors) -> str | None:
+        share = text(form, "share")
+        data: dict[str, Any] = {"name": text(form, "name"), "schedule": text(form, "schedule")}
+        for field in ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly"):
+            data[field] = text(form, field) or "0"
+        data["lock_days"] = text(form, "lock_days") or "0"
+        self._do(PolicyCreate, data, errors, lambda r: self.services.policies.create(share, r))
+        return "policy"
+
+    def _delete_policy(self, form: dict[str, Any], errors: Errors) -> str | None:
+        share, name = text(form, "share"), text(form, "name")
+        call(lambda: self.services.policies.delete(share, name), errors, frozenset())
+        return "policy-deleted"
+
+    def _run_policy(self, form: dict[str, Any], errors: Errors) -> str | None:
+        share, name = text(form, "share"), text(form, "name")
+        call(lambda: self.services.policies.run(share, name), errors, frozenset())
+        return "snapshot"
 
     # -- events and alerts ----------------------------------------------------------------
 
