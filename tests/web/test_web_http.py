@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from web_helpers import browser, csrf_of, field, log_in
+from web_helpers import browser, csrf_of, field, log_in, logged_in
 
 from speicher.files.paths import UPLOAD_PREFIX
 from speicher_testing import ADMIN_PASSWORD, Daemon
@@ -40,9 +40,7 @@ def world(daemon: Daemon) -> dict[str, Any]:
 
 @pytest.fixture
 def alice(daemon: Daemon, world: dict[str, Any]) -> httpx.Client:
-    client = browser(daemon)
-    assert log_in(client, "alice", password("alice")).status_code == 303
-    return client
+    return logged_in(daemon, "alice", password("alice"))
 
 
 def put_piece(

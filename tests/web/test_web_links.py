@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import update
-from web_helpers import browser, csrf_of, field, log_in
+from web_helpers import browser, csrf_of, field, log_in, logged_in
 
 from speicher.config import Settings
 from speicher.db import Database
@@ -46,9 +46,7 @@ def world(daemon: Daemon) -> dict[str, Any]:
 
 @pytest.fixture
 def alice(daemon: Daemon, world: dict[str, Any]) -> httpx.Client:
-    client = browser(daemon)
-    assert log_in(client, "alice", password("alice")).status_code == 303
-    return client
+    return logged_in(daemon, "alice", password("alice"))
 
 
 def make_link(client: httpx.Client, path: str, **form: str) -> str:

@@ -51,3 +51,11 @@ def csrf_of(client: httpx.Client, path: str = "/files/") -> str:
     page = client.get(path)
     assert page.status_code == 200, page.text
     return field(page.text, "csrf")
+
+
+def logged_in(daemon: Daemon, user: str, password: str, lang: str = "en") -> httpx.Client:
+    """A browser with ``user``'s session (the login's answer checked)."""
+    client = browser(daemon, lang)
+    answer = log_in(client, user, password)
+    assert answer.status_code == 303, answer.text
+    return client
