@@ -214,6 +214,9 @@ def test_a_resumable_upload_in_pieces(
     over = put_piece(alice, csrf, "/files/docs/over.bin", "upload-0002", 0, 10, b"x" * 11)
     assert over.status_code == 413
     assert not (world["docs"] / "over.bin").exists()
+    assert not [p for p in world["docs"].iterdir() if p.name.startswith(UPLOAD_PREFIX)]
+    again = put_piece(alice, csrf, "/files/docs/over.bin", "upload-0002", 0, 10, b"x" * 10)
+    assert again.status_code == 200 and again.json()["done"] is True  # it started anew
 
 
 def daemon_uid(daemon: Daemon, user: str) -> int:
@@ -354,11 +357,12 @@ def test_a_piece_cut_off_midway_keeps_what_came_and_the_upload_goes_on(
         # socket when it breaks are lost, as they would be on a real network)
         for _ in range(300):
             temps = [p for p in world["docs"].iterdir() if p.name.startswith(UPLOAD_PREFIX)]
-            if temps and temps[0].stat().st_size == 700_000:
+            if any(t.stat().st_size == 700_000 for t in temps):
                 break
             time.sleep(0.1)
         else:
-            raise AssertionError("the server never wrote the first 700,000 bytes")
+            sizes = {t.name: t.stat().st_size for t in temps}
+            raise AssertionError(f"the server never wrote the first 700,000 bytes: {sizes}")
     seen: list[int | None] = []
     for _ in range(100):  # the server sees the end of the connection, and keeps what came
         probe = put_piece(alice, csrf, path, "upload-cut-1", len(body) + 1, len(body), b"")

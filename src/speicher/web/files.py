@@ -248,6 +248,10 @@ def change(view: ShareView, folder: str, action: str, form: dict[str, Any]) -> N
         raise ValueError(f"unknown action {action!r}")
 
 
+class _TooMuch(Exception):
+    """A piece brings more bytes than the upload announced (or than a piece may have)."""
+
+
 class UploadProblem(Exception):
     def __init__(self, status: int, body: dict[str, Any]) -> None:
         super().__init__(body.get("error", ""))
@@ -317,6 +321,21 @@ def _header_int(request: Request, name: str) -> int:
     return int(value)
 
 
+async def _take_piece(request: Request, upload: Upload, total: int) -> bool:
+    """The piece's bytes into ``upload``; False when the connection broke (the bytes that
+    came are kept: the browser goes on from there). ``_TooMuch`` past ``total``."""
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > MAX_PIECE or upload.size + len(chunk) > total:
+                raise _TooMuch
+            await run_in_threadpool(upload.write, chunk)
+    except ClientDisconnect:
+        return False
+    return True
+
+
 async def receive_piece(
     uploads: Uploads,
     open_view: Callable[[], ShareView],
@@ -351,24 +370,19 @@ async def receive_piece(
             raise UploadProblem(
                 409, {"error": "not where the upload is", "offset": pending.upload.size}
             )
-        received = 0
-        try:
-            async for chunk in request.stream():
-                received += len(chunk)
-                if received > MAX_PIECE or pending.upload.size + len(chunk) > total:
-                    raise UploadProblem(413, {"error": "more bytes than announced"})
-                await run_in_threadpool(pending.upload.write, chunk)
-        except ClientDisconnect:  # the bytes that came are kept: the browser goes on from there
+        if not await _take_piece(request, pending.upload, total):
             return {"offset": pending.upload.size, "done": False}
         if pending.upload.size == total:
             await run_in_threadpool(pending.upload.commit)
             await run_in_threadpool(pending.view.close)
             done = True
         return {"offset": pending.upload.size, "done": done}
-    except FsError:
+    except (FsError, _TooMuch) as exc:  # the upload is over: nothing of it stays
         await run_in_threadpool(pending.upload.abort)
         await run_in_threadpool(pending.view.close)
         done = True
+        if isinstance(exc, _TooMuch):
+            raise UploadProblem(413, {"error": "more bytes than announced"}) from None
         raise
     finally:
         uploads.release(user, upload_id, pending, done)
