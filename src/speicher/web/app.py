@@ -149,7 +149,10 @@ class WebApp:
                 headers.setdefault("x-frame-options", "DENY")
                 headers.setdefault("cross-origin-opener-policy", "same-origin")
                 headers.setdefault("permissions-policy", "camera=(), microphone=(), geolocation=()")
-                headers.setdefault("cache-control", "no-store")
+                # pages are never kept; our stylesheet and script are, for an hour (each page
+                # would fetch them again otherwise)
+                static = scope["path"].startswith("/static/")
+                headers.setdefault("cache-control", "max-age=3600" if static else "no-store")
                 if https:
                     headers.setdefault("strict-transport-security", "max-age=31536000")
             await send(message)

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
 from speicher.files import Entry, FsError, ShareView, Upload, paths
+from speicher.web.forms import page_of
 
 PAGE = 200  # entries per page of a folder
 STALE = 24 * 3600.0  # seconds an unfinished upload waits for its next piece
@@ -90,13 +91,8 @@ def listing(view: ShareView, path: str, query: dict[str, str]) -> Listing:
     }
     entries.sort(key=keys[sort], reverse=order == "desc")
     entries.sort(key=lambda e: not e.is_dir)  # stable: folders first, each in the order
-    pages = max(1, -(-len(entries) // PAGE))
-    try:
-        page = min(max(1, int(query.get("page", "1"))), pages)
-    except ValueError:
-        page = 1
-    shown = entries[(page - 1) * PAGE : page * PAGE]
-    return Listing(shown, len(entries), page, pages, sort, order, wanted)
+    page = page_of(entries, query.get("page"), PAGE)
+    return Listing(page.items, page.total, page.number, page.pages, sort, order, wanted)
 
 
 def crumbs(path: str) -> list[tuple[str, str]]:
