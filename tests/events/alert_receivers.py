@@ -8,7 +8,6 @@ import email
 import email.policy
 import ipaddress
 import json
-import socket
 import ssl
 import threading
 import time
@@ -26,15 +25,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from speicher_testing import free_port
+
 SMTP_USER = "alerts"
 SMTP_PASSWORD = "mail-secret-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float = 30) -> None:

@@ -70,7 +70,7 @@ def request_head(
     return "\r\n".join(lines) + "\r\n\r\n"
 
 
-def wait_until_clean(folder: Path, timeout: float = 10) -> None:
+def wait_until_clean(folder: Path, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while leftovers(folder) and time.monotonic() < deadline:
         time.sleep(0.1)
