@@ -28,7 +28,8 @@ ADMIN_PASSWORD = "admin-secret-1"
 # Ports for test servers come from below the kernel's ephemeral range (32768-60999 on
 # Debian): a port the kernel handed out with bind(0) can be taken by any outgoing
 # connection before the daemon listens on it ("Address already in use" in CI). Each xdist
-# worker draws from its own slice, so two workers never pick the same port.
+# worker draws from its own slice, so two workers never pick the same port; a run without
+# xdist (one module by hand, beside a full run) from the last slice.
 _PORT_FLOOR = 20000
 _PORT_SLICE = 1500
 _next_port: list[int] = []
@@ -36,10 +37,10 @@ _next_port: list[int] = []
 
 def free_port() -> int:
     if not _next_port:
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-        index = int(worker) if worker.isdigit() else 0
-        start = _PORT_FLOOR + (index % 8) * _PORT_SLICE
-        _next_port.append(start + secrets.randbelow(_PORT_SLICE // 2))
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+        index = int(worker) % 7 if worker.isdigit() else 7
+        start = _PORT_FLOOR + index * _PORT_SLICE
+        _next_port.append(start + secrets.randbelow(_PORT_SLICE))
     start = _PORT_FLOOR + (_next_port[0] - _PORT_FLOOR) // _PORT_SLICE * _PORT_SLICE
     for _ in range(_PORT_SLICE):
         port = _next_port[0]

@@ -20,6 +20,7 @@ from speicher.events.alerts import AlertService
 from speicher.files import ShareFS
 from speicher.hooks import Hooks
 from speicher.jobs import JobService
+from speicher.preferences import PreferencesService
 from speicher.protection import DiskHealthService, PolicyService, ScrubService, SnapshotService
 from speicher.protection.restore import RestoreService
 from speicher.protocols.s3 import versions as s3versions
@@ -51,6 +52,7 @@ class Services:
     health: DiskHealthService
     alerts: AlertService
     smb: SmbService
+    preferences: PreferencesService
     files: ShareFS
     sftp: SftpService
     hooks: Hooks
@@ -87,6 +89,7 @@ class Services:
             health=DiskHealthService(settings, db, events, pools, disks),
             alerts=AlertService(db, events),
             smb=SmbService(settings, db, events, hooks, users),
+            preferences=PreferencesService(db, events),
             files=files,
             sftp=SftpService(settings, db, events, users, files, hooks, keys),
             hooks=hooks,

@@ -116,6 +116,33 @@ def test_pools_shares_and_users_pages(daemon: Daemon, boss: str) -> None:
     assert share["smb"]["recycle"] is True and share["smb"]["mac"] is True
     assert share["compression"] == "zstd" and share["sync"] == "standard"
     assert share["webdav"] is False  # not ticked this time: off
+    r = send(
+        client, "/console/shares/", action="protocols", share="docs", smb="on", recycle="on",
+        recycle_days="0", time_machine_size="lots", quota="1G",
+    )  # fmt: skip
+    assert r.status_code == 422 and 'aria-describedby="err-recycle-days-docs"' in r.text
+    assert (
+        daemon.api.get("/shares/docs").json()["smb"]["recycle_days"] == share["smb"]["recycle_days"]
+    )
+    r = send(
+        client, "/console/shares/", action="protocols", share="docs", smb="on", recycle="on",
+        recycle_days="30", time_machine_size="lots", quota="1G",
+    )  # fmt: skip
+    assert r.status_code == 422 and 'aria-describedby="err-tm-size-docs"' in r.text
+    r = send(
+        client, "/console/shares/", action="protocols", share="docs", smb="on", recycle="on",
+        recycle_days="30", time_machine="on", time_machine_size="500M", guest="on", quota="1G",
+        compression="zstd", sync="standard",
+    )  # fmt: skip
+    assert r.status_code == 303, r.text
+    smb = daemon.api.get("/shares/docs").json()["smb"]
+    assert (smb["recycle_days"], smb["time_machine_size"], smb["guest"]) == (30, 500 << 20, True)
+    r = send(
+        client, "/console/shares/", action="protocols", share="docs", smb="on", recycle="on",
+        compression="zstd", sync="standard", quota="1G",
+    )  # fmt: skip
+    smb = daemon.api.get("/shares/docs").json()["smb"]
+    assert (smb["recycle_days"], smb["time_machine_size"], smb["guest"]) == (30, None, False)
     anna = {"share": "docs", "principal": "user", "name": "anna"}
     r = send(client, "/console/shares/", action="revoke", **anna)
     assert r.status_code == 303 and daemon.api.get("/shares/docs").json()["grants"] == []
@@ -210,6 +237,30 @@ def test_system_page_certificate_and_smb_settings(daemon: Daemon, boss: str) -> 
     assert smb["workgroup"] == "BUERO" and smb["signing"] == "required"
     r = send(client, "/console/system/", action="smb", workgroup="bad group\\x", signing="default")
     assert r.status_code == 422 and daemon.api.get("/smb").json()["workgroup"] == "BUERO"
+    port = daemon.api.get("/smb").json()["port"]
+    r = send(client, "/console/system/", action="smb", workgroup="BUERO", port="70000")
+    assert r.status_code == 422 and 'aria-describedby="err-smb-port"' in r.text
+    assert daemon.api.get("/smb").json()["port"] == port
+
+
+def test_the_time_zone_is_chosen_and_times_are_shown_in_it(daemon: Daemon, boss: str) -> None:
+    client = admin_client(daemon, "new-pass-9x1")
+    page = client.get("/console/system/")
+    assert "<option selected>UTC</option>" in page.text
+    bad = send(client, "/console/system/", action="time-zone", time_zone="Mars/Olympus")
+    assert bad.status_code == 422 and "is not a time zone" in bad.text
+    assert daemon.api.get("/system/preferences").json() == {"time_zone": "UTC"}
+    r = send(client, "/console/system/", action="time-zone", time_zone="Asia/Kathmandu")
+    assert r.status_code == 303, r.text
+    assert daemon.api.get("/system/preferences").json() == {"time_zone": "Asia/Kathmandu"}
+    # the newest event's time, in UTC from the API and at +05:45 on the events page
+    newest = daemon.api.get("/events", params={"limit": 1}).json()[0]
+    moment = dt.datetime.fromisoformat(newest["time"].replace("Z", "+00:00"))
+    local = moment.astimezone(dt.timezone(dt.timedelta(hours=5, minutes=45)))
+    events = client.get("/console/events/").text
+    assert local.strftime("%-I:%M:%S") in events or local.strftime("%H:%M:%S") in events
+    r = daemon.api.patch("/system/preferences", json={"time_zone": "UTC"})
+    assert r.status_code == 200 and r.json() == {"time_zone": "UTC"}
 
 
 def test_disks_are_added_and_replaced_with_their_jobs(daemon: Daemon, boss: str) -> None:
@@ -243,6 +294,28 @@ def test_snapshot_schedules_are_made_run_and_deleted(daemon: Daemon, boss: str) 
     assert r.status_code == 303, r.text
     policies = daemon.api.get("/shares/docs/policies").json()
     assert [(p["name"], p["keep_hourly"], p["keep_daily"]) for p in policies] == [("hourly", 24, 7)]
+    # changed: a wrong schedule changes nothing, a right one all that was sent
+    keep = {"keep_hourly": "24", "keep_daily": "7", "enabled": "on"}
+    bad = send(client, page, action="policy-edit", share="docs", name="hourly",
+               schedule="at noon", keep_weekly="-1", **keep)  # fmt: skip
+    assert bad.status_code == 422 and bad.text.count('class="field-error"') == 2, bad.text
+    assert daemon.api.get("/shares/docs/policies").json()[0]["schedule"] == "0 * * * *"
+    r = send(client, page, action="policy-edit", share="docs", name="hourly",
+             schedule="30 2 * * *", keep_weekly="4", lock_days="3", **keep)  # fmt: skip
+    assert r.status_code == 303, r.text
+    changed = daemon.api.get("/shares/docs/policies").json()[0]
+    assert (changed["schedule"], changed["keep_weekly"], changed["lock_days"]) == (
+        "30 2 * * *",
+        4,
+        3,
+    )
+    assert changed["enabled"] is True and changed["keep_hourly"] == 24
+    paused = send(client, page, action="policy-edit", share="docs", name="hourly", keep_hourly="24")
+    assert (
+        paused.status_code == 303
+        and daemon.api.get("/shares/docs/policies").json()[0]["enabled"] is False
+    )
+    assert "paused" in client.get(page).text
     before = len(daemon.api.get("/shares/docs/snapshots").json())
     assert send(client, page, action="policy-run", share="docs", name="hourly").status_code == 303
     assert len(daemon.api.get("/shares/docs/snapshots").json()) == before + 1

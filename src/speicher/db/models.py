@@ -391,6 +391,15 @@ class SmbSettings(Base):
     signing: Mapped[str] = mapped_column(String(16), default="default", server_default="default")
 
 
+class Preferences(Base):
+    """Box-wide preferences (the console's time zone): one row."""
+
+    __tablename__ = "preferences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+
+
 class SnapshotPolicy(Base):
     """Snapshots of a share on a schedule, kept by grandfather-father-son rules."""
 

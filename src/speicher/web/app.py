@@ -128,7 +128,8 @@ class WebApp:
         env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
         env.filters["size"] = lambda v: i18n.size(v, lang)
         env.filters["number"] = lambda v: i18n.number(v, lang)
-        env.filters["when"] = lambda v: i18n.when(v, lang)
+        preferences = self.services.preferences
+        env.filters["when"] = lambda v: i18n.when(v, lang, preferences.tz())
         env.globals["lang"] = lang
         env.globals["languages"] = i18n.LANGUAGES
         return env

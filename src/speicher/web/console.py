@@ -18,11 +18,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from speicher import __version__
+from speicher import __version__, preferences
 from speicher.access.models import GrantRequest, UserCreate, UserUpdate
 from speicher.errors import OperationFailed
 from speicher.events.models import AlertSettingsUpdate
-from speicher.protection.models import PolicyCreate
+from speicher.preferences import PreferencesUpdate
+from speicher.protection.models import PolicyCreate, PolicyUpdate
 from speicher.protocols.smb.models import SmbSettingsUpdate
 from speicher.storage.models import (
     PoolCreate,
@@ -344,15 +345,21 @@ class Console:
 
     def _protocols(self, form: dict[str, Any], errors: Errors) -> str | None:
         """The share's settings form: protocols, SMB's options, quota, compression, sync."""
-        smb = SmbOptionsUpdate(
-            enabled=checked(form, "smb"),
-            browseable=checked(form, "browseable"),
-            access_based_enumeration=checked(form, "abe"),
-            recycle=checked(form, "recycle"),
-            mac=checked(form, "mac"),
-            time_machine=checked(form, "time_machine"),
-            encrypt=checked(form, "encrypt"),
-        )
+        options = {
+            "enabled": checked(form, "smb"),
+            "browseable": checked(form, "browseable"),
+            "access_based_enumeration": checked(form, "abe"),
+            "recycle": checked(form, "recycle"),
+            "recycle_days": text(form, "recycle_days") or None,
+            "mac": checked(form, "mac"),
+            "time_machine": checked(form, "time_machine"),
+            "time_machine_size": text(form, "time_machine_size") or "none",
+            "encrypt": checked(form, "encrypt"),
+            "guest": checked(form, "guest"),
+        }
+        smb = model(SmbOptionsUpdate, options, errors)
+        if smb is None:
+            return "protocols"
         data = {
             "smb": smb,
             "webdav": checked(form, "webdav"),
@@ -363,7 +370,10 @@ class Console:
             "sync": text(form, "sync") or None,
         }
         name = text(form, "share")
-        self._do(ShareUpdate, data, errors, lambda r: self.services.shares.update(name, r))
+        request = model(ShareUpdate, data, errors)
+        if request is not None:
+            known = frozenset(ShareUpdate.model_fields) | {"recycle_days", "time_machine_size"}
+            call(lambda: self.services.shares.update(name, request), errors, known)
         return "protocols"
 
     def _delete_share(self, form: dict[str, Any], errors: Errors) -> str | None:
@@ -382,6 +392,7 @@ class Console:
                 "rollback": self._rollback,
                 "clone": self._clone,
                 "policy": self._create_policy,
+                "policy-edit": self._edit_policy,
                 "policy-delete": self._delete_policy,
                 "policy-run": self._run_policy,
             },
@@ -391,8 +402,7 @@ class Console:
     async def _show_snapshots(
         self, request: Request, user: WebUser, errors: Errors, form: dict[str, Any]
     ) -> Response:
-        shares = await run_in_threadpool(self.services.shares.list)
-        names = [sh.name for sh in shares]
+        names = await run_in_threadpool(self.services.shares.names)
         chosen = (
             request.query_params.get("share") or form.get("share") or (names[0] if names else "")
         )
@@ -470,6 +480,26 @@ class Console:
             data[field] = text(form, field) or "0"
         data["lock_days"] = text(form, "lock_days") or "0"
         self._do(PolicyCreate, data, errors, lambda r: self.services.policies.create(share, r))
+        return "policy"
+
+    def _edit_policy(self, form: dict[str, Any], errors: Errors) -> str | None:
+        """A schedule's times, what it keeps, its lock and whether it runs; a field left
+        empty keeps its value."""
+        share, name = text(form, "share"), text(form, "name")
+        data: dict[str, Any] = {"enabled": checked(form, "enabled")}
+        for field in (
+            "schedule",
+            "keep_last",
+            "keep_hourly",
+            "keep_daily",
+            "keep_weekly",
+            "keep_monthly",
+            "lock_days",
+        ):
+            if text(form, field):
+                data[field] = text(form, field)
+        update = self.services.policies.update
+        self._do(PolicyUpdate, data, errors, lambda r: update(share, name, r))
         return "policy"
 
     def _delete_policy(self, form: dict[str, Any], errors: Errors) -> str | None:
@@ -566,6 +596,7 @@ class Console:
                 "certificate": self._upload_certificate,
                 "self-signed": self._self_signed,
                 "smb": self._smb_settings,
+                "time-zone": self._time_zone,
             },
             self._show_system,
         )
@@ -585,6 +616,8 @@ class Console:
             certificate=certificate,
             smb=smb,
             settings=self.services.settings,
+            time_zone=self.services.preferences.get().time_zone,
+            time_zones=preferences.time_zones(),
             version=__version__,
             done=request.query_params.get("done", ""),
         )
@@ -607,9 +640,15 @@ class Console:
             "workgroup": text(form, "workgroup"),
             "server_name": text(form, "server_name"),
             "signing": text(form, "signing") or None,
+            "port": text(form, "port") or None,
         }
         self._do(SmbSettingsUpdate, data, errors, self.services.smb.update_settings)
         return "smb"
+
+    def _time_zone(self, form: dict[str, Any], errors: Errors) -> str | None:
+        data = {"time_zone": text(form, "time_zone")}
+        self._do(PreferencesUpdate, data, errors, self.services.preferences.update)
+        return "time-zone"
 
     # -- users ----------------------------------------------------------------------------
 

@@ -57,7 +57,8 @@ def call(action: Callable[[], Any], errors: Errors, known: frozenset[str]) -> An
         if not exc.problems:
             errors.add("", exc.message)
         for problem in exc.problems:
-            name = problem.field.split(".")[0]
+            parts = problem.field.split(".")  # "smb.recycle_days": the form's recycle_days
+            name = parts[-1] if parts[-1] in known else parts[0]
             errors.add(name if name in known else "", problem.reason)
     return None
 

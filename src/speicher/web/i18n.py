@@ -105,10 +105,12 @@ def number(value: int | float, lang: str) -> str:
     return str(format_decimal(value, locale=_babel_locale(lang)))
 
 
-def when(value: dt.datetime | float | None, lang: str) -> str:
-    """A moment, in the reader's format (UTC until the console has a time zone setting)."""
+def when(value: dt.datetime | float | None, lang: str, tz: dt.tzinfo = dt.UTC) -> str:
+    """A moment, in the reader's format, at the box's time zone (``tz``)."""
     if value is None:
         return "\u2013"  # an en dash: nothing to show
     if not isinstance(value, dt.datetime):
         value = dt.datetime.fromtimestamp(value, dt.UTC)
-    return str(format_datetime(value, format="medium", locale=_babel_locale(lang)))
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)  # the database's moments are UTC
+    return str(format_datetime(value, format="medium", tzinfo=tz, locale=_babel_locale(lang)))

@@ -13,6 +13,7 @@ from speicher.api.deps import ServicesDep
 from speicher.events import EventInfo
 from speicher.events.models import AlertConditionInfo
 from speicher.jobs import JobInfo
+from speicher.preferences import PreferencesInfo, PreferencesUpdate
 from speicher.services import Services
 from speicher.tls import CertificateInfo, CertificateStore, CertificateUpload
 
@@ -35,6 +36,17 @@ def system_info(services: ServicesDep) -> SystemInfo:
         mount_root=str(services.settings.mount_root),
         state_dir=str(services.settings.state_dir),
     )
+
+
+@router.get("/system/preferences", tags=["system"], summary="Box-wide preferences")
+def preferences(services: ServicesDep) -> PreferencesInfo:
+    return services.preferences.get()
+
+
+@router.patch("/system/preferences", tags=["system"], summary="Change box-wide preferences")
+def update_preferences(req: PreferencesUpdate, services: ServicesDep) -> PreferencesInfo:
+    """The time zone the web console shows times in (schedules stay in UTC)."""
+    return services.preferences.update(req)
 
 
 class PoolStatus(BaseModel):

@@ -1,0 +1,40 @@
+"""Migration 0015 (preferences: the console's time zone) on a database of 0014 with a share
+in it: the share stays, the table is what the model says, and it goes back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from test_migration_0007 import migrate, rows, seeded
+
+from speicher.db import Base, Database
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = seeded(tmp_path / "speicher.db", "0014", {"name": "docs"}, grant=False)
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+def test_upgrade_adds_the_preferences(db: Database) -> None:
+    migrate(db, "head")
+    assert "preferences" in set(inspect(db.engine).get_table_names())
+    assert rows(db, "SELECT name FROM shares") == [("docs",)]
+    with db.engine.connect() as c:
+        diffs = compare_metadata(MigrationContext.configure(c), Base.metadata)
+    assert [d for d in diffs if "preferences" in repr(d)] == []
+
+
+def test_downgrade_to_0014(db: Database) -> None:
+    migrate(db, "head")
+    migrate(db, "0014", down=True)
+    assert "preferences" not in set(inspect(db.engine).get_table_names())
+    assert rows(db, "SELECT name FROM shares") == [("docs",)]
