@@ -10,6 +10,18 @@ document.addEventListener("submit", (event) => {
   }
 });
 
+// -- wide tables on small screens ----------------------------------------------------------
+// A table wider than the screen scrolls in its box; only then can the keyboard reach the box
+// (to scroll it with the arrow keys), so desktop pages get no extra tab stops.
+function markScrolling() {
+  for (const box of document.querySelectorAll(".scroll")) {
+    if (box.scrollWidth > box.clientWidth) box.tabIndex = 0;
+    else box.removeAttribute("tabindex");
+  }
+}
+markScrolling();
+window.addEventListener("resize", markScrolling);
+
 // -- running jobs on the dashboard ------------------------------------------------------------
 function watchJobs(list) {
   const render = (jobs) => {
