@@ -104,6 +104,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any], list[str], str]] = [
         "PolicyCreate",
     ),
     ("PATCH", "/shares/docs/policies/p", {}, ["schedule"], "PolicyUpdate"),
+    ("PATCH", "/system/preferences", {}, ["time_zone"], "PreferencesUpdate"),
     ("PUT", "/pools/tank/scrub-schedule", {"schedule": ""}, ["schedule"], "ScrubSchedule"),
     ("POST", "/shares/docs/snapshots", {}, ["name"], "SnapshotCreate"),
     ("PUT", "/shares/docs/snapshots/@GMT-2020.01.01-00.00.00/lock", {}, [], "SnapshotLock"),

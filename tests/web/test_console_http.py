@@ -297,7 +297,7 @@ def test_snapshot_schedules_are_made_run_and_deleted(daemon: Daemon, boss: str) 
     # changed: a wrong schedule changes nothing, a right one all that was sent
     keep = {"keep_hourly": "24", "keep_daily": "7", "enabled": "on"}
     bad = send(client, page, action="policy-edit", share="docs", name="hourly",
-               schedule="at noon", keep_weekly="-1", **keep)  # fmt: skip
+               schedule="at noon", lock_days="5000", **keep)  # fmt: skip
     assert bad.status_code == 422 and bad.text.count('class="field-error"') == 2, bad.text
     assert daemon.api.get("/shares/docs/policies").json()[0]["schedule"] == "0 * * * *"
     r = send(client, page, action="policy-edit", share="docs", name="hourly",

@@ -1,26 +1,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, Field
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, Field
 
-from speicher import schedule as cron
-from speicher.validation import Name, Request, control_reason
-
-
-def _cron(value: str) -> str:
-    """A schedule is checked with the request's other fields, so a form shows its problem
-    with theirs (the service checks it again)."""
-    if control_reason(value):
-        return value  # refused for that, with the reason every request field gives
-    if reason := cron.check(value):
-        raise PydanticCustomError("schedule", reason)
-    return value
-
-
-Schedule = Annotated[str, AfterValidator(_cron)]
+from speicher.validation import Name, Request
 
 
 class SnapshotCreate(Request):
@@ -68,7 +53,7 @@ class CloneRequest(Request):
 
 class PolicyCreate(Request):
     name: str = Field(description="Name of the policy, e.g. `hourly`.")
-    schedule: Schedule = Field(description="When to take snapshots: cron, UTC, e.g. `0 * * * *`.")
+    schedule: str = Field(description="When to take snapshots: cron, UTC, e.g. `0 * * * *`.")
     keep_last: int = Field(0, ge=0, le=10000, description="Keep the newest N.")
     keep_hourly: int = Field(0, ge=0, le=10000, description="Newest of each of the last N hours.")
     keep_daily: int = Field(0, ge=0, le=10000, description="Newest of each of the last N days.")
@@ -81,7 +66,7 @@ class PolicyCreate(Request):
 
 
 class PolicyUpdate(Request):
-    schedule: Schedule | None = Field(None, description="New cron schedule.")
+    schedule: str | None = Field(None, description="New cron schedule.")
     keep_last: int | None = Field(None, ge=0, le=10000)
     keep_hourly: int | None = Field(None, ge=0, le=10000)
     keep_daily: int | None = Field(None, ge=0, le=10000)
@@ -92,8 +77,6 @@ class PolicyUpdate(Request):
 
 
 class PolicyInfo(PolicyCreate):
-    # as stored: one that cannot run any more is shown with its ``problem``, not refused
-    schedule: str = Field(description="When to take snapshots: cron, UTC, e.g. `0 * * * *`.")
     share: str = Field(description="The share it takes snapshots of.")
     last_run_at: dt.datetime | None = Field(description="When it last ran (UTC).")
     next_run_at: dt.datetime | None = Field(description="When it runs next (UTC), if enabled.")
