@@ -20,6 +20,7 @@ import os
 import shutil
 import socket
 import ssl
+import struct
 import sys
 import tempfile
 import time
@@ -93,7 +94,7 @@ def cut_piece(daemon: Daemon, client: httpx.Client, csrf: str, offset: int, tota
     with raw, context.wrap_socket(raw) as tls:
         tls.sendall(head.encode() + piece[: len(piece) // 2])
         time.sleep(0.5)
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
 
 
 def where(client: httpx.Client, csrf: str, total: int) -> int:
@@ -117,11 +118,12 @@ def build(daemon: Daemon, size_mib: int) -> Path:
     disk_gib = max(4, size_mib * 3 // 1024 + 1)
     r = api.post("/disks/virtual", json={"name": "u1", "size": f"{disk_gib}G"})
     assert r.status_code == 201, r.text
-    job = api.post("/pools", json={"name": "up", "profile": "single", "disks": ["u1"]})
+    job = api.post("/pools", json={"name": "uploads", "profile": "single", "disks": ["u1"]})
+    assert job.status_code == 202, job.text
     assert daemon.wait_job(job.json())["state"] == "succeeded"
     r = api.post("/users", json={"name": USER, "password": USER_PASSWORD})
     assert r.status_code == 201, r.text
-    r = api.post("/shares", json={"name": "docs", "pool": "up"})
+    r = api.post("/shares", json={"name": "docs", "pool": "uploads"})
     assert r.status_code == 201, r.text
     stored = Path(r.json()["path"]) / "big.bin"
     r = api.post("/shares/docs/grants", json={"user": USER, "access": "rw"})
