@@ -1,0 +1,236 @@
+"""Snapshots from one btrfs pool into another, as ``btrfs send`` streams: the engine under
+replication (issue 11). It knows nothing of pairing, tasks or the network: a :class:`Sender`
+gives a snapshot's stream in pieces, a :class:`Receiver` takes pieces and makes the snapshot
+on the target side, whole or not at all.
+
+Whole or not at all, because ``btrfs receive`` is not: killed, or fed a stream that stops,
+it leaves a writable, half-filled subvolume behind, and a stream cut exactly between two
+commands is taken for complete (btrfs-progs finishes the subvolume at end of input). So:
+
+- a stream is received into a staging folder (``.incoming-<random>``) beside the replicas,
+  never into their own folder, so a half-made subvolume is never mistaken for a replica;
+- the sender counts the stream's bytes and hashes it (SHA-256); the receiver accepts the
+  snapshot only when its own count and hash are the same and ``btrfs receive`` succeeded
+  (which checks each command's CRC32 itself), and only then renames the staging folder to
+  the snapshot's name (one ``rename``: atomic). A replica is therefore
+  ``<replicas>/<name>/<name>``: btrfs refuses to rename a read-only subvolume (EROFS: its
+  ``..`` entry would change), and making it writable for the rename would clear the received
+  UUID that later incremental streams are matched by;
+- anything else (an error, a short or altered stream, a kill of either side) removes the
+  staging folder with what it holds; :func:`remove_incoming` does so for every staging
+  folder left by a process that was killed, at start.
+
+Incremental streams (``parent``) carry only what changed since a snapshot both sides hold;
+btrfs finds that snapshot on the target by its received UUID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from speicher.system import btrfs
+from speicher.system.run import minimal_env
+
+log = logging.getLogger(__name__)
+
+PIECE = 1024 * 1024
+INCOMING = ".incoming-"
+
+
+class StreamError(Exception):
+    """A stream that could not be sent or received; its text says why, for people."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What a sender sent: the stream's size and SHA-256 (hex)."""
+
+    bytes: int
+    sha256: str
+
+
+class Sender:
+    """``btrfs send`` of ``snapshot`` (read-only), incremental against ``parent`` when given.
+
+    Iterate :meth:`pieces`; then :attr:`sent` says the stream's size and hash. Closing (or
+    leaving the ``with``) before the end kills ``btrfs send``."""
+
+    def __init__(self, snapshot: Path, parent: Path | None = None) -> None:
+        argv = ["btrfs", "send", "-q"]
+        if parent is not None:
+            argv += ["-p", str(parent)]
+        argv.append(str(snapshot))
+        self.argv = argv
+        self._hash = hashlib.sha256()
+        self._count = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.sent: Sent | None = None
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def pieces(self) -> Iterator[bytes]:
+        self._proc = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=minimal_env(),
+        )
+        assert self._proc.stdout is not None
+        while piece := self._proc.stdout.read(PIECE):
+            self._hash.update(piece)
+            self._count += len(piece)
+            yield piece
+        stderr = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+        if self._proc.wait() != 0:
+            raise StreamError(f"btrfs send failed: {_one_line(stderr)}")
+        self.sent = Sent(self._count, self._hash.hexdigest())
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+        if self._proc is not None:
+            self._proc.wait()
+            for pipe in (self._proc.stdout, self._proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+
+
+class Receiver:
+    """``btrfs receive`` into a staging folder of ``replicas`` (a folder on the target pool);
+    :meth:`finish` moves the snapshot into ``replicas`` when the stream was whole.
+
+    Use as a context manager: leaving it without :meth:`finish` (an error, a kill of the
+    sender) removes everything the stream made."""
+
+    def __init__(self, replicas: Path) -> None:
+        self.replicas = replicas
+        self.staging = replicas / f"{INCOMING}{secrets.token_hex(8)}"
+        self._hash = hashlib.sha256()
+        self._count = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr_path = self.staging.with_name(self.staging.name + ".log")
+        self.received: Path | None = None
+
+    def __enter__(self) -> Receiver:
+        self.replicas.mkdir(parents=True, exist_ok=True)
+        self.staging.mkdir(mode=0o700)
+        with self._stderr_path.open("wb") as errors:
+            self._proc = subprocess.Popen(
+                ["btrfs", "receive", "-e", str(self.staging)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                env=minimal_env(),
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.received is None:
+            self.abort()
+
+    def feed(self, piece: bytes) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._hash.update(piece)
+        self._count += len(piece)
+        try:
+            self._proc.stdin.write(piece)
+        except BrokenPipeError:
+            raise StreamError(f"btrfs receive stopped: {self._errors()}") from None
+
+    def finish(self, sent: Sent) -> Path:
+        """The snapshot, in ``replicas``, once the stream was all of what was sent."""
+        assert self._proc is not None and self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self._proc.stdin.close()
+        code = self._proc.wait()
+        if code != 0:
+            raise StreamError(f"btrfs receive failed: {self._errors()}")
+        if (self._count, self._hash.hexdigest()) != (sent.bytes, sent.sha256):
+            raise StreamError(
+                f"the stream was not whole: {self._count:,} bytes received of {sent.bytes:,}"
+                if self._count != sent.bytes
+                else "the stream was altered on the way (its SHA-256 differs)"
+            )
+        made = list(self.staging.iterdir())
+        if len(made) != 1 or not btrfs.is_subvolume(made[0]):
+            raise StreamError(f"the stream made {len(made)} entries, not one snapshot")
+        name = made[0].name
+        folder = self.replicas / name
+        if folder.exists():
+            raise StreamError(f"{name} is already there")
+        os.rename(self.staging, folder)  # the folder is plain: it may move
+        self.received = folder / name
+        with contextlib.suppress(FileNotFoundError):
+            self._stderr_path.unlink()
+        return self.received
+
+    def abort(self) -> None:
+        """Stop ``btrfs receive`` and remove whatever it made."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            if self._proc.stdin is not None:
+                with contextlib.suppress(BrokenPipeError):
+                    self._proc.stdin.close()
+        self._remove_staging()
+
+    def _errors(self) -> str:
+        with contextlib.suppress(OSError):
+            return _one_line(self._stderr_path.read_text(errors="replace")) or "no reason given"
+        return "no reason given"
+
+    def _remove_staging(self) -> None:
+        remove_staging(self.staging)
+        with contextlib.suppress(FileNotFoundError):
+            self._stderr_path.unlink()
+
+
+def remove_staging(staging: Path) -> None:
+    """A staging folder and the (half-received) subvolumes in it."""
+    if not staging.exists():
+        return
+    for entry in staging.iterdir():
+        if entry.is_dir() and not entry.is_symlink() and btrfs.is_subvolume(entry):
+            try:
+                btrfs.subvolume_delete(entry)
+            except Exception:  # a subvolume that cannot go: the folder stays for the next try
+                log.exception("could not delete the half-received %s", entry)
+                return
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_incoming(replicas: Path) -> list[str]:
+    """Every staging folder (and its log) in ``replicas`` left by a process that was killed
+    mid-stream; the names removed. Call at start, before any stream is received there."""
+    gone: list[str] = []
+    if not replicas.is_dir():
+        return gone
+    for entry in sorted(replicas.iterdir()):
+        if not entry.name.startswith(INCOMING) or entry.is_symlink():
+            continue
+        if entry.is_dir():
+            remove_staging(entry)
+        else:
+            entry.unlink(missing_ok=True)
+        gone.append(entry.name)
+    return gone
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""

@@ -1,0 +1,196 @@
+"""The replication stream engine between two real btrfs filesystems on loop devices: a full
+stream of a share's snapshot with 200 files of unaligned sizes, an incremental one after 10
+changed and 5 deleted files (and it is small), byte-identical results; and a stream that is
+cut, altered, killed, or received twice leaves no subvolume behind."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from speicher.replication.stream import (
+    INCOMING,
+    Receiver,
+    Sender,
+    Sent,
+    StreamError,
+    remove_incoming,
+)
+from speicher.system import btrfs, loop
+
+pytestmark = pytest.mark.system
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def filesystem(base: Path, name: str) -> Iterator[Path]:
+    """A mounted btrfs on a loop device; unmounted and detached afterwards, also on failure."""
+    image, mount = base / f"{name}.img", base / name
+    with image.open("wb") as fh:
+        fh.truncate(1024 * 1024 * 1024)
+    device = loop.attach(image)
+    try:
+        sh("mkfs.btrfs", "-q", "-f", device)
+        mount.mkdir()
+        sh("mount", device, str(mount))
+        try:
+            yield mount
+        finally:
+            subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
+    finally:
+        loop.detach(device)
+
+
+@pytest.fixture(scope="module")
+def pools() -> Iterator[tuple[Path, Path]]:
+    with tempfile.TemporaryDirectory(prefix="speicher-stream-") as tmp:
+        base = Path(tmp)
+        with filesystem(base, "source") as source, filesystem(base, "target") as target:
+            yield source, target
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def replicate(snapshot: Path, replicas: Path, parent: Path | None = None) -> tuple[Path, Sent]:
+    with Sender(snapshot, parent) as sender, Receiver(replicas) as receiver:
+        for piece in sender.pieces():
+            receiver.feed(piece)
+        assert sender.sent is not None
+        return receiver.finish(sender.sent), sender.sent
+
+
+def leftovers(replicas: Path) -> list[str]:
+    return sorted(p.name for p in replicas.iterdir() if p.name.startswith(INCOMING))
+
+
+def test_full_then_incremental_streams_make_identical_snapshots(
+    pools: tuple[Path, Path],
+) -> None:
+    source, target = pools
+    share = source / "docs"
+    btrfs.subvolume_create(share)
+    for i in range(200):
+        folder = share / f"dept-{i % 7}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"file-{i:03d}.bin").write_bytes(os.urandom(1 + i * 977 % 70_001))
+    (share / "dept-0" / "empty.txt").touch()
+    snaps, replicas = source / ".snapshots", target / ".replicas" / "docs"
+    snaps.mkdir()
+    first = snaps / "@GMT-2026.12.01-10.00.00"
+    btrfs.snapshot(share, first)
+    got, full = replicate(first, replicas)
+    assert got == replicas / first.name / first.name
+    assert digests(got) == digests(first)
+    assert btrfs.is_subvolume(got)
+    with pytest.raises(OSError):  # a replica is read-only
+        (got / "dept-0" / "new.txt").write_text("no")
+    # 10 files changed, 5 deleted: the increment carries only that
+    for i in range(10):
+        (share / f"dept-{i % 7}" / f"file-{i:03d}.bin").write_bytes(os.urandom(5_000 + i))
+    for i in range(100, 105):
+        (share / f"dept-{i % 7}" / f"file-{i:03d}.bin").unlink()
+    second = snaps / "@GMT-2026.12.01-11.00.00"
+    btrfs.snapshot(share, second)
+    got2, increment = replicate(second, replicas, parent=first)
+    assert digests(got2) == digests(second)
+    assert not (got2 / "dept-2" / "file-100.bin").exists()
+    assert increment.bytes < full.bytes / 10, (increment.bytes, full.bytes)
+    assert digests(replicas / first.name / first.name) == digests(first)  # untouched
+    assert leftovers(replicas) == []
+
+
+def test_a_stream_that_is_cut_altered_or_killed_leaves_nothing(
+    pools: tuple[Path, Path],
+) -> None:
+    source, target = pools
+    share = source / "cut"
+    btrfs.subvolume_create(share)
+    for i in range(50):
+        (share / f"f{i}.bin").write_bytes(os.urandom(20_000 + i))
+    snap = source / ".snapshots" / "@GMT-2026.12.01-12.00.00"
+    snap.parent.mkdir(exist_ok=True)
+    btrfs.snapshot(share, snap)
+    replicas = target / ".replicas" / "cut"
+    with Sender(snap) as sender:
+        stream = b"".join(sender.pieces())
+        assert sender.sent is not None
+        sent = sender.sent
+    assert sent.bytes == len(stream)
+    # cut: the receiver is told how much was sent, and gets less
+    for cut in (len(stream) // 2, len(stream) - 1):
+        with pytest.raises(StreamError), Receiver(replicas) as receiver:
+            receiver.feed(stream[:cut])
+            receiver.finish(sent)
+        assert list(replicas.iterdir()) == []
+    # altered on the way: btrfs receive checks each command's CRC32 ...
+    middle = len(stream) - 30_000
+    altered = stream[:middle] + bytes([stream[middle] ^ 0xFF]) + stream[middle + 1 :]
+    with pytest.raises(StreamError, match="crc32"), Receiver(replicas) as receiver:
+        receiver.feed(altered)
+        receiver.finish(sent)
+    assert list(replicas.iterdir()) == []
+    # ... and the receiver the whole stream's SHA-256 against the sender's
+    other = Sent(sent.bytes, hashlib.sha256(b"something else").hexdigest())
+    with pytest.raises(StreamError, match="altered"), Receiver(replicas) as receiver:
+        receiver.feed(stream)
+        receiver.finish(other)
+    assert list(replicas.iterdir()) == []
+    # the sender killed mid-stream: the receiver is left without a finish
+    with Receiver(replicas) as receiver:
+        receiver.feed(stream[: len(stream) // 3])
+    assert list(replicas.iterdir()) == []
+    # a receiving process killed: its staging folder stays until the next start removes it
+    half = Receiver(replicas).__enter__()
+    half.feed(stream[: len(stream) // 2])
+    assert half._proc is not None
+    half._proc.kill()  # as kill -9 of the daemon would: no abort, no clean-up
+    half._proc.wait()
+    assert half._proc.stdin is not None
+    with contextlib.suppress(BrokenPipeError):
+        half._proc.stdin.close()
+    assert leftovers(replicas) != []
+    assert remove_incoming(replicas) != [] and list(replicas.iterdir()) == []
+    # whole: accepted once; the same snapshot again is refused and leaves only the first
+    with Receiver(replicas) as receiver:
+        receiver.feed(stream)
+        got = receiver.finish(sent)
+    assert digests(got) == digests(snap) and got == replicas / snap.name / snap.name
+    with pytest.raises(StreamError, match="already there"), Receiver(replicas) as receiver:
+        receiver.feed(stream)
+        receiver.finish(sent)
+    assert sorted(p.name for p in replicas.iterdir()) == [snap.name]
+
+
+def test_a_stream_against_a_parent_the_target_lacks_is_refused(
+    pools: tuple[Path, Path],
+) -> None:
+    source, target = pools
+    share = source / "orphan"
+    btrfs.subvolume_create(share)
+    (share / "a.txt").write_text("one")
+    snaps = source / ".snapshots"
+    snaps.mkdir(exist_ok=True)
+    base, later = snaps / "@GMT-2026.12.01-13.00.00", snaps / "@GMT-2026.12.01-14.00.00"
+    btrfs.snapshot(share, base)
+    (share / "a.txt").write_text("two")
+    btrfs.snapshot(share, later)
+    replicas = target / ".replicas" / "orphan"
+    with pytest.raises(StreamError, match="btrfs receive"):
+        replicate(later, replicas, parent=base)  # base never went over
+    assert list(replicas.iterdir()) == []
