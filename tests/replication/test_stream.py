@@ -161,9 +161,7 @@ def test_a_stream_that_is_cut_altered_or_killed_leaves_nothing(
     assert half._proc is not None
     half._proc.kill()  # as kill -9 of the daemon would: no abort, no clean-up
     half._proc.wait()
-    assert half._proc.stdin is not None
-    with contextlib.suppress(BrokenPipeError):
-        half._proc.stdin.close()
+    half._end_writer()  # its thread, which the process's death would end
     assert leftovers(replicas) != []
     assert remove_incoming(replicas) != [] and list(replicas.iterdir()) == []
     # whole: accepted once; the same snapshot again is refused and leaves only the first

@@ -30,9 +30,11 @@ import contextlib
 import hashlib
 import logging
 import os
+import queue
 import secrets
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +126,11 @@ class Receiver:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr_path = self.staging.with_name(self.staging.name + ".log")
         self.received: Path | None = None
+        # pieces are written into btrfs receive by a thread of their own, so the caller's
+        # reading and hashing of the next piece overlaps the write (both let go of the GIL)
+        self._pieces: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self._writer: threading.Thread | None = None
+        self._broken = False
 
     def __enter__(self) -> Receiver:
         self.replicas.mkdir(parents=True, exist_ok=True)
@@ -136,26 +143,43 @@ class Receiver:
                 stderr=errors,
                 env=minimal_env(),
             )
+        self._writer = threading.Thread(target=self._write, name="btrfs-receive", daemon=True)
+        self._writer.start()
         return self
+
+    def _write(self) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        stdin = self._proc.stdin
+        while (piece := self._pieces.get()) is not None:
+            if self._broken:
+                continue  # drain: the caller learns of it at its next feed or at finish
+            try:
+                stdin.write(piece)
+            except (BrokenPipeError, ValueError):
+                self._broken = True
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            stdin.close()
+
+    def _end_writer(self) -> None:
+        if self._writer is not None and self._writer.is_alive():
+            self._pieces.put(None)
+            self._writer.join()
 
     def __exit__(self, *exc: object) -> None:
         if self.received is None:
             self.abort()
 
     def feed(self, piece: bytes) -> None:
-        assert self._proc is not None and self._proc.stdin is not None
+        if self._broken:
+            raise StreamError(f"btrfs receive stopped: {self._errors()}")
         self._hash.update(piece)
         self._count += len(piece)
-        try:
-            self._proc.stdin.write(piece)
-        except BrokenPipeError:
-            raise StreamError(f"btrfs receive stopped: {self._errors()}") from None
+        self._pieces.put(piece)
 
     def finish(self, sent: Sent) -> Path:
         """The snapshot, in ``replicas``, once the stream was all of what was sent."""
-        assert self._proc is not None and self._proc.stdin is not None
-        with contextlib.suppress(BrokenPipeError):
-            self._proc.stdin.close()
+        assert self._proc is not None
+        self._end_writer()
         code = self._proc.wait()
         if code != 0:
             raise StreamError(f"btrfs receive failed: {self._errors()}")
@@ -184,9 +208,7 @@ class Receiver:
             if self._proc.poll() is None:
                 self._proc.kill()
             self._proc.wait()
-            if self._proc.stdin is not None:
-                with contextlib.suppress(BrokenPipeError):
-                    self._proc.stdin.close()
+        self._end_writer()  # its writes fail on the dead process's pipe; it closes the pipe
         self._remove_staging()
 
     def _errors(self) -> str:
