@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,11 @@ def pull_disk(daemon: Daemon, name: str, pool: str = "tank") -> None:
     stops, the pool is unmounted, the loop device detached and the disk's file deleted."""
     disk = next(d for d in daemon.api.get("/disks").json() if d["name"] == name)
     daemon.stop()
-    subprocess.run(["umount", str(daemon.mount_root / pool)], check=True)
+    # smbd's children may still hold the pool for a moment after the daemon is gone
+    deadline = time.monotonic() + 30
+    while subprocess.run(["umount", str(daemon.mount_root / pool)], check=False).returncode:
+        assert time.monotonic() < deadline, f"{pool} stays busy after the daemon stopped"
+        time.sleep(0.5)
     subprocess.run(["losetup", "--detach", disk["device"]], check=True)
     Path(disk["backing_file"]).unlink()
 

@@ -16,11 +16,14 @@ from pathlib import Path
 import pytest
 
 from speicher.replication.stream import (
+    FOOTER,
     INCOMING,
     Receiver,
     Sender,
     Sent,
     StreamError,
+    Unframer,
+    framed,
     remove_incoming,
 )
 from speicher.system import btrfs, loop
@@ -192,3 +195,34 @@ def test_a_stream_against_a_parent_the_target_lacks_is_refused(
     with pytest.raises(StreamError, match="btrfs receive"):
         replicate(later, replicas, parent=base)  # base never went over
     assert list(replicas.iterdir()) == []
+
+
+def test_a_framed_stream_carries_its_size_and_hash_and_a_cut_one_is_refused(
+    pools: tuple[Path, Path],
+) -> None:
+    """What goes over the network: the stream and its footer in one body, fed in pieces of
+    odd sizes; cut anywhere, in the stream or in the footer, it is refused and leaves
+    nothing."""
+    source, target = pools
+    share = source / "wire"
+    btrfs.subvolume_create(share)
+    for i in range(30):
+        (share / f"f{i}.txt").write_bytes(os.urandom(3_333 * i + 1))
+    snap = source / ".snapshots" / "@GMT-2026.12.01-15.00.00"
+    snap.parent.mkdir(exist_ok=True)
+    btrfs.snapshot(share, snap)
+    with Sender(snap) as sender:
+        body = b"".join(framed(sender))
+    replicas = target / ".replicas" / "wire"
+    for cut in (len(body) - 1, len(body) - FOOTER, len(body) - FOOTER - 1, len(body) // 2):
+        with pytest.raises(StreamError), Receiver(replicas) as receiver:
+            unframer = Unframer(receiver)
+            unframer.feed(body[:cut])
+            unframer.finish()
+        assert list(replicas.iterdir()) == [], cut
+    with Receiver(replicas) as receiver:
+        unframer = Unframer(receiver)
+        for start in range(0, len(body), 7_919):  # pieces that split the footer too
+            unframer.feed(body[start : start + 7_919])
+        got = unframer.finish()
+    assert digests(got) == digests(snap)

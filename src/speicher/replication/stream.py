@@ -222,6 +222,43 @@ class Receiver:
             self._stderr_path.unlink()
 
 
+# On the wire a stream is followed by its footer, so one request body carries both and the
+# sender need not know the size before it starts: magic, the stream's size (8 bytes, big
+# endian) and its SHA-256.
+MAGIC = b"SPEICHER-SEND-1\n"
+FOOTER = len(MAGIC) + 8 + 32
+
+
+def framed(sender: Sender) -> Iterator[bytes]:
+    """The sender's stream, then its footer."""
+    yield from sender.pieces()
+    assert sender.sent is not None
+    yield MAGIC + sender.sent.bytes.to_bytes(8, "big") + bytes.fromhex(sender.sent.sha256)
+
+
+class Unframer:
+    """A framed stream into a :class:`Receiver`: every byte but the last ``FOOTER`` goes to
+    it, and :meth:`finish` checks the stream against the footer."""
+
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+        self._tail = b""
+
+    def feed(self, data: bytes) -> None:
+        data = self._tail + data
+        if len(data) > FOOTER:
+            self.receiver.feed(data[:-FOOTER])
+            data = data[-FOOTER:]
+        self._tail = data
+
+    def finish(self) -> Path:
+        tail = self._tail
+        if len(tail) != FOOTER or not tail.startswith(MAGIC):
+            raise StreamError("the stream ended without its footer: it was cut off")
+        size = int.from_bytes(tail[len(MAGIC) : len(MAGIC) + 8], "big")
+        return self.receiver.finish(Sent(size, tail[len(MAGIC) + 8 :].hex()))
+
+
 def remove_staging(staging: Path) -> None:
     """A staging folder and the (half-received) subvolumes in it."""
     if not staging.exists():
