@@ -361,16 +361,16 @@ def pydantic(kind: str, ctx: dict[str, Any], message: str, lang: str) -> str:
     catalog does not know it."""
     if lang == i18n.DEFAULT:
         return message
-    if kind == "value_error" and "error" in ctx:
-        inner = str(ctx["error"])
-        translated = reason(inner, lang)
-        return translated if translated != inner else message
     msgid = PYDANTIC.get(kind)
     if msgid is None:
         return reason(message, lang)  # a PydanticCustomError: a service reason
     translation = str(i18n.translations(lang).pgettext(PYDANTIC_CONTEXT, msgid))
     if translation == msgid:
         return message
+    if kind == "value_error":  # a validator's ValueError: a service reason
+        inner = str(ctx.get("error", ""))
+        translated = reason(inner, lang)
+        return _fill(translation, {"error": translated}) if translated != inner else message
     words = _WORDS.get(lang, {})
     values: dict[str, Any] = {}
     for name, value in ctx.items():
