@@ -10,9 +10,9 @@ import re
 import typing
 from pathlib import Path
 
-import pydantic_core
 import pytest
 from babel.messages.pofile import read_po
+from pydantic_core import core_schema
 
 from speicher.web import i18n, problems
 
@@ -94,7 +94,7 @@ def test_every_problem_has_its_german_translation() -> None:
 
 def test_pydantics_types_are_pydantics() -> None:
     """A misspelt type would never be translated: each is one pydantic has."""
-    known = set(typing.get_args(pydantic_core.ErrorType))
+    known = set(typing.get_args(core_schema.ErrorType))
     assert "greater_than_equal" in known
     assert set(problems.PYDANTIC) - known == set()
 
