@@ -83,8 +83,9 @@ _WORDS = {"de": {" or ": " oder ", " and ": " und "}}  # in a pydantic list of c
 # -- finding the templates in the source -----------------------------------------------------
 
 # the classes of speicher.errors whose first argument (``message``) is shown to the user
+# (InvalidInput's is a list of problems: its ``reason`` is; see _reasons_of)
 _ERRORS = {"SpeicherError", "InvalidInput", "NotFound", "Conflict", "Forbidden", "Unauthorized"}
-_ERRORS |= {"OperationFailed"}
+_ERRORS.add("OperationFailed")
 _ADDERS = {"v", "validator", "errors", "found", "missing"}  # Validator's and Errors' names
 # ValueErrors of these packages are the plumbing's own (renderers, wire protocols, system
 # tools) and never a form's problem; elsewhere a ValueError's text may be one (names.py)
