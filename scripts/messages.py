@@ -1,5 +1,7 @@
-"""Update the German catalog from the web templates: every text the templates translate is
-in it (new ones with an empty translation, to fill in), texts no template has any more go.
+"""Update the German catalog from the web templates and the service layer's problems: every
+text the templates translate, every reason template of the source (``msgctxt "problem"``, see
+speicher.web.problems) and every pydantic message a form may show (``msgctxt "pydantic"``) is
+in it (new ones with an empty translation, to fill in); texts none of them has any more go.
 
     .venv/bin/python scripts/messages.py        # then translate the empty msgstr entries
 
@@ -16,13 +18,15 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po, write_po
 
 from speicher.web.i18n import template_texts
+from speicher.web.problems import PROBLEM, PYDANTIC, PYDANTIC_CONTEXT, reason_templates
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "src" / "speicher" / "web"
 HEADER = """\
 # German texts of Speicher's web console and file manager.
-# Made from src/speicher/web/templates by scripts/messages.py; tests/web/test_i18n.py checks
-# that every text has its translation."""
+# Made from src/speicher/web/templates, the reasons of src/speicher (msgctxt "problem") and
+# pydantic's messages (msgctxt "pydantic") by scripts/messages.py; tests/web/test_i18n.py
+# checks that every text has its translation."""
 
 
 def main() -> int:
@@ -50,6 +54,14 @@ def main() -> int:
         if not translation or (isinstance(translation, tuple) and not all(translation)):
             missing += 1
         new.add(key, translation)
+    others = [(t, PROBLEM) for t in reason_templates()]
+    others += [(t, PYDANTIC_CONTEXT) for t in dict.fromkeys(PYDANTIC.values())]
+    for text, context in others:
+        known = old.get(text, context=context)
+        string = known.string if known is not None and isinstance(known.string, str) else ""
+        missing += not string
+        # python-format: babel's check that a translation keeps the placeholders
+        new.add(text, string, context=context, flags=["python-format"] if "%" in text else [])
     with path.open("wb") as fh:
         write_po(fh, new, width=100, omit_header=False)
     print(f"{path.relative_to(ROOT)}: {len(new)} texts, {missing} without a translation")

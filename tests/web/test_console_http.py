@@ -27,8 +27,8 @@ def boss(daemon: Daemon) -> str:
     return "boss"
 
 
-def admin_client(daemon: Daemon, secret: str | None = None) -> httpx.Client:
-    client = browser(daemon)
+def admin_client(daemon: Daemon, secret: str | None = None, lang: str = "en") -> httpx.Client:
+    client = browser(daemon, lang)
     assert log_in(client, "boss", secret or password("boss")).status_code == 303
     return client
 
@@ -89,6 +89,24 @@ def test_every_problem_of_a_form_is_shown_at_its_field(daemon: Daemon, boss: str
     assert r.status_code == 422 and "already" in r.text.lower()  # a clash, in the service's words
     r = send(client, "/console/pools/", action="create", name="spare", profile="raid1")
     assert r.status_code == 422 and 'id="err-disks"' in r.text
+    # a German page: every problem in German, the service's (its values as typed) and pydantic's
+    german = admin_client(daemon, "new-pass-9x1", "de")
+    r = send(
+        german, "/console/users/", action="create", name="Bad Name!", password="short",
+        email="not-an-address",
+    )  # fmt: skip
+    assert r.status_code == 422 and "must be" not in r.text
+    assert "muss mindestens 8 Zeichen haben" in r.text  # passwords.check's f-string
+    assert "Zeichen haben: Buchstaben (gespeichert in Kleinbuchstaben)" in r.text  # names'
+    assert "ist keine E-Mail-Adresse: " in r.text  # the model's own check (why: in English)
+    r = send(german, "/console/shares/", action="create", name="docs", pool="tank")
+    assert r.status_code == 422 and "Freigabe &#39;docs&#39; gibt es schon" in r.text
+    r = send(
+        german, "/console/shares/", action="protocols", share="docs", smb="on", recycle="on",
+        recycle_days="0", quota="1G",
+    )  # fmt: skip
+    assert r.status_code == 422 and "muss mindestens 1 sein" in r.text  # pydantic's ge=1
+    assert "Input should" not in r.text
 
 
 def test_pools_shares_and_users_pages(daemon: Daemon, boss: str) -> None:

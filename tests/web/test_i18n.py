@@ -1,17 +1,20 @@
 """Every text of the web pages is translated: the templates hold no text outside ``_()`` and
-``ngettext()``, and every such text has its German translation. Sizes, numbers and dates
+``ngettext()``, and every such text has its German translation, as has every reason template
+of the service layer and every pydantic message a form may show. Sizes, numbers and dates
 follow the reader's language; the language is the reader's choice, else their browser's."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import typing
 from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
+from pydantic_core import core_schema
 
-from speicher.web import i18n
+from speicher.web import i18n, problems
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "src" / "speicher" / "web" / "templates"
@@ -58,6 +61,49 @@ def test_every_text_has_its_german_translation() -> None:
     german = i18n.translations("de")
     assert german.gettext("Log out") == "Abmelden"  # and the compiled catalog says so
     assert german.ngettext("%(num)s entry", "%(num)s entries", 2) == "%(num)s Einträge"
+
+
+def test_every_problem_has_its_german_translation() -> None:
+    """The reasons the source gives (msgctxt "problem") and pydantic's messages (msgctxt
+    "pydantic"): each has German with the same placeholders (pydantic's German may leave
+    out a detail such as its English ``error``)."""
+    templates = problems.reason_templates()
+    assert len(templates) > 150  # the extraction sees the service layer
+    assert "pool '%(pool_name)s' does not exist" in templates  # an f-string's template
+    assert problems.PYDANTIC["greater_than_equal"] in set(problems.PYDANTIC.values())
+    catalog = i18n.catalog("de")
+    missing, wrong = [], []
+    wanted = [(t, problems.PROBLEM) for t in templates]
+    wanted += [(t, problems.PYDANTIC_CONTEXT) for t in problems.PYDANTIC.values()]
+    for text, context in wanted:
+        found = catalog.get(text, context=context)
+        german = found.string if found is not None else ""
+        if not german or not isinstance(german, str):
+            missing.append(text)
+            continue
+        english_names = set(re.findall(r"%\((\w+)\)s", text))
+        german_names = set(re.findall(r"%\((\w+)\)s", german))
+        same = german_names == english_names
+        if not (same if context == problems.PROBLEM else german_names <= english_names):
+            wrong.append((text, german))
+    assert missing == []
+    assert wrong == []
+
+
+def test_pydantics_types_are_pydantics() -> None:
+    """A misspelt type would never be translated: each is one pydantic has."""
+    known = set(typing.get_args(core_schema.ErrorType))
+    assert "greater_than_equal" in known
+    assert set(problems.PYDANTIC) - known == set()
+
+
+def test_the_pages_print_problems_translated() -> None:
+    """A problem reaches the page only through the ``problem`` filter of its language."""
+    for template in TEMPLATES.glob("*.html"):
+        text = template.read_text()
+        assert re.findall(r"\{\{\s*reason\s*\}\}", text) == [], template.name
+        for loop in re.findall(r"\{%\s*for (\w+) in errors\.\w+\(", text):
+            assert f"{{{{ {loop}|problem }}}}" in text, template.name
 
 
 def test_sizes_numbers_and_dates_in_the_readers_language() -> None:

@@ -112,8 +112,12 @@ class GrantService:
                     share_row.grants.remove(grant)
                     break
             else:
-                who = f"user '{user}'" if user else f"group '{group}'"
-                raise NotFound(f"{who} has no grant on share '{share}'")
+                # each a whole sentence: the web console translates reasons by their templates
+                raise NotFound(
+                    f"user '{user}' has no grant on share '{share}'"
+                    if user
+                    else f"group '{group}' has no grant on share '{share}'"
+                )
         self._apply_or_restore(share, saved)
         self.hooks.emit(SHARES_CHANGED)
         self.events.record(

@@ -110,8 +110,12 @@ def _parse_openssh(body: str) -> PublicKey:
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if len(lines) > 1:
         keys = sum(1 for ln in lines if any(_KEY_TYPE.match(t) for t in ln.split()))
-        what = f"{keys} keys" if keys > 1 else f"{len(lines)} lines"
-        raise _refuse(f"holds {what}; give one key (one line) per request")
+        # each a whole sentence: the web console translates reasons by their templates
+        raise _refuse(
+            f"holds {keys} keys; give one key (one line) per request"
+            if keys > 1
+            else f"holds {len(lines)} lines; give one key (one line) per request"
+        )
     if not lines:
         raise _refuse(f"holds no key; {EXPECTED}")
     line = lines[0]

@@ -167,8 +167,13 @@ class DiskService:
         "mounted / held by the kernel"."""
         device = self.device_of(ref)
         if device is None:
-            what = " or is not a block device" if ref.startswith("/") else " or is not attached"
-            v.add(field, f"disk '{ref}' does not exist{what}")
+            # each a whole sentence: the web console translates reasons by their templates
+            v.add(
+                field,
+                f"disk '{ref}' does not exist or is not a block device"
+                if ref.startswith("/")
+                else f"disk '{ref}' does not exist or is not attached",
+            )
             return None
         number = blockdev.device_number(device)
         owner = self.members().get(number) if number is not None else None

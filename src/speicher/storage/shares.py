@@ -530,10 +530,13 @@ def _check_sizes(
         )
     room = limit if limit is not None else pool_size
     if tm_size is not None and room and tm_size > room:
-        what = "the share's quota" if limit is not None else f"pool {pool}"
+        tm, free = names.format_size(tm_size), names.format_size(room)
+        # each a whole sentence: the web console translates reasons by their templates
         v.add(
             "smb.time_machine_size",
-            f"{names.format_size(tm_size)} is larger than {what} ({names.format_size(room)})",
+            f"{tm} is larger than the share's quota ({free})"
+            if limit is not None
+            else f"{tm} is larger than pool {pool} ({free})",
         )
 
 

@@ -48,7 +48,7 @@ from speicher.web import i18n, links, live
 from speicher.web.account import Account
 from speicher.web.console import Console
 from speicher.web.console_access import AccessPages
-from speicher.web.forms import Errors, local_target
+from speicher.web.forms import Errors, local_target, translated
 from speicher.web.sessions import COOKIE, LIFETIME, SessionService, WebUser
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,7 @@ class WebApp:
         env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
         env.filters["size"] = lambda v: i18n.size(v, lang)
         env.filters["number"] = lambda v: i18n.number(v, lang)
+        env.filters["problem"] = lambda v: translated(v, lang)
         preferences = self.services.preferences
         env.filters["when"] = lambda v: i18n.when(v, lang, preferences.tz())
         env.globals["lang"] = lang

@@ -1,6 +1,13 @@
 """Forms to the service layer's requests, and its answers back to the form: every problem of
 a request at once, next to its field (``InvalidInput``'s problems, pydantic's, a
-``Conflict``'s field), in the service's own words."""
+``Conflict``'s field), in the service's own words.
+
+Where a problem gets the reader's language: :class:`Errors` keeps the English reasons as the
+services and pydantic gave them (pydantic's as a :class:`Reason` with its error type and
+context), and the page translates them as it prints them, with the ``problem`` filter of its
+language (``speicher.web.problems``). So no handler passes a language around, a problem copied
+from one ``Errors`` to another stays translatable, and code and tests that look at a form's
+problems see the same English as the API and the CLI."""
 
 from __future__ import annotations
 
@@ -11,8 +18,23 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from speicher.errors import SpeicherError
+from speicher.web import i18n, problems
 
 T = TypeVar("T", bound=BaseModel)
+
+
+class Reason(str):
+    """pydantic's message of one problem (English, as pydantic says it), with its error
+    ``kind`` (``greater_than_equal``) and ``ctx`` (``{"ge": 1}``) to translate it by."""
+
+    kind: str
+    ctx: dict[str, Any]
+
+    def __new__(cls, message: str, kind: str, ctx: dict[str, Any] | None = None) -> Reason:
+        made = super().__new__(cls, message)
+        made.kind = kind
+        made.ctx = dict(ctx or {})
+        return made
 
 
 @dataclass
@@ -42,7 +64,8 @@ def model(cls: type[T], data: Mapping[str, Any], errors: Errors) -> T | None:
     except ValidationError as exc:
         for problem in exc.errors():
             loc = [str(p) for p in problem["loc"]]
-            errors.add(loc[0] if loc else "", str(problem["msg"]))
+            reason = Reason(str(problem["msg"]), problem["type"], problem.get("ctx"))
+            errors.add(loc[0] if loc else "", reason)
         return None
 
 
@@ -61,6 +84,14 @@ def call(action: Callable[[], Any], errors: Errors, known: frozenset[str]) -> An
             name = parts[-1] if parts[-1] in known else parts[0]
             errors.add(name if name in known else "", problem.reason)
     return None
+
+
+def translated(reason: str, lang: str) -> str:
+    """A problem of a form in ``lang`` (the pages' ``problem`` filter): pydantic's by its type,
+    a service's by its template; English, and what the catalog does not know, as it is."""
+    if isinstance(reason, Reason):
+        return problems.pydantic(reason.kind, reason.ctx, str(reason), lang)
+    return problems.reason(reason, lang) if lang != i18n.DEFAULT else reason
 
 
 def checked(form: Mapping[str, Any], name: str) -> bool:

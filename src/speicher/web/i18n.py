@@ -16,6 +16,7 @@ import io
 from pathlib import Path
 
 from babel.dates import format_datetime
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -51,14 +52,21 @@ def catalog_path(lang: str) -> Path:
 
 
 @functools.cache
+def catalog(lang: str) -> Catalog:
+    """The catalog of ``lang`` as read (English: empty)."""
+    if lang == DEFAULT:
+        return Catalog(locale=lang)
+    with catalog_path(lang).open("rb") as fh:
+        return read_po(fh, locale=lang)
+
+
+@functools.cache
 def translations(lang: str) -> Translations:
     """The compiled catalog of ``lang`` (English: the texts themselves)."""
     if lang == DEFAULT:
         return Translations()
-    with catalog_path(lang).open("rb") as fh:
-        catalog = read_po(fh, locale=lang)
     buf = io.BytesIO()
-    write_mo(buf, catalog)
+    write_mo(buf, catalog(lang))
     buf.seek(0)
     return Translations(fp=buf)
 
