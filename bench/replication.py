@@ -14,17 +14,19 @@ ratio to the pipe (issue 11's target: at least 90 %). Everything is removed afte
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "replication"))
+
+from loopfs import filesystem
+
 from speicher.replication.stream import Receiver, Sender
-from speicher.system import btrfs, loop
+from speicher.system import btrfs
 
 MiB = 1024 * 1024
 FILE = 64 * MiB
@@ -32,24 +34,6 @@ FILE = 64 * MiB
 
 def sh(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True)
-
-
-@contextlib.contextmanager
-def filesystem(base: Path, name: str, size: int) -> Iterator[Path]:
-    image, mount = base / f"{name}.img", base / name
-    with image.open("wb") as fh:
-        fh.truncate(size)
-    device = loop.attach(image)
-    try:
-        sh("mkfs.btrfs", "-q", "-f", device)
-        mount.mkdir()
-        sh("mount", device, str(mount))
-        try:
-            yield mount
-        finally:
-            subprocess.run(["umount", str(mount)], check=False, capture_output=True)
-    finally:
-        loop.detach(device)
 
 
 def drop_caches() -> None:

@@ -30,6 +30,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from web_pages import session
+
 from speicher_testing import Daemon
 
 MiB = 1024 * 1024
@@ -49,17 +51,9 @@ def data(size: int) -> bytes:
     return bytes(whole[:size])
 
 
-def session(daemon: Daemon) -> tuple[httpx.Client, str]:
-    client = httpx.Client(
-        base_url=daemon.https_url,
-        verify=False,  # noqa: S501 - the daemon's self-signed certificate
-        headers={"Origin": daemon.https_url},
-        timeout=300,
-    )
-    page = client.get("/login")
-    nonce = page.text.split('name="nonce" value="', 1)[1].split('"', 1)[0]
-    r = client.post("/login", data={"nonce": nonce, "user": USER, "password": USER_PASSWORD})
-    assert r.status_code == 303, r.text
+def session_with_csrf(daemon: Daemon) -> tuple[httpx.Client, str]:
+    """The user's browser session, and the CSRF token its uploads carry."""
+    client = session(daemon, USER, USER_PASSWORD)
     page = client.get("/files/docs/")
     csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
     return client, csrf
@@ -146,7 +140,7 @@ def main() -> int:
     daemon = Daemon(base)
     try:
         stored = build(daemon, args.size_mib)
-        client, csrf = session(daemon)
+        client, csrf = session_with_csrf(daemon)
         cut_at = args.cut_at_mib * MiB // PIECE * PIECE
         t0 = time.perf_counter()
         offset, resumed_at, cut = 0, -1, False

@@ -5,15 +5,14 @@ cut, altered, killed, or received twice leaves no subvolume behind."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loopfs import filesystem
 
 from speicher.replication.stream import (
     FOOTER,
@@ -26,32 +25,9 @@ from speicher.replication.stream import (
     framed,
     remove_incoming,
 )
-from speicher.system import btrfs, loop
+from speicher.system import btrfs
 
 pytestmark = pytest.mark.system
-
-
-def sh(*argv: str) -> None:
-    subprocess.run(argv, check=True, capture_output=True)
-
-
-@contextlib.contextmanager
-def filesystem(base: Path, name: str) -> Iterator[Path]:
-    """A mounted btrfs on a loop device; unmounted and detached afterwards, also on failure."""
-    image, mount = base / f"{name}.img", base / name
-    with image.open("wb") as fh:
-        fh.truncate(1024 * 1024 * 1024)
-    device = loop.attach(image)
-    try:
-        sh("mkfs.btrfs", "-q", "-f", device)
-        mount.mkdir()
-        sh("mount", device, str(mount))
-        try:
-            yield mount
-        finally:
-            subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
-    finally:
-        loop.detach(device)
 
 
 @pytest.fixture(scope="module")
