@@ -54,6 +54,18 @@ def replicate(snapshot: Path, replicas: Path, parent: Path | None = None) -> tup
         return receiver.finish(sender.sent), sender.sent
 
 
+def share_and_snapshot(source: Path, name: str, sizes: list[int], when: str) -> Path:
+    """A share ``name`` with a file of each size in ``sizes``, and its snapshot ``@GMT-when``."""
+    share = source / name
+    btrfs.subvolume_create(share)
+    for i, size in enumerate(sizes):
+        (share / f"f{i}.bin").write_bytes(os.urandom(size))
+    snap = source / ".snapshots" / f"@GMT-{when}"
+    snap.parent.mkdir(exist_ok=True)
+    btrfs.snapshot(share, snap)
+    return snap
+
+
 def leftovers(replicas: Path) -> list[str]:
     return sorted(p.name for p in replicas.iterdir() if p.name.startswith(INCOMING))
 
@@ -98,13 +110,7 @@ def test_a_stream_that_is_cut_altered_or_killed_leaves_nothing(
     pools: tuple[Path, Path],
 ) -> None:
     source, target = pools
-    share = source / "cut"
-    btrfs.subvolume_create(share)
-    for i in range(50):
-        (share / f"f{i}.bin").write_bytes(os.urandom(20_000 + i))
-    snap = source / ".snapshots" / "@GMT-2026.12.01-12.00.00"
-    snap.parent.mkdir(exist_ok=True)
-    btrfs.snapshot(share, snap)
+    snap = share_and_snapshot(source, "cut", [20_000 + i for i in range(50)], "2026.12.01-12.00.00")
     replicas = target / ".replicas" / "cut"
     with Sender(snap) as sender:
         stream = b"".join(sender.pieces())
@@ -180,13 +186,8 @@ def test_a_framed_stream_carries_its_size_and_hash_and_a_cut_one_is_refused(
     odd sizes; cut anywhere, in the stream or in the footer, it is refused and leaves
     nothing."""
     source, target = pools
-    share = source / "wire"
-    btrfs.subvolume_create(share)
-    for i in range(30):
-        (share / f"f{i}.txt").write_bytes(os.urandom(3_333 * i + 1))
-    snap = source / ".snapshots" / "@GMT-2026.12.01-15.00.00"
-    snap.parent.mkdir(exist_ok=True)
-    btrfs.snapshot(share, snap)
+    sizes = [3_333 * i + 1 for i in range(30)]
+    snap = share_and_snapshot(source, "wire", sizes, "2026.12.01-15.00.00")
     with Sender(snap) as sender:
         body = b"".join(framed(sender))
     replicas = target / ".replicas" / "wire"
