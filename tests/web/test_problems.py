@@ -123,3 +123,11 @@ def test_the_extractor_makes_templates_of_reasons(tmp_path: Path) -> None:
         "nothing at %(path)s",
         "nothing",
     }
+
+
+def test_a_jobs_step_is_shown_in_the_readers_language() -> None:
+    """The steps of jobs (``progress(5, "wiping disks")``) are found and translated like
+    reasons: the console's progress bars say them in German."""
+    assert "checking every block" in problems.reason_templates()
+    assert problems.reason("checking every block", "de") == "jeder Block wird geprüft"
+    assert problems.reason("checking every block", "en") == "checking every block"

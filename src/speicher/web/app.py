@@ -44,7 +44,7 @@ from speicher.files import FsError, ShareView
 from speicher.services import Services
 from speicher.tls import CertificateStore
 from speicher.web import files as fm
-from speicher.web import i18n, links, live
+from speicher.web import i18n, links, live, problems
 from speicher.web.account import Account
 from speicher.web.console import Console
 from speicher.web.console_access import AccessPages
@@ -370,7 +370,7 @@ class WebApp:
                     "target": j.target,
                     "state": j.state,
                     "progress": j.progress,
-                    "message": j.message,
+                    "message": problems.reason(j.message, self.lang(request)),
                 }
                 for j in jobs
                 if j.state == "running" or (j.finished_at and j.finished_at > recent)

@@ -119,6 +119,8 @@ def _template(node: ast.expr, constants: dict[str, str]) -> list[str]:
         return [constants[node.id].replace("%", "%%")]
     if isinstance(node, ast.IfExp):
         return _template(node.body, constants) + _template(node.orelse, constants)
+    if isinstance(node, ast.BoolOp):  # ``message or "starting"``: the texts among its values
+        return [t for value in node.values for t in _template(value, constants)]
     if not isinstance(node, ast.JoinedStr):
         return []
     out: list[str] = []
@@ -181,6 +183,8 @@ def _reasons_of(call: ast.Call, errors: set[str], sinks: dict[str, int]) -> list
         return call.args[:1] or ([keywords["message"]] if "message" in keywords else [])
     if name == "PydanticCustomError":
         return []  # a template of its own syntax: see reason_templates
+    if name == "progress" and len(call.args) == 2:
+        return [call.args[1]]  # a job's step, as its progress bar says it (``progress(5, "...")``)
     if isinstance(func, ast.Name) and name in sinks and len(call.args) > sinks[name]:
         return [call.args[sinks[name]]]
     return []
