@@ -91,6 +91,7 @@ class WebApp:
         self.certificates = certificates
         self.sessions = SessionService(services.db)
         self.uploads = fm.Uploads()
+        services.preferences.get()  # read once here: pages then format times from memory
         self.envs = {lang: self._environment(lang) for lang in i18n.LANGUAGES}
         self.console = Console(self)
         self.account = Account(self)
