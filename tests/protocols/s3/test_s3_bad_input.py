@@ -70,10 +70,20 @@ def request_head(
     return "\r\n".join(lines) + "\r\n\r\n"
 
 
-def wait_until_clean(folder: Path, timeout: float = 30) -> None:
+def wait_until_clean(folder: Path, timeout: float = 30, quiet: float = 2) -> None:
+    """No temp file in ``folder``, and none for ``quiet`` seconds: a request the client has
+    given up may reach the server after the one before it was cleaned up, so one look at an
+    empty folder proves nothing (that look made this test flaky)."""
     deadline = time.monotonic() + timeout
-    while leftovers(folder) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    clean_since: float | None = None
+    while time.monotonic() < deadline:
+        if leftovers(folder):
+            clean_since = None
+        elif clean_since is None:
+            clean_since = time.monotonic()
+        elif time.monotonic() - clean_since >= quiet:
+            return
+        time.sleep(0.05)
     assert leftovers(folder) == []
 
 
