@@ -21,7 +21,8 @@ def make_pool(daemon: Daemon, size: str = "2G") -> None:
     assert r.status_code == 201, r.text
     job = daemon.api.post("/pools", json={"name": "tank", "profile": "single", "disks": ["d1"]})
     assert job.status_code == 202, job.text
-    assert daemon.wait_job(job.json())["state"] == "succeeded"
+    done = daemon.wait_job(job.json())
+    assert done["state"] == "succeeded", f"{done}\n{daemon.log()[-4000:]}"
 
 
 def make_user(daemon: Daemon, name: str, **extra: Any) -> None:
