@@ -28,6 +28,6 @@ def filesystem(base: Path, name: str, size: int = GiB) -> Iterator[Path]:
         try:
             yield mount
         finally:
-            subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
+            subprocess.run(["umount", str(mount)], check=True, capture_output=True)
     finally:
         loop.detach(device)
