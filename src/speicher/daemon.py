@@ -118,6 +118,9 @@ def remove_abandoned_uploads(services: Services) -> None:
             )
 
 
+_resealed: set[tuple[str, str]] = set()  # the S3 shares whose seals were checked since start
+
+
 def expire_object_locks(services: Services) -> None:
     """Lift the immutable attribute of S3 object versions whose retention ended (unless a
     legal hold remains): at start, then every ``s3_lock_check_seconds``."""
@@ -129,8 +132,15 @@ def expire_object_locks(services: Services) -> None:
             .where(Share.s3_enabled, Share.state == "ready")
         ).all()
     for name, pool in rows:
+        top = services.settings.mount_root / pool / name
+        if (pool, name) not in _resealed:  # once per share and start: the machine is the truth
+            try:
+                versions.reseal(services.files, top)
+                _resealed.add((pool, name))
+            except Exception:
+                log.exception("S3: could not seal the folders of locked objects in share %s", name)
         try:
-            lifted = versions.expire(services.files, services.settings.mount_root / pool / name)
+            lifted = versions.expire(services.files, top)
         except Exception:  # one share's trouble must not keep the others' locks on
             log.exception("S3: could not look for ended retentions in share %s", name)
             continue

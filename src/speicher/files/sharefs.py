@@ -53,7 +53,7 @@ from sqlalchemy.orm import selectinload
 
 from speicher.config import Settings
 from speicher.db import Database, Grant, Share, User
-from speicher.files import paths
+from speicher.files import paths, seals
 from speicher.files.errors import FsError, from_os
 from speicher.files.events import FileEvents
 from speicher.protocols.smb.render import CREATE_MASK, DIRECTORY_MASK
@@ -407,6 +407,13 @@ class ReadFile:
         self.close()
 
 
+def _sealed(dir_fd: int) -> bool:
+    try:
+        return attrs.append_only(dir_fd)
+    except OSError:  # a filesystem without attributes
+        return False
+
+
 class Upload:
     """A whole-file write in progress: bytes go to a hidden temp file beside the target;
     :meth:`commit` makes them the file at once, :meth:`abort` (or an error) leaves the old
@@ -431,6 +438,8 @@ class Upload:
         self.view = view
         self.parts = parts
         self.dir_fd = dir_fd
+        # the share's top, for the seal lock (the view may be closed before the commit)
+        self.top_fd = -1
         self.name = name
         self.keep_meta = keep_meta
         self.temp = f"{paths.UPLOAD_PREFIX}{secrets.token_hex(8)}"
@@ -440,16 +449,27 @@ class Upload:
         self.digest = digest
         self.sequential = True
         self.done = False
-        self.fd = os.open(
-            self.temp,
-            os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            FILE_MODE,
-            dir_fd=dir_fd,
-        )
+        # in a sealed folder (files/seals.py) a temp name could be neither renamed nor
+        # removed by a protocol: the bytes go to an unnamed file, linked in at the commit
+        self.unnamed = _sealed(dir_fd)
+        if self.unnamed:
+            flags = os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC
+            self.fd = os.open(".", flags, FILE_MODE, dir_fd=dir_fd)
+        else:
+            self.fd = os.open(
+                self.temp,
+                os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                FILE_MODE,
+                dir_fd=dir_fd,
+            )
         try:
+            if view.seals:
+                self.top_fd = os.dup(view.top_fd)
             os.fchown(self.fd, view.principal.uid, view.principal.gid)
         except BaseException:
             self._discard()
+            if self.top_fd >= 0:
+                os.close(self.top_fd)
             raise
 
     def write(self, data: bytes | memoryview) -> None:
@@ -548,19 +568,17 @@ class Upload:
                     self._keep_owner(existing)
             if mtime_ns is not None:
                 os.utime(self.fd, ns=(mtime_ns, mtime_ns))
-            if self.view.durable:
-                os.fsync(self.fd)
-            elif existing is not None:
-                # write_sync "standard": the new bytes reach the disk before the name does
-                # when they replace a file, so a power cut leaves the old file or the new one
-                # (btrfs does not order a rename after the data it names since Linux 3.17)
-                os.fdatasync(self.fd)
+            self._sync(existing is not None)
+            if self.unnamed:
+                self._link_in(existing is not None, before_rename)
             os.close(self.fd)
             self.fd = -1
-            if before_rename is not None:
-                before_rename()
-            os.rename(self.temp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
-            self.done = True
+            if not self.done:
+                with self.view.changing(self.dir_fd, self.top_fd):
+                    if before_rename is not None:
+                        before_rename()
+                    os.rename(self.temp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+                    self.done = True
             if self.view.durable:
                 os.fsync(self.dir_fd)
             st = os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
@@ -575,6 +593,32 @@ class Upload:
         kind = "write" if existing is not None else "create"
         self.view.emit(kind, self.parts, self.size)
         return _entry(self.name, st)
+
+    def _sync(self, replacing: bool) -> None:
+        if self.view.durable:
+            os.fsync(self.fd)
+        elif replacing:
+            # write_sync "standard": the new bytes reach the disk before the name does when
+            # they replace a file, so a power cut leaves the old file or the new one (btrfs
+            # does not order a rename after the data it names since Linux 3.17)
+            os.fdatasync(self.fd)
+
+    def _link_in(self, replacing: bool, before_rename: Callable[[], None] | None) -> None:
+        """The unnamed file of a sealed folder gets its name: the target's where it is new
+        (done), else a temp name for the rename (which only a view that lifts seals may
+        do: for the others, the replaced file is locked in place)."""
+        source = beneath.proc_path(self.fd)
+        if not replacing:
+            if before_rename is not None:
+                before_rename()
+            os.link(source, self.name, dst_dir_fd=self.dir_fd, follow_symlinks=True)
+            self.done = True
+            return
+        if not self.view.seals:
+            raise FsError(
+                errno.EPERM, "the folder holds a locked object: nothing in it is replaced"
+            )
+        os.link(source, self.temp, dst_dir_fd=self.dir_fd, follow_symlinks=True)
 
     def set_meta(self, name: str, value: bytes) -> None:
         """A metadata item the new file gets (S3's stored headers), set before :meth:`commit`."""
@@ -612,7 +656,7 @@ class Upload:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = -1
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, FsError), self.view.changing(self.dir_fd, self.top_fd):
             os.unlink(self.temp, dir_fd=self.dir_fd)
         self.done = True
 
@@ -621,6 +665,10 @@ class Upload:
             with contextlib.suppress(OSError):
                 os.close(self.dir_fd)
             self.dir_fd = -1
+        if self.top_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.top_fd)
+            self.top_fd = -1
 
 
 class WriteFile:
@@ -1024,6 +1072,8 @@ class ShareView:
         # the share's write_sync: True ("always") syncs every change before it is answered
         self.durable = True
         self.recycles = False  # the share has a recycle bin (SMB's, at RECYCLE_DIR)
+        # S3 with Object Lock: this view lifts the seals of the folders it changes (seals.py)
+        self.seals = False
         self._lock = threading.Lock()
 
     @property
@@ -1100,8 +1150,19 @@ class ShareView:
         if write and not self.writable:
             raise FsError(errno.EACCES, "read-only access to this share")
         fd = self._open_dir(parts[:-1])
-        with beneath.opened(fd):
+        with beneath.opened(fd), self.changing(fd) if write else contextlib.nullcontext():
             yield fd, parts[-1]
+
+    def changing(self, dir_fd: int, top_fd: int = -1) -> contextlib.AbstractContextManager[None]:
+        """The folder open as ``dir_fd`` changeable for the block: for a view that
+        :attr:`seals`, its seal is lifted meanwhile (:func:`seals.lifted`; ``top_fd``: the
+        share's top, where the view may be closed already)."""
+        if not self.seals:
+            return contextlib.nullcontext()
+        try:
+            return seals.lifted(top_fd if top_fd >= 0 else self.top_fd, dir_fd)
+        except OSError as exc:
+            raise from_os(exc) from None
 
     @contextlib.contextmanager
     def _folder(self, parts: tuple[str, ...]) -> Iterator[int]:
@@ -1353,7 +1414,12 @@ class ShareView:
         parts = paths.parse(path)
         with self._parent(parts, write=True) as (dir_fd, name):
             try:
-                os.rmdir(name, dir_fd=dir_fd)
+                try:
+                    os.rmdir(name, dir_fd=dir_fd)
+                except PermissionError:
+                    if not self.seals or not self._unseal_empty(dir_fd, name):
+                        raise
+                    os.rmdir(name, dir_fd=dir_fd)
             except OSError as exc:
                 raise from_os(exc) from None
         self.emit("rmdir", parts)
@@ -1664,6 +1730,43 @@ class ShareView:
             except OSError as exc:
                 raise from_os(exc) from None
         self.emit("create", parts)
+
+    def _unseal_empty(self, dir_fd: int, name: str) -> bool:
+        """Lift the seal of folder ``name`` when it holds no lock any more (so that it can
+        be removed); whether it was lifted."""
+        fd = beneath.open_dir(dir_fd, name)
+        try:
+            with seals.held(self.top_fd):
+                if not attrs.append_only(fd) or seals.holds_lock(fd):
+                    return False
+                attrs.set_append_only(fd, False)
+                return True
+        finally:
+            os.close(fd)
+
+    def protect(self, path: str | bytes) -> None:
+        """Lock the file at ``path`` in place (S3 Object Lock): the immutable attribute on
+        it and a seal on every folder above it (seals.py), under the seal lock."""
+        parts = paths.parse(path)
+        if not parts or parts[0] == paths.SNAPSHOTS_DIR:
+            raise FsError(errno.EROFS, "not in the live share")
+        try:
+            with seals.held(self.top_fd):
+                seals.seal_above(self.top_fd, parts)
+                self.set_immutable(path, True)
+        except OSError as exc:
+            raise from_os(exc) from None
+
+    def settle(self, path: str | bytes) -> None:
+        """After a lock left the file at ``path`` (moved away or lifted): lift the seals
+        above it that no other lock needs."""
+        parts = paths.parse(path)
+        if not parts or parts[0] == paths.SNAPSHOTS_DIR:
+            return
+        try:
+            seals.settle(self.top_fd, parts[:-1])
+        except OSError as exc:
+            raise from_os(exc) from None
 
     def set_immutable(self, path: str | bytes, on: bool) -> None:
         """Set or lift the immutable attribute of the file at ``path`` (S3 Object Lock: then

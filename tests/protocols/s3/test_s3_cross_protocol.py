@@ -8,6 +8,7 @@ WebDAV (httpx) and SFTP try. One daemon and world for the module."""
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -252,11 +253,12 @@ def test_a_locked_object_survives_every_other_protocol(
     assert temp_files(vault["path"]) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: the immutable attribute protects the file, not the folders above it; "
-    "renaming a folder (over SMB, WebDAV or SFTP) takes a locked object away from its key",
-)
+def _sealed(path: Path) -> bool:
+    """The folder's append-only attribute (files/seals.py), as lsattr shows it."""
+    out = subprocess.run(["lsattr", "-d", str(path)], capture_output=True, text=True, check=True)
+    return "a" in out.stdout.split()[0]
+
+
 @pytest.mark.parametrize("locked", ["legal-hold"], indirect=True)
 def test_the_folder_of_a_locked_object_cannot_be_renamed(
     daemon: Daemon, vault: dict[str, Any], locked: dict[str, Any], alice: Any
@@ -264,7 +266,98 @@ def test_the_folder_of_a_locked_object_cannot_be_renamed(
     folder = locked["key"].split("/")[0]
     try:
         assert smb_refused(daemon, f'rename "{folder}" "elsewhere"') == "NT_STATUS_ACCESS_DENIED"
+        assert smb_refused(daemon, f'deltree "{folder}"') == "NT_STATUS_ACCESS_DENIED"
+        with dav(daemon, "alice") as http:
+            move = http.request(
+                "MOVE",
+                f"/vault/{folder}/",
+                headers={"Destination": f"{daemon.url}/dav/vault/elsewhere/"},
+            )
+            assert move.status_code == 403
+            gone = http.delete(f"/vault/{folder}/")
+            assert gone.status_code in (403, 207) and (vault["path"] / folder).is_dir()
+        assert "Permission denied" in sftp_refused(
+            daemon, f'rename "/vault/{folder}" "/vault/elsewhere"'
+        )
     finally:  # put it back, so the lock can be lifted
         if (vault["path"] / "elsewhere").exists():
             smb(daemon, "vault", f'rename "elsewhere" "{folder}"')
     assert alice.head_object(Bucket="vault", Key=locked["key"])["ETag"] == locked["etag"]
+    listed = alice.list_objects_v2(Bucket="vault")
+    assert [o["Key"] for o in listed["Contents"]] == [locked["key"]]
+
+
+@pytest.mark.parametrize("locked", ["legal-hold"], indirect=True)
+def test_beside_a_locked_object_s3_and_smb_still_work(
+    daemon: Daemon, vault: dict[str, Any], locked: dict[str, Any], alice: Any, tmp_path: Path
+) -> None:
+    """A sealed folder takes new files over SMB and S3, and S3 overwrites and deletes the
+    unlocked objects in it (lifting the seal for the change); SMB cannot delete them."""
+    folder = locked["key"].split("/")[0]
+    assert _sealed(vault["path"] / folder)
+    beside = f"{folder}/beside.bin"
+    first = alice.put_object(Bucket="vault", Key=beside, Body=b"one")
+    second = alice.put_object(Bucket="vault", Key=beside, Body=b"two, longer")
+    assert alice.get_object(Bucket="vault", Key=beside)["Body"].read() == b"two, longer"
+    (tmp_path / "smb.txt").write_bytes(b"from smb")
+    smb(daemon, "vault", f'put "{tmp_path / "smb.txt"}" "{folder}/smb.txt"')
+    assert alice.get_object(Bucket="vault", Key=f"{folder}/smb.txt")["Body"].read() == b"from smb"
+    assert smb_refused(daemon, f'del "{folder}/smb.txt"') == "NT_STATUS_ACCESS_DENIED"
+    # WebDAV and SFTP add files too (an unnamed file linked in: no temp name to leave behind),
+    # but replace none
+    with dav(daemon, "alice") as http:
+        assert http.put(f"/vault/{folder}/dav.txt", content=b"from dav").status_code == 201
+        assert http.put(f"/vault/{folder}/dav.txt", content=b"again").status_code == 403
+    out = run_sftp(daemon, "alice", f'put "{tmp_path / "smb.txt"}" "/vault/{folder}/sftp.txt"')
+    assert out.returncode == 0, out.stdout
+    replaced = sftp_refused(daemon, f'put "{tmp_path / "smb.txt"}" "/vault/{folder}/sftp.txt"')
+    assert "Permission denied" in replaced
+    assert (vault["path"] / folder / "dav.txt").read_bytes() == b"from dav"
+    assert temp_files(vault["path"]) == []
+    for added in ("dav.txt", "sftp.txt"):
+        alice.delete_object(Bucket="vault", Key=f"{folder}/{added}")
+    alice.delete_object(Bucket="vault", Key=f"{folder}/smb.txt")  # a delete marker
+    for version in (first["VersionId"], second["VersionId"]):
+        alice.delete_object(Bucket="vault", Key=beside, VersionId=version)
+    for name in ("smb.txt", "dav.txt", "sftp.txt"):
+        found = alice.list_object_versions(Bucket="vault", Prefix=f"{folder}/{name}")
+        for v in found["Versions"]:
+            alice.delete_object(Bucket="vault", Key=v["Key"], VersionId=v["VersionId"])
+    for m in alice.list_object_versions(Bucket="vault").get("DeleteMarkers", []):
+        alice.delete_object(Bucket="vault", Key=m["Key"], VersionId=m["VersionId"])
+    listed = alice.list_objects_v2(Bucket="vault")
+    assert [o["Key"] for o in listed["Contents"]] == [locked["key"]]
+    assert sorted(p.name for p in (vault["path"] / folder).iterdir()) == ["locked.bin"]
+    assert _sealed(vault["path"] / folder)
+    assert temp_files(vault["path"]) == []
+
+
+def test_a_folder_is_unsealed_when_its_last_lock_ends(
+    daemon: Daemon, vault: dict[str, Any], alice: Any, admin: Any
+) -> None:
+    keys = ["deep/a/one.bin", "deep/a/two.bin", "deep/b/three.bin"]
+    versions = {}
+    for key in keys:
+        put = alice.put_object(
+            Bucket="vault", Key=key, Body=key.encode(), ObjectLockLegalHoldStatus="ON"
+        )
+        versions[key] = put["VersionId"]
+    top = vault["path"]
+    assert _sealed(top / "deep") and _sealed(top / "deep/a") and _sealed(top / "deep/b")
+
+    def release(key: str) -> None:
+        admin.put_object_legal_hold(
+            Bucket="vault", Key=key, VersionId=versions[key], LegalHold={"Status": "OFF"}
+        )
+
+    release("deep/a/one.bin")  # deep/a still holds two.bin
+    assert _sealed(top / "deep/a") and _sealed(top / "deep")
+    release("deep/a/two.bin")
+    assert not _sealed(top / "deep/a") and _sealed(top / "deep")  # deep still holds b
+    release("deep/b/three.bin")
+    assert not _sealed(top / "deep/b") and not _sealed(top / "deep")
+    smb(daemon, "vault", 'rename "deep" "deeper"')  # an ordinary folder again
+    smb(daemon, "vault", 'rename "deeper" "deep"')
+    for key in keys:
+        alice.delete_object(Bucket="vault", Key=key, VersionId=versions[key])
+    assert not (top / "deep").exists()

@@ -173,19 +173,32 @@ def test_retention_expiry_lifts_the_attribute_in_the_share(
     admin: Any, locked_bucket: dict[str, Any]
 ) -> None:
     name, share = locked_bucket["name"], locked_bucket["path"]
-    admin.put_object(
-        Bucket=name,
-        Key="short",
-        Body=b"x",
-        ObjectLockMode="GOVERNANCE",
-        ObjectLockRetainUntilDate=_until(3),
-    )
-    assert _immutable(share / "short")
+    for key in ("short", "aging/soon/short"):
+        admin.put_object(
+            Bucket=name,
+            Key=key,
+            Body=b"x",
+            ObjectLockMode="GOVERNANCE",
+            ObjectLockRetainUntilDate=_until(3),
+        )
+        assert _immutable(share / key)
+    assert _sealed(share / "aging") and _sealed(share / "aging/soon")
     deadline = time.monotonic() + 15
-    while _immutable(share / "short") and time.monotonic() < deadline:
+    while _immutable(share / "aging/soon/short") and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not _immutable(share / "short")
+    assert not _immutable(share / "short") and not _immutable(share / "aging/soon/short")
+    # the folders above it held nothing else locked: ordinary folders again
+    assert not _sealed(share / "aging/soon") and not _sealed(share / "aging")
     (share / "short").write_bytes(b"changed over SMB")  # plain file again
+    (share / "aging").rename(share / "aged")
+
+
+def _sealed(path: Path) -> bool:
+    fd = os.open(path, attrs.OPEN_FLAGS)
+    try:
+        return attrs.append_only(fd)
+    finally:
+        os.close(fd)
 
 
 def test_governance_bypass_only_for_admins(
@@ -229,3 +242,31 @@ def test_governance_bypass_only_for_admins(
         admin.delete_object(Bucket=name, Key="gov", VersionId=vid, BypassGovernanceRetention=True)
     finally:
         alice.close()
+
+
+def test_a_start_seals_the_folders_of_locked_objects_again(
+    daemon: Daemon, admin: Any, locked_bucket: dict[str, Any]
+) -> None:
+    """The machine is the truth: a seal lifted behind the daemon's back (or a bucket locked
+    before seals existed) is set again when the daemon starts. Last in the module: it
+    restarts the daemon."""
+    name, share = locked_bucket["name"], locked_bucket["path"]
+    put = admin.put_object(
+        Bucket=name, Key="kept/safe.bin", Body=b"y", ObjectLockLegalHoldStatus="ON"
+    )
+    folder_fd = os.open(share / "kept", attrs.OPEN_FLAGS)
+    try:
+        attrs.set_append_only(folder_fd, False)
+    finally:
+        os.close(folder_fd)
+    assert not _sealed(share / "kept")
+    daemon.stop()
+    daemon.start()
+    deadline = time.monotonic() + 15
+    while not _sealed(share / "kept") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _sealed(share / "kept")
+    admin.put_object_legal_hold(
+        Bucket=name, Key="kept/safe.bin", VersionId=put["VersionId"], LegalHold={"Status": "OFF"}
+    )
+    assert not _sealed(share / "kept")

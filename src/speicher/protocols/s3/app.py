@@ -630,11 +630,18 @@ class _Context:
 
     def view(self, bucket: str) -> ShareView:
         try:
-            return self.app.files.open(self.user, bucket, PROTOCOL, self.address)
+            view = self.app.files.open(self.user, bucket, PROTOCOL, self.address)
         except FsError as exc:
             if exc.code == errno.ENOENT:  # no such share for this user, or S3 is off
                 raise S3Error("NoSuchBucket", "The specified bucket does not exist.") from None
             raise
+        try:
+            # a bucket with Object Lock has sealed folders (files/seals.py) that S3 may change
+            view.seals = bool(self.app.config.object_lock(bucket).get("enabled"))
+        except BaseException:
+            view.close()
+            raise
+        return view
 
     def head_bucket(self, bucket: str) -> None:
         self.view(bucket).close()

@@ -112,10 +112,22 @@ def unprotect(folder: InternalFolder, name: str) -> None:
 
 
 def protect_in_share(view: ShareView, path: str, meta: ObjectMeta) -> None:
-    """Set the immutable attribute of the current file when its version is locked."""
+    """Set the immutable attribute of the current file when its version is locked, and seal
+    the folders above it (files/seals.py)."""
     if active(meta):
-        view.set_immutable(path, True)
+        view.protect(path)
         note_extended(view, path[1:], meta.version_id or "null", meta)
+
+
+def settle_in_share(
+    view: ShareView, path: str, before: ObjectMeta, after: ObjectMeta | None
+) -> None:
+    """After the current file at ``path`` changed from version ``before`` to ``after``
+    (None: no current file now): where a lock left it, lift the seals above it that no other
+    lock needs."""
+    if active(before) and not (after is not None and active(after)):
+        with contextlib.suppress(FsError):
+            view.settle(path)
 
 
 @contextlib.contextmanager

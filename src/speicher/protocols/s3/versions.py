@@ -39,7 +39,7 @@ from xml.sax.saxutils import escape
 from defusedxml import ElementTree as SafeXml
 
 from speicher.errors import Forbidden, SpeicherError
-from speicher.files import Entry, FsError, InternalFolder, ReadFile, ShareView, Upload
+from speicher.files import Entry, FsError, InternalFolder, ReadFile, ShareView, Upload, seals
 from speicher.hooks import POOL_DESTROYING, SHARE_DELETING, Hooks
 from speicher.protocols.s3 import app as s3app
 from speicher.protocols.s3 import locks
@@ -278,6 +278,8 @@ def commit(upload: Upload, meta: ObjectMeta, state: str, key: str) -> Entry:
         if state != ENABLED:
             _remove(folder, NULL)
         locks.protect_in_share(view, path, meta)
+        if current is not None:
+            locks.settle_in_share(view, path, current.meta, meta)
         return entry
 
 
@@ -310,6 +312,7 @@ def delete(view: ShareView, key: str, state: str, version: str | None, bypass: b
                     view.move_out(path, folder, current.id)
                 locks.protect(folder, current.id, current.meta)
             _remove_empty_parents(view, path)
+            locks.settle_in_share(view, path, current.meta, None)
         marker_id = new_id() if state == ENABLED else NULL
         if marker_id == NULL:
             _remove(folder, NULL)
@@ -340,6 +343,7 @@ def _delete_version(view: ShareView, key: str, version: str, bypass: bool) -> De
                 _promote(view, folder, key)
             if _current(view, key) is None:
                 _remove_empty_parents(view, path)
+            locks.settle_in_share(view, path, current.meta, None)
             return Deleted(version, False)
         if folder is None:
             return Deleted(version, False)
@@ -697,6 +701,7 @@ def _rewrite(
         with locks.lifted_in_share(view, path, chosen.meta):
             view.set_meta(path, META_NAME, meta.dump(), emit=False)
         locks.protect_in_share(view, path, meta)
+        locks.settle_in_share(view, path, chosen.meta, meta)
         return
     if folder is None:
         raise S3Error("NoSuchVersion", "The specified version does not exist.", 404)
@@ -715,13 +720,17 @@ def expire_one(files: ShareFS, top: Path, key: str, version: str, now_ns: int) -
         root = beneath.open_root(top)
         try:
             dir_fd = beneath.open_dir(root, parent) if parent else os.dup(root)
-        finally:
-            os.close(root)
-        try:
-            if _lift_if_over(dir_fd, name, version, now_ns, in_share=True):
+            try:
+                lifted = _lift_if_over(dir_fd, name, version, now_ns, in_share=True)
+            finally:
+                os.close(dir_fd)
+            if lifted:
+                if parent:  # the folders above it need no seal for it any more
+                    with contextlib.suppress(OSError):
+                        seals.settle(root, tuple(parent.split("/")))
                 return True
         finally:
-            os.close(dir_fd)
+            os.close(root)
     folder = files.internal_of(top, *VERSIONS, _folder_name(key))
     if folder is None:
         return False
@@ -775,6 +784,47 @@ def expire(files: ShareFS, top: Path, now_ns: int | None = None) -> int:
             with contextlib.suppress(FsError):
                 notes.remove(name)
     return lifted_count
+
+
+def reseal(files: ShareFS, top: Path) -> int:
+    """Seal the folders above every current file of the share at ``top`` that is locked
+    (at start: a share locked before seals existed, or a seal lifted by hand); how many
+    files' folders were sealed."""
+    notes = files.internal_of(top, *locks.LOCKS)
+    if notes is None:
+        return 0
+    now = time.time_ns()
+    wanted: set[str] = set()
+    with notes:
+        for name in notes.names():
+            stamp = name.split("-", 1)[0]
+            if not stamp.isdigit() or int(stamp) <= now:
+                continue
+            with contextlib.suppress(FsError, ValueError, KeyError, TypeError):
+                key = str(json.loads(notes.read(name))["key"])
+                if "/" in key:
+                    wanted.add(key)
+    sealed = 0
+    root = beneath.open_root(top)
+    try:
+        for key in sorted(wanted):
+            with contextlib.suppress(OSError, S3Error):
+                parts = tuple(key_path(key)[0][1:].split("/"))
+                dir_fd = beneath.open_dir(root, "/".join(parts[:-1]))
+                try:
+                    fd = os.open(parts[-1], attrs.OPEN_FLAGS, dir_fd=dir_fd)
+                finally:
+                    os.close(dir_fd)
+                try:
+                    locked = attrs.immutable(fd)
+                finally:
+                    os.close(fd)
+                if locked:
+                    seals.seal_above(root, parts)
+                    sealed += 1
+    finally:
+        os.close(root)
+    return sealed
 
 
 def locked_count(files: ShareFS, top: Path) -> int:
