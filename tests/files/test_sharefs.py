@@ -19,7 +19,7 @@ from speicher.config import Settings
 from speicher.db import Database
 from speicher.files import FileEvent, FsError, ShareFS
 from speicher.files.paths import UPLOAD_PREFIX
-from speicher.system import acl
+from speicher.system import acl, attrs
 from speicher_testing import Daemon
 
 pytestmark = pytest.mark.system
@@ -290,3 +290,59 @@ def test_versions_come_from_the_snapshots_a_page_at_a_time(daemon: Daemon, fs: S
     finally:
         for name in states:  # ours only: the module's real snapshots stay
             shutil.rmtree(snaps / name, ignore_errors=True)
+
+
+def _sealed(path: Path) -> bool:
+    fd = os.open(path, attrs.OPEN_FLAGS)
+    try:
+        return attrs.append_only(fd)
+    finally:
+        os.close(fd)
+
+
+def test_sealed_folders_above_a_locked_file(daemon: Daemon, fs: ShareFS) -> None:
+    """``protect`` locks a file in place and seals the folders above it; other views can add
+    files there (no temp name left) but neither replace, remove nor rename anything; a view
+    that ``seals`` (S3 with Object Lock) changes the unlocked files; ``settle`` unseals."""
+    top = team(daemon)
+    with fs.open("alice", "team", "test") as view:
+        view.mkdir("vault")
+        view.mkdir("vault/inner")
+        view.write("vault/inner/locked.bin", [b"keep"])
+        view.write("vault/inner/other.bin", [b"other"])
+        view.protect("vault/inner/locked.bin")
+        assert _sealed(top / "vault") and _sealed(top / "vault/inner")
+        for change in (
+            lambda: view.rename("vault", "moved"),
+            lambda: view.rename("vault/inner", "vault/moved"),
+            lambda: view.delete("vault/inner/other.bin"),
+            lambda: view.write("vault/inner/other.bin", [b"replaced"]),
+        ):
+            with pytest.raises(FsError) as exc:
+                change()
+            assert exc.value.code == errno.EPERM
+        view.write("vault/inner/new.bin", [b"new"])  # an unnamed file, linked in
+        assert (top / "vault/inner/new.bin").read_bytes() == b"new"
+        assert not [p for p in (top / "vault/inner").iterdir() if p.name.startswith(UPLOAD_PREFIX)]
+    with fs.open("alice", "team", "test") as s3:
+        s3.seals = True
+        s3.write("vault/inner/other.bin", [b"replaced by S3"])
+        s3.delete("vault/inner/new.bin")
+        assert (top / "vault/inner/other.bin").read_bytes() == b"replaced by S3"
+        assert _sealed(top / "vault/inner")  # set again after each change
+        # a crash's temp file in a sealed folder is still removed at start
+        fd = os.open(top / "vault/inner", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            attrs.set_append_only(fd, False)
+            (top / "vault/inner" / f"{UPLOAD_PREFIX}torn").write_bytes(b"torn")
+            attrs.set_append_only(fd, True)
+        finally:
+            os.close(fd)
+        assert fs.remove_leftovers(top) == 1
+        s3.settle("vault/inner/locked.bin")  # still locked: nothing to lift
+        assert _sealed(top / "vault/inner")
+        s3.set_immutable("vault/inner/locked.bin", False)
+        s3.settle("vault/inner/locked.bin")
+        assert not _sealed(top / "vault/inner") and not _sealed(top / "vault")
+    with fs.open("alice", "team", "test") as view:
+        assert view.delete_tree("vault") == []
