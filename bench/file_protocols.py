@@ -214,6 +214,23 @@ def drop_caches() -> None:
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
+def settle(timeout: float = 180) -> float:
+    """Wait until the pools have written everything and discarded what was deleted (btrfs's
+    ``discard=async``, on loop devices a hole punched into the image file, which the host's
+    file system discards in turn): a write timed right after a big deletion competes with
+    those discards and measured a third to a half slower here. How long it took."""
+    start = time.monotonic()
+    os.sync()
+    counters = list(Path("/sys/fs/btrfs").glob("*/discard/discardable_bytes"))
+    while time.monotonic() - start < timeout:
+        if not any(int(c.read_text() or 0) for c in counters if c.exists()):
+            break
+        time.sleep(0.2)
+    os.sync()
+    time.sleep(1)
+    return time.monotonic() - start
+
+
 # -- the servers -----------------------------------------------------------------------------------
 
 

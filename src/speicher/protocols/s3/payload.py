@@ -48,17 +48,27 @@ class Payload:
     async def pieces(self, receive: Receive) -> AsyncIterator[bytes]:
         """The body as it came, in pieces of up to ``BATCH`` bytes (give each to
         :meth:`decode` in the worker thread)."""
-        buffer = bytearray()
+        async for batch in self.batches(receive):
+            yield batch[0] if len(batch) == 1 else b"".join(batch)
+
+    async def batches(self, receive: Receive) -> AsyncIterator[list[bytes]]:
+        """The body as it came, in lists of the server's pieces, ``BATCH`` bytes or more
+        each but the last: never joined, so a large body is not copied once more into
+        fresh memory (a write takes the list whole, ``writev``)."""
+        batch: list[bytes] = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise S3Error("IncompleteBody", "The client went away before the body ended.")
-            buffer += message.get("body", b"")
+            body = message.get("body", b"")
+            if body:
+                batch.append(body)
+                size += len(body)
             more = bool(message.get("more_body", False))
-            if len(buffer) >= BATCH or (buffer and not more):
-                piece = bytes(buffer)
-                buffer.clear()
-                yield piece
+            if size >= BATCH or (batch and not more):
+                yield batch
+                batch, size = [], 0
             if not more:
                 return
 
@@ -100,7 +110,7 @@ class Sink(Protocol):
 
     size: int
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes | list[bytes]) -> None: ...
 
 
 class Checksum(Protocol):
@@ -133,28 +143,36 @@ class Writer:
         self.too_large = too_large
         self.md5 = hashlib.md5(usedforsecurity=False)
 
-    def piece(self, piece: bytes) -> None:
+    def piece(self, piece: bytes | list[bytes]) -> None:
+        """One piece of the body, or a list of them (:meth:`Payload.batches`)."""
         plain = self.body.decoder is None  # the piece is the payload as it is
-        data = piece if plain else self.body.decode(piece)
-        if self.hashers is None or len(data) < PARALLEL_HASH:
+        data: list[bytes]
+        if plain:
+            data = piece if isinstance(piece, list) else [piece]
+        else:
+            joined = piece if isinstance(piece, bytes) else b"".join(piece)
+            data = [self.body.decode(joined)]
+        size = sum(len(d) for d in data)
+        if self.hashers is None or size < PARALLEL_HASH:
             self._hash(data, plain)
-            if data:
-                self.sink.write(data)
+            if size:
+                self.sink.write(data if len(data) > 1 else data[0])
         else:
             hashing = self.hashers.submit(self._hash, data, plain)
             try:
-                self.sink.write(data)
+                self.sink.write(data if len(data) > 1 else data[0])
             finally:
                 hashing.result()
         if self.limit is not None and self.sink.size > self.limit:
             raise self.too_large or S3Error("EntityTooLarge", "The body is too large.")
 
-    def _hash(self, data: bytes, plain: bool) -> None:
-        if plain:
-            self.body.decode(data)  # the payload's SHA-256 and the count of bytes received
-        self.md5.update(data)
-        if self.wanted is not None:
-            self.wanted.update(data)
+    def _hash(self, data: list[bytes], plain: bool) -> None:
+        for chunk in data:
+            if plain:
+                self.body.decode(chunk)  # the payload's SHA-256 and the count of bytes received
+            self.md5.update(chunk)
+            if self.wanted is not None:
+                self.wanted.update(chunk)
 
     async def stream(self, receive: Receive, run: Callable[..., Awaitable[Any]]) -> None:
         """The whole body, piece by piece through ``run`` (a worker thread): while one piece
@@ -162,10 +180,10 @@ class Writer:
         piece in flight, so the caller may discard the sink at once."""
         pending: asyncio.Future[Any] | None = None
         try:
-            async for piece in self.body.pieces(receive):
+            async for batch in self.body.batches(receive):
                 if pending is not None:
                     await pending
-                pending = asyncio.ensure_future(run(self.piece, piece))
+                pending = asyncio.ensure_future(run(self.piece, batch))
             if pending is not None:
                 await pending
                 pending = None
