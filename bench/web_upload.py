@@ -29,7 +29,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "web"))
 
+from web_helpers import put_piece
 from web_pages import session
 
 from speicher_testing import Daemon
@@ -60,16 +62,7 @@ def session_with_csrf(daemon: Daemon) -> tuple[httpx.Client, str]:
 
 
 def put(client: httpx.Client, csrf: str, offset: int, total: int, body: bytes) -> httpx.Response:
-    return client.put(
-        "/files/docs/big.bin",
-        content=body,
-        headers={
-            "X-CSRF-Token": csrf,
-            "X-Upload-Id": UPLOAD,
-            "X-Upload-Offset": str(offset),
-            "X-Upload-Total": str(total),
-        },
-    )
+    return put_piece(client, csrf, "/files/docs/big.bin", UPLOAD, offset, total, body)
 
 
 def cut_piece(daemon: Daemon, client: httpx.Client, csrf: str, offset: int, total: int,

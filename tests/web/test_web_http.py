@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from web_helpers import browser, csrf_of, field, log_in, logged_in
+from web_helpers import browser, csrf_of, field, log_in, logged_in, put_piece
 
 from speicher.files.paths import UPLOAD_PREFIX
 from speicher_testing import ADMIN_PASSWORD, Daemon
@@ -41,21 +41,6 @@ def world(daemon: Daemon) -> dict[str, Any]:
 @pytest.fixture
 def alice(daemon: Daemon, world: dict[str, Any]) -> httpx.Client:
     return logged_in(daemon, "alice", password("alice"))
-
-
-def put_piece(
-    client: httpx.Client, csrf: str, path: str, upload: str, offset: int, total: int, body: bytes
-) -> httpx.Response:
-    return client.put(
-        path,
-        content=body,
-        headers={
-            "X-CSRF-Token": csrf,
-            "X-Upload-Id": upload,
-            "X-Upload-Offset": str(offset),
-            "X-Upload-Total": str(total),
-        },
-    )
 
 
 def test_plain_http_redirects_and_pages_carry_strict_headers(

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import web_helpers
 from sqlalchemy import update
 from web_helpers import browser, csrf_of, field, log_in, logged_in
 
@@ -252,16 +253,7 @@ def put_piece(
     client: httpx.Client, token: str, name: str, form: str, upload: str, offset: int,
     total: int, body: bytes,
 ) -> httpx.Response:  # fmt: skip
-    return client.put(
-        f"/s/{token}/{name}",
-        content=body,
-        headers={
-            "X-CSRF-Token": form,
-            "X-Upload-Id": upload,
-            "X-Upload-Offset": str(offset),
-            "X-Upload-Total": str(total),
-        },
-    )
+    return web_helpers.put_piece(client, form, f"/s/{token}/{name}", upload, offset, total, body)
 
 
 def test_an_upload_link_with_a_size_limit(

@@ -59,3 +59,19 @@ def logged_in(daemon: Daemon, user: str, password: str, lang: str = "en") -> htt
     answer = log_in(client, user, password)
     assert answer.status_code == 303, answer.text
     return client
+
+
+def put_piece(
+    client: httpx.Client, csrf: str, path: str, upload: str, offset: int, total: int, body: bytes
+) -> httpx.Response:
+    """One piece of a resumable file-manager upload (the X-Upload-* headers)."""
+    return client.put(
+        path,
+        content=body,
+        headers={
+            "X-CSRF-Token": csrf,
+            "X-Upload-Id": upload,
+            "X-Upload-Offset": str(offset),
+            "X-Upload-Total": str(total),
+        },
+    )

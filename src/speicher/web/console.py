@@ -46,6 +46,8 @@ EVENTS_PAGE = 50
 EVENTS_READ = 2000  # the newest events a filter looks through
 LEVELS = ("info", "warning", "error")
 SHARES_PAGE = 25  # shares per page of the console (each with its forms)
+# what a snapshot schedule keeps, in the forms that make and change one
+KEEP_FIELDS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly")
 
 
 class Console:
@@ -476,9 +478,8 @@ class Console:
     def _create_policy(self, form: dict[str, Any], errors: Errors) -> str | None:
         share = text(form, "share")
         data: dict[str, Any] = {"name": text(form, "name"), "schedule": text(form, "schedule")}
-        for field in ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly"):
+        for field in (*KEEP_FIELDS, "lock_days"):
             data[field] = text(form, field) or "0"
-        data["lock_days"] = text(form, "lock_days") or "0"
         self._do(PolicyCreate, data, errors, lambda r: self.services.policies.create(share, r))
         return "policy"
 
@@ -487,15 +488,7 @@ class Console:
         empty keeps its value."""
         share, name = text(form, "share"), text(form, "name")
         data: dict[str, Any] = {"enabled": checked(form, "enabled")}
-        for field in (
-            "schedule",
-            "keep_last",
-            "keep_hourly",
-            "keep_daily",
-            "keep_weekly",
-            "keep_monthly",
-            "lock_days",
-        ):
+        for field in ("schedule", *KEEP_FIELDS, "lock_days"):
             if text(form, field):
                 data[field] = text(form, field)
         update = self.services.policies.update
