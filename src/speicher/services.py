@@ -12,6 +12,7 @@ from speicher.access import (
     TokenService,
     UserService,
 )
+from speicher.access.s3keys import Sealer
 from speicher.access.totp import TotpService
 from speicher.config import Settings
 from speicher.db import Database
@@ -26,6 +27,7 @@ from speicher.protection.restore import RestoreService
 from speicher.protocols.s3 import versions as s3versions
 from speicher.protocols.sftp import SftpService
 from speicher.protocols.smb import SmbService
+from speicher.replication.pairing import Pairings, Targets
 from speicher.storage import DiskService, PoolService, ShareService
 
 
@@ -53,6 +55,8 @@ class Services:
     alerts: AlertService
     smb: SmbService
     preferences: PreferencesService
+    pairings: Pairings
+    targets: Targets
     files: ShareFS
     sftp: SftpService
     hooks: Hooks
@@ -90,6 +94,8 @@ class Services:
             alerts=AlertService(db, events),
             smb=SmbService(settings, db, events, hooks, users),
             preferences=PreferencesService(db, events),
+            pairings=Pairings(db, events),
+            targets=Targets(db, events, Sealer(settings.state_dir)),
             files=files,
             sftp=SftpService(settings, db, events, users, files, hooks, keys),
             hooks=hooks,

@@ -14,8 +14,18 @@ from speicher import __version__
 from speicher.api import problems
 from speicher.api.auth import AuthMiddleware, PasswordLogins, principal
 from speicher.api.cache import FastListings, ListingCache
-from speicher.api.routes import access, alerts, health, protection, protocols, storage, system
+from speicher.api.routes import (
+    access,
+    alerts,
+    health,
+    protection,
+    protocols,
+    replication,
+    storage,
+    system,
+)
 from speicher.protocols.webdav.app import DavApp, is_dav
+from speicher.replication.pairing import PEER_PREFIX
 from speicher.services import Services
 from speicher.tls import CertificateStore
 from speicher.web.app import WebApp, is_web
@@ -118,11 +128,15 @@ def create_app(services: Services, certificates: CertificateStore | None = None)
         health.router,
         alerts.router,
         system.router,
+        replication.router,
     )
     for router in routers:
         app.include_router(
             router, prefix=PREFIX, dependencies=auth, responses=problems.PROBLEM_RESPONSES
         )
+    app.include_router(
+        replication.peer_router, prefix=PEER_PREFIX, responses=problems.PROBLEM_RESPONSES
+    )
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

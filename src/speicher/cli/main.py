@@ -19,6 +19,7 @@ from speicher.cli.certificate import system_app
 from speicher.cli.client import CliError
 from speicher.cli.context import State
 from speicher.cli.protection import policy_app, snapshot_app
+from speicher.cli.replication import replication_app
 from speicher.cli.sftp import sftp_app
 from speicher.cli.smb import smb_app
 from speicher.cli.storage import disk_app, pool_app, share_app
@@ -47,6 +48,7 @@ for sub, name in (
     (policy_app, "policy"),
     (alert_app, "alert"),
     (system_app, "system"),
+    (replication_app, "replication"),
 ):
     app.add_typer(sub, name=name)
 

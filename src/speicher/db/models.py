@@ -484,3 +484,37 @@ class AlertState(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     since: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ReplicationPairing(Base):
+    """On a target: a source box that may send replicas here (docs/replication.md). It
+    waits with a one-time code (``code_digest``, until ``expires_at``) and, once paired,
+    holds the digest of the credential the source sends with every stream; that credential
+    can only receive into ``<pool>/.replicas/<name>/``."""
+
+    __tablename__ = "replication_pairings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id"))
+    code_digest: Mapped[str] = mapped_column(String(64), default="")
+    credential_digest: Mapped[str] = mapped_column(String(64), default="")
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    paired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    source: Mapped[str] = mapped_column(String(255), default="")  # what the source called itself
+
+
+class ReplicationTarget(Base):
+    """On a source: a box replicas go to, its certificate pinned at pairing and the
+    credential it gave us kept sealed (it must be sent, so it cannot be hashed)."""
+
+    __tablename__ = "replication_targets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    fingerprint: Mapped[str] = mapped_column(String(95))
+    credential_sealed: Mapped[str] = mapped_column(Text)
+    remote_name: Mapped[str] = mapped_column(String(64))  # our pairing's name over there
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
