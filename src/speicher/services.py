@@ -28,6 +28,7 @@ from speicher.protocols.s3 import versions as s3versions
 from speicher.protocols.sftp import SftpService
 from speicher.protocols.smb import SmbService
 from speicher.replication.pairing import Pairings, Targets
+from speicher.replication.transfer import Replicator
 from speicher.storage import DiskService, PoolService, ShareService
 
 
@@ -57,6 +58,7 @@ class Services:
     preferences: PreferencesService
     pairings: Pairings
     targets: Targets
+    replicator: Replicator
     files: ShareFS
     sftp: SftpService
     hooks: Hooks
@@ -76,6 +78,7 @@ class Services:
         files = ShareFS(settings, db, usage=shares.used)
         s3versions.register_vetoes(hooks, shares, files)  # no share deleted while S3 locks last
         keys = KeyService(db, events)
+        targets = Targets(db, events, Sealer(settings.state_dir))
         return cls(
             settings=settings,
             db=db,
@@ -95,7 +98,8 @@ class Services:
             smb=SmbService(settings, db, events, hooks, users),
             preferences=PreferencesService(db, events),
             pairings=Pairings(db, events),
-            targets=Targets(db, events, Sealer(settings.state_dir)),
+            targets=targets,
+            replicator=Replicator(settings, events, jobs, shares, snapshots, targets),
             files=files,
             sftp=SftpService(settings, db, events, users, files, hooks, keys),
             hooks=hooks,

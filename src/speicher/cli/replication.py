@@ -9,7 +9,7 @@ import typer
 
 from speicher.cli.context import client
 from speicher.cli.output import console, details, print_json, table
-from speicher.cli.storage import JsonOpt
+from speicher.cli.storage import JsonOpt, NoWaitOpt, run_job
 
 replication_app = typer.Typer(
     help="Replication of shares to another Speicher box.", no_args_is_help=True
@@ -98,3 +98,22 @@ def target_delete(ctx: typer.Context, name: str) -> None:
     """Forget a target."""
     client(ctx).delete(f"/replication/targets/{quote(name, safe='')}")
     console.print(f"replication target {name} deleted")
+
+
+@replication_app.command("send")
+def send(
+    ctx: typer.Context,
+    share: str,
+    target: Annotated[str, typer.Option("--target", help="The target to send to.")],
+    snapshot: Annotated[
+        str | None, typer.Option("--snapshot", help="Which snapshot (default: the newest).")
+    ] = None,
+    no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a share's snapshot now: incremental against the newest one the target holds."""
+    job = client(ctx).post(
+        f"/replication/targets/{quote(target, safe='')}/send",
+        {"share": share, "snapshot": snapshot},
+    )
+    run_job(ctx, job, no_wait, as_json)

@@ -515,6 +515,7 @@ class ReplicationTarget(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     url: Mapped[str] = mapped_column(String(2048))
     fingerprint: Mapped[str] = mapped_column(String(95))
+    certificate: Mapped[str] = mapped_column(Text)  # PEM: the one certificate trusted for it
     credential_sealed: Mapped[str] = mapped_column(Text)
     remote_name: Mapped[str] = mapped_column(String(64))  # our pairing's name over there
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -21,6 +21,7 @@ import os
 import secrets
 import socket
 import ssl
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -240,6 +241,22 @@ class TargetInfo(BaseModel):
     created_at: dt.datetime
 
 
+@dataclass(frozen=True)
+class Connection:
+    name: str
+    url: str
+    der: bytes  # the target's certificate, the only one trusted
+    credential: str
+
+    def client(self, timeout: httpx.Timeout | float = TIMEOUT) -> httpx.Client:
+        return httpx.Client(
+            base_url=f"{self.url}{PEER_PREFIX}",
+            verify=pinned_context(self.der),
+            headers={"Authorization": f"Bearer {self.credential}"},
+            timeout=timeout,
+        )
+
+
 def _handshake(host: str, port: int) -> bytes:
     """The certificate the server at host:port shows (DER), trusting nothing yet."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -313,6 +330,7 @@ class Targets:
                     name=req.name,
                     url=url,
                     fingerprint=seen,
+                    certificate=ssl.DER_cert_to_PEM_cert(der),
                     credential_sealed=self.sealer.seal(paired.credential),
                     remote_name=paired.name,
                 )
@@ -325,6 +343,21 @@ class Targets:
             "info", "replication.target_added", req.name, f"replication target {req.name} at {url}"
         )
         return info
+
+    def connection(self, name: str) -> Connection:
+        """How to reach target ``name``: its URL, the certificate to trust, the credential."""
+        with self.db.session() as s:
+            row = s.scalars(select(ReplicationTarget).where(ReplicationTarget.name == name)).first()
+            if row is None:
+                raise NotFound(f"no replication target named '{name}'")
+            url, pem, sealed = row.url, row.certificate, row.credential_sealed
+        credential = self.sealer.open(sealed)
+        if credential is None:
+            raise SpeicherError(
+                f"the credential for {name} cannot be opened (the state directory's "
+                "s3/seal.key is not the one it was sealed with); pair again"
+            )
+        return Connection(name, url, ssl.PEM_cert_to_DER_cert(pem), credential)
 
     def list(self) -> list[TargetInfo]:
         with self.db.session() as s:

@@ -126,6 +126,7 @@ class Receiver:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr_path = self.staging.with_name(self.staging.name + ".log")
         self.received: Path | None = None
+        self.received_bytes = 0
         # pieces are written into btrfs receive by a thread of their own, so the caller's
         # reading and hashing of the next piece overlaps the write (both let go of the GIL)
         self._pieces: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
@@ -198,6 +199,7 @@ class Receiver:
             raise StreamError(f"{name} is already there")
         os.rename(self.staging, folder)  # the folder is plain: it may move
         self.received = folder / name
+        self.received_bytes = self._count
         with contextlib.suppress(FileNotFoundError):
             self._stderr_path.unlink()
         return self.received

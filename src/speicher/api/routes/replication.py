@@ -12,15 +12,21 @@ from anyio import to_thread
 from fastapi import APIRouter, Request
 
 from speicher.api.deps import ServicesDep
+from speicher.errors import Conflict, Unauthorized
+from speicher.jobs import JobInfo
 from speicher.replication.pairing import (
     PairAnswer,
     PairingCreate,
     PairingCreated,
     PairingInfo,
     PairRequest,
+    Peer,
     TargetCreate,
     TargetInfo,
 )
+from speicher.replication.stream import Receiver, StreamError, Unframer
+from speicher.replication.transfer import ReceiveFailed, SendRequest, replica_names, replicas_of
+from speicher.services import Services
 from speicher.tls import CertificateStore
 from speicher.validation import Name
 
@@ -73,3 +79,71 @@ def delete_target(name: Name, services: ServicesDep) -> None:
 @peer_router.post("/pair", tags=TAGS, summary="A source pairs (called by another Speicher)")
 def pair(req: PairRequest, services: ServicesDep) -> PairAnswer:
     return services.pairings.pair(req)
+
+
+@router.post(
+    "/replication/targets/{name}/send",
+    tags=TAGS,
+    status_code=202,
+    summary="Send a share's snapshot to a target (job)",
+)
+def send(name: Name, req: SendRequest, services: ServicesDep) -> JobInfo:
+    """The newest snapshot (or the one named), incremental against the newest one the
+    target holds, full when it holds none."""
+    return services.replicator.start(name, req)
+
+
+# -- what another Speicher calls -------------------------------------------------------------
+
+PIECE = 1024 * 1024
+
+
+async def _peer(request: Request, services: Services) -> Peer:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        peer = await to_thread.run_sync(services.pairings.peer, value.strip())
+        if peer is not None:
+            return peer
+    raise Unauthorized("send the credential this box gave at pairing")
+
+
+@peer_router.get("/replicas/{share}", tags=TAGS, summary="The replicas of a share held here")
+async def replicas(share: str, request: Request, services: ServicesDep) -> list[str]:
+    peer = await _peer(request, services)
+    return replica_names(replicas_of(services.settings, peer, share))
+
+
+@peer_router.put("/replicas/{share}", tags=TAGS, summary="Receive a snapshot stream")
+async def receive(share: str, request: Request, services: ServicesDep) -> dict[str, object]:
+    """A framed ``btrfs send`` stream (stream.framed); kept only when it arrived whole."""
+    peer = await _peer(request, services)
+    folder = replicas_of(services.settings, peer, share)
+    receiver = Receiver(folder)
+    await to_thread.run_sync(receiver.__enter__)
+    unframer = Unframer(receiver)
+    try:
+        batch: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            batch.append(chunk)
+            size += len(chunk)
+            if size >= PIECE:
+                await to_thread.run_sync(unframer.feed, b"".join(batch))
+                batch, size = [], 0
+        if batch:
+            await to_thread.run_sync(unframer.feed, b"".join(batch))
+        made = await to_thread.run_sync(unframer.finish)
+    except StreamError as exc:
+        await to_thread.run_sync(receiver.abort)
+        error = Conflict if "already there" in str(exc) else ReceiveFailed
+        raise error(str(exc)) from None
+    except BaseException:  # a client gone (ClientDisconnect), a cancel: nothing half-made stays
+        await to_thread.run_sync(receiver.abort)
+        raise
+    services.events.record(
+        "info",
+        "replication.received",
+        share,
+        f"replica {made.name} of share {share} received from {peer.name}",
+    )
+    return {"name": made.name, "bytes": receiver.received_bytes}

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("url", sa.String(length=2048), nullable=False),
         sa.Column("fingerprint", sa.String(length=95), nullable=False),
+        sa.Column("certificate", sa.Text(), nullable=False),
         sa.Column("credential_sealed", sa.Text(), nullable=False),
         sa.Column("remote_name", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

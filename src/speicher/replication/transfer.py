@@ -1,0 +1,211 @@
+"""Sending a share's snapshot to a paired target, and receiving it there (docs/replication.md).
+
+On the target, a pairing's replicas live in ``<pool>/.replicas/<pairing>/<share>/`` (root
+only), each ``<name>/<name>`` (stream.Receiver says why). The source asks which replicas the
+target has, sends the newest snapshot incrementally against the newest one both hold (full
+when there is none), and the target keeps it only when the stream arrived whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+from pydantic import BaseModel, Field
+
+from speicher import names
+from speicher.config import Settings
+from speicher.errors import Conflict, InvalidInput, NotFound, SpeicherError
+from speicher.events import EventService
+from speicher.jobs import JobInfo, JobService
+from speicher.jobs.service import Progress
+from speicher.protection import SnapshotService
+from speicher.replication.pairing import Connection, Peer, Targets, Unreachable
+from speicher.replication.stream import (
+    INCOMING,
+    Sender,
+    StreamError,
+    framed,
+    remove_incoming,
+)
+from speicher.storage import ShareService
+from speicher.storage.shares import snapshots_dir
+from speicher.system import btrfs
+from speicher.validation import Name, Request
+
+REPLICAS = ".replicas"
+_SNAPSHOT = re.compile(r"@GMT-\d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}")
+
+
+class ReceiveFailed(SpeicherError):
+    status = 422
+    exit_code = 2
+    title = "Stream refused"
+
+
+# -- the target ----------------------------------------------------------------------------
+
+
+def replicas_of(settings: Settings, peer: Peer, share: str) -> Path:
+    """Where ``peer``'s replicas of ``share`` live (the name checked: no way out)."""
+    if reason := names.share_name(share):
+        raise InvalidInput(field="share", reason=reason)
+    top = settings.mount_root / peer.pool / REPLICAS
+    top.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(top, 0o700)  # replicas are for root: nobody browses another site's copies
+    return top / peer.name / share
+
+
+def replica_names(folder: Path) -> list[str]:
+    """The complete replicas in ``folder``, oldest first."""
+    try:
+        entries = sorted(folder.iterdir())
+    except FileNotFoundError:
+        return []
+    return [
+        e.name for e in entries if _SNAPSHOT.fullmatch(e.name) and btrfs.is_subvolume(e / e.name)
+    ]
+
+
+def clean_incoming(settings: Settings) -> list[str]:
+    """At start: remove what interrupted streams left in every replica folder."""
+    removed: list[str] = []
+    for top in settings.mount_root.glob(f"*/{REPLICAS}/*/*"):
+        if top.is_dir() and not top.is_symlink():
+            removed += remove_incoming(top)
+    return removed
+
+
+# -- the source ----------------------------------------------------------------------------
+
+
+class SendRequest(Request):
+    share: Name = Field(max_length=64, description="The share whose snapshot goes.")
+    snapshot: str | None = Field(
+        None, max_length=32, description="Which snapshot (`@GMT-...`); the newest if omitted."
+    )
+
+
+class SendResult(BaseModel):
+    name: str
+    parent: str | None
+    bytes: int
+
+
+class Replicator:
+    def __init__(
+        self,
+        settings: Settings,
+        events: EventService,
+        jobs: JobService,
+        shares: ShareService,
+        snapshots: SnapshotService,
+        targets: Targets,
+    ) -> None:
+        self.settings = settings
+        self.events = events
+        self.jobs = jobs
+        self.shares = shares
+        self.snapshots = snapshots
+        self.targets = targets
+
+    def start(self, target: str, req: SendRequest) -> JobInfo:
+        """Check what can be checked here, then send in a job (percent of an estimate)."""
+        self.targets.connection(target)  # NotFound for an unknown target
+        local = [s.name for s in self.snapshots.list(req.share)]
+        if not local:
+            raise Conflict(f"share '{req.share}' has no snapshot to send", "share")
+        chosen = req.snapshot or local[-1]
+        if chosen not in local:
+            raise NotFound(f"share '{req.share}' has no snapshot {chosen}")
+        return self.jobs.start(
+            "replication.send",
+            f"{req.share} to {target}",
+            lambda progress: self._send(target, req.share, chosen, local, progress),
+            "asking the target what it holds",
+        )
+
+    def _send(
+        self, target: str, share: str, chosen: str, local: list[str], progress: Progress
+    ) -> str:
+        link = self.targets.connection(target)
+        info = self.shares.get(share)
+        folder = snapshots_dir(self.settings, info.pool, share)
+        try:
+            with link.client() as http:
+                remote = _answer(http.get(f"/replicas/{share}"), link.url)
+        except httpx.HTTPError as exc:
+            raise Unreachable(f"{link.url} did not answer ({exc})") from None
+        if not isinstance(remote, list):
+            raise Unreachable(f"{link.url} answered the list of replicas with something else")
+        if chosen in remote:
+            return f"{chosen} is on {target} already"
+        older = [n for n in local if n < chosen and n in remote]
+        parent = older[-1] if older else None
+        # a full stream is about the share's size; an increment is not known before: then the
+        # bar counts up to that size and says the bytes
+        estimate = max(1, info.used if parent is None else 0)
+        sent = self._stream(link, share, folder / chosen, folder / parent if parent else None,
+                            estimate, progress)  # fmt: skip
+        how = f"incremental from {parent}" if parent else "full"
+        self.events.record(
+            "info",
+            "replication.sent",
+            share,
+            f"snapshot {chosen} of share {share} sent to {target} ({how}, {sent:,} bytes)",
+        )
+        return f"sent {chosen} to {target}: {how}, {sent:,} bytes"
+
+    def _stream(
+        self,
+        link: Connection,
+        share: str,
+        snapshot: Path,
+        parent: Path | None,
+        estimate: int,
+        progress: Progress,
+    ) -> int:
+        sender = Sender(snapshot, parent)
+        count = 0
+
+        def body() -> Iterator[bytes]:
+            nonlocal count
+            for piece in framed(sender):
+                count += len(piece)
+                if estimate > 1:
+                    progress(min(99.0, 100.0 * count / estimate), "sending")
+                else:
+                    progress(0.0, f"sending: {count:,} bytes")
+                yield piece
+
+        timeout = httpx.Timeout(60.0, write=None)
+        try:
+            with sender, link.client(timeout) as http:
+                answer = _answer(http.put(f"/replicas/{share}", content=body()), link.url)
+        except StreamError as exc:
+            raise SpeicherError(str(exc)) from None
+        except httpx.HTTPError as exc:
+            raise Unreachable(f"the stream to {link.url} broke off ({exc})") from None
+        got = int(answer.get("bytes", -1)) if isinstance(answer, dict) else -1
+        if sender.sent is None or got != sender.sent.bytes:
+            raise SpeicherError(f"{link.url} did not confirm the whole stream")
+        return got
+
+
+def _answer(r: httpx.Response, url: str) -> object:
+    if r.status_code >= 400:
+        detail: object = r.status_code
+        with contextlib.suppress(ValueError, AttributeError):
+            detail = r.json().get("detail", r.status_code)
+        raise SpeicherError(f"{url} refused: {detail}")
+    try:
+        return r.json()
+    except ValueError:
+        raise Unreachable(f"{url} answered with something other than JSON") from None
+
+
+__all__ = ["INCOMING", "ReceiveFailed", "Replicator", "SendRequest", "SendResult"]

@@ -1,0 +1,188 @@
+"""Replication between two real daemons (docs/replication.md): a share of 200 files of
+unaligned sizes goes over whole, then only what changed; the replica is byte for byte the
+snapshot; a stream cut off by a killed target leaves nothing half-made, and the next run
+completes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import _base
+from speicher.access.s3keys import Sealer
+from speicher_testing import Daemon
+from world import make_pool, make_share
+
+pytestmark = pytest.mark.system
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[Daemon]:
+    d = Daemon(_base())
+    try:
+        d.start()
+        make_pool(d)
+        yield d
+    finally:
+        d.cleanup()
+
+
+@pytest.fixture(scope="module")
+def paired(daemon: Daemon, target: Daemon) -> dict[str, Any]:
+    make_pool(daemon)
+    folder = make_share(daemon, "projects", {})
+    r = target.api.post("/replication/pairings", json={"name": "office-a"})
+    assert r.status_code == 201, r.text
+    body = {"name": "backup-site", "url": target.https_url, "code": r.json()["code"]}
+    assert daemon.api.post("/replication/targets", json=body).status_code == 201
+    return {"folder": folder}
+
+
+def tree(top: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(top)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(top.rglob("*"))
+        if p.is_file()
+    }
+
+
+def snapshot(daemon: Daemon, share: str) -> str:
+    r = daemon.api.post(f"/shares/{share}/snapshots", json={})
+    assert r.status_code == 201, r.text
+    name: str = r.json()["name"]
+    time.sleep(1.1)  # snapshot names have seconds: the next one gets another
+    return name
+
+
+def send(daemon: Daemon, share: str, **extra: str) -> dict[str, Any]:
+    r = daemon.api.post("/replication/targets/backup-site/send", json={"share": share, **extra})
+    assert r.status_code == 202, r.text
+    return daemon.wait_job(r.json())
+
+
+def sent_bytes(job: dict[str, Any]) -> int:
+    found = re.search(r"([\d,]+) bytes", job["message"])
+    assert found, job
+    return int(found.group(1).replace(",", ""))
+
+
+def replica(target: Daemon, share: str, name: str) -> Path:
+    return target.mount_root / "tank" / ".replicas" / "office-a" / share / name / name
+
+
+def test_full_then_incremental(daemon: Daemon, target: Daemon, paired: dict[str, Any]) -> None:
+    folder: Path = paired["folder"]
+    for i in range(200):
+        sub = folder / f"dir{i % 7}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"file{i}.bin").write_bytes(os.urandom(1000 + 4099 * i))
+    first = snapshot(daemon, "projects")
+    job = send(daemon, "projects")
+    assert job["state"] == "succeeded", job
+    assert "full" in job["message"]
+    full = sent_bytes(job)
+    snapshots = daemon.mount_root / "tank" / ".snapshots" / "projects"
+    assert tree(replica(target, "projects", first)) == tree(snapshots / first)
+    # change 10 files, delete 5: the next run sends only that
+    for i in range(10):
+        (folder / f"dir{i % 7}" / f"file{i}.bin").write_bytes(os.urandom(3001 + i))
+    for i in range(10, 15):
+        (folder / f"dir{i % 7}" / f"file{i}.bin").unlink()
+    second = snapshot(daemon, "projects")
+    job = send(daemon, "projects")
+    assert job["state"] == "succeeded", job
+    assert f"incremental from {first}" in job["message"]
+    increment = sent_bytes(job)
+    assert increment < 0.1 * full, (increment, full)
+    assert tree(replica(target, "projects", second)) == tree(snapshots / second)
+    assert len(tree(replica(target, "projects", second))) == 195
+    # what is there already is not sent again
+    again = send(daemon, "projects")
+    assert again["state"] == "succeeded" and "already" in again["message"], again
+    incoming = list((target.mount_root / "tank" / ".replicas").rglob(".incoming-*"))
+    assert incoming == []
+
+
+def test_a_target_killed_mid_stream_keeps_nothing_half_made(
+    daemon: Daemon, target: Daemon, paired: dict[str, Any]
+) -> None:
+    folder: Path = paired["folder"]
+    big = folder / "big"
+    big.mkdir(exist_ok=True)
+    for i in range(6):
+        (big / f"part{i}.bin").write_bytes(os.urandom(40 * 1024 * 1024 + i))
+    name = snapshot(daemon, "projects")
+    r = daemon.api.post("/replication/targets/backup-site/send", json={"share": "projects"})
+    assert r.status_code == 202, r.text
+    area = target.mount_root / "tank" / ".replicas" / "office-a" / "projects"
+    deadline = time.monotonic() + 60
+    while not list(area.glob(".incoming-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert target.proc is not None
+    os.killpg(target.proc.pid, signal.SIGKILL)  # the daemon and its btrfs receive
+    target.proc.wait(10)
+    failed = daemon.wait_job(r.json())
+    assert failed["state"] == "failed", failed
+    assert failed["error"] and "\n" not in failed["error"]
+    target.start()
+    deadline = time.monotonic() + 30
+    while list(area.glob(".incoming-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(area.glob(".incoming-*")) == []
+    assert not (area / name).exists()
+    job = send(daemon, "projects")
+    assert job["state"] == "succeeded", job
+    snapshots = daemon.mount_root / "tank" / ".snapshots" / "projects"
+    assert tree(replica(target, "projects", name)) == tree(snapshots / name)
+
+
+def credential_of(daemon: Daemon) -> str:
+    """The credential the source keeps sealed (root may open it, as the daemon does)."""
+    db = sqlite3.connect(daemon.state_dir / "speicher.db")
+    try:
+        [(sealed,)] = db.execute("SELECT credential_sealed FROM replication_targets").fetchall()
+    finally:
+        db.close()
+    opened = Sealer(daemon.state_dir).open(sealed)
+    assert opened is not None
+    return opened
+
+
+def test_the_peer_endpoints_check_the_credential_names_and_streams(
+    daemon: Daemon, target: Daemon, paired: dict[str, Any]
+) -> None:
+    url = f"{target.https_url}/replication/v1/replicas"
+    verify = False  # the target's own self-signed certificate
+
+    def call(method: str, share: str, token: str, body: bytes | None = None) -> httpx.Response:
+        return httpx.request(
+            method,
+            f"{url}/{share}",
+            content=body,
+            headers={"Authorization": f"Bearer {token}"},
+            verify=verify,
+        )
+
+    for method in ("GET", "PUT"):
+        refused = call(method, "projects", "spr_not-a-credential", b"x")
+        assert refused.status_code == 401, refused.text
+    token = credential_of(daemon)
+    assert call("GET", "projects", token).json() == sorted(
+        p.name for p in (target.mount_root / "tank/.replicas/office-a/projects").glob("@GMT-*")
+    )
+    bad = call("GET", ".hidden", token)
+    assert bad.status_code == 422, bad.text
+    cut = call("PUT", "projects", token, b"not a btrfs stream at all" * 100)
+    assert cut.status_code == 422 and "footer" in cut.json()["detail"], cut.text
+    area = target.mount_root / "tank/.replicas/office-a/projects"
+    assert list(area.glob(".incoming-*")) == []
