@@ -193,6 +193,7 @@ class Monitor(threading.Thread):
             self.services.smb.purge_recycle,
             self.services.policies.run_due,
             self.services.scrubs.run_due,
+            self.services.replication_tasks.run_due,
             lambda: self.services.alerts.check_capacity(self.services.pools.list()),
         )
         while not self.stopping.wait(self.services.settings.monitor_interval):

@@ -28,6 +28,7 @@ from speicher.protocols.s3 import versions as s3versions
 from speicher.protocols.sftp import SftpService
 from speicher.protocols.smb import SmbService
 from speicher.replication.pairing import Pairings, Targets
+from speicher.replication.tasks import ReplicationTasks
 from speicher.replication.transfer import Replicator
 from speicher.storage import DiskService, PoolService, ShareService
 
@@ -59,6 +60,7 @@ class Services:
     pairings: Pairings
     targets: Targets
     replicator: Replicator
+    replication_tasks: ReplicationTasks
     files: ShareFS
     sftp: SftpService
     hooks: Hooks
@@ -79,6 +81,7 @@ class Services:
         s3versions.register_vetoes(hooks, shares, files)  # no share deleted while S3 locks last
         keys = KeyService(db, events)
         targets = Targets(db, events, Sealer(settings.state_dir))
+        replicator = Replicator(settings, events, jobs, shares, snapshots, targets)
         return cls(
             settings=settings,
             db=db,
@@ -99,7 +102,8 @@ class Services:
             preferences=PreferencesService(db, events),
             pairings=Pairings(db, events),
             targets=targets,
-            replicator=Replicator(settings, events, jobs, shares, snapshots, targets),
+            replicator=replicator,
+            replication_tasks=ReplicationTasks(db, events, jobs, snapshots, replicator),
             files=files,
             sftp=SftpService(settings, db, events, users, files, hooks, keys),
             hooks=hooks,

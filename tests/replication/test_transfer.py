@@ -5,7 +5,9 @@ completes."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import json
 import os
 import re
 import signal
@@ -186,3 +188,77 @@ def test_the_peer_endpoints_check_the_credential_names_and_streams(
     assert cut.status_code == 422 and "footer" in cut.json()["detail"], cut.text
     area = target.mount_root / "tank/.replicas/office-a/projects"
     assert list(area.glob(".incoming-*")) == []
+
+
+def events_of(daemon: Daemon, kind: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = daemon.api.get("/events", params={"kind": kind}).json()
+    return found
+
+
+def test_a_task_replicates_keeps_its_snapshots_and_says_how_old_the_replica_is(
+    daemon: Daemon, target: Daemon, paired: dict[str, Any]
+) -> None:
+    made = daemon.cli(
+        "replication", "task", "create", "projects", "--target", "backup-site",
+        "--schedule", "0 0 1 1 *", "--keep-last", "2", "--rpo-hours", "0.0005", "--json",
+    )  # fmt: skip
+    task = json.loads(made.stdout)
+    before = {s["name"] for s in daemon.api.get("/shares/projects/snapshots").json()}
+    for _ in range(3):
+        daemon.cli("replication", "task", "run", str(task["id"]))
+        time.sleep(1.1)  # one snapshot name a second
+    info = daemon.api.get(f"/replication/tasks/{task['id']}").json()
+    assert info["failures"] == 0 and info["last_error"] == "", info
+    assert info["last_ok_at"] and info["replica_age_seconds"] < 60
+    after = {s["name"] for s in daemon.api.get("/shares/projects/snapshots").json()}
+    mine = sorted(after - before)
+    assert len(mine) == 2 and info["last_snapshot"] == mine[-1]  # the task keeps its newest 2
+    assert before <= after  # and touches no other snapshot
+    held = daemon.api.get("/replication/targets").json()
+    assert held and replica(target, "projects", mine[-1]).is_dir()
+    shown = daemon.cli("replication", "task", "show", str(task["id"]))
+    assert "replica age" in shown.stdout and mine[-1] in shown.stdout
+    # the newest replica gets older than the RPO allows: an alert, once
+    deadline = time.monotonic() + 30
+    while not events_of(daemon, "replication.late") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    [late] = events_of(daemon, "replication.late")
+    assert late["level"] == "error" and "hours old" in late["message"]
+    assert daemon.api.delete(f"/replication/tasks/{task['id']}").status_code == 204
+
+
+def test_a_task_whose_target_is_down_fails_retries_and_alerts(
+    daemon: Daemon, target: Daemon, paired: dict[str, Any]
+) -> None:
+    r = daemon.api.post(
+        "/replication/tasks",
+        json={"share": "projects", "target": "backup-site", "schedule": "0 0 1 1 *",
+              "alert_after": 1},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    task = r.json()
+    again = daemon.api.post(
+        "/replication/tasks",
+        json={"share": "projects", "target": "backup-site", "schedule": "0 0 1 1 *"},
+    )
+    assert again.status_code == 409, again.text
+    bad = daemon.api.post(
+        "/replication/tasks",
+        json={"share": "projects", "target": "backup-site", "schedule": "0 0 30 2 *"},
+    )
+    assert bad.status_code == 422 and "schedule" in bad.text
+    target.stop()
+    try:
+        job = daemon.wait_job(daemon.api.post(f"/replication/tasks/{task['id']}/run").json())
+        assert job["state"] == "failed" and "\n" not in job["error"], job
+        info = daemon.api.get(f"/replication/tasks/{task['id']}").json()
+        assert info["failures"] == 1 and info["last_error"], info
+        # the retry comes a minute after the failure, before the next scheduled time
+        retry = dt.datetime.fromisoformat(info["next_run_at"])
+        ran = dt.datetime.fromisoformat(info["last_run_at"])
+        assert dt.timedelta(seconds=59) < retry - ran <= dt.timedelta(seconds=61), info
+        [failing] = events_of(daemon, "replication.failing")
+        assert failing["level"] == "error" and str(task["id"]) in failing["message"]
+    finally:
+        target.start()
+    assert daemon.api.delete(f"/replication/tasks/{task['id']}").status_code == 204

@@ -117,3 +117,142 @@ def send(
         {"share": share, "snapshot": snapshot},
     )
     run_job(ctx, job, no_wait, as_json)
+
+
+task_app = typer.Typer(help="Shares replicated on a schedule.", no_args_is_help=True)
+replication_app.add_typer(task_app, name="task")
+
+KeepLastOpt = Annotated[
+    int | None, typer.Option("--keep-last", help="The task's snapshots kept here (0: all).")
+]
+RpoOpt = Annotated[
+    float | None,
+    typer.Option("--rpo-hours", help="Alert when the newest replica is older (0: never)."),
+]
+AlertAfterOpt = Annotated[
+    int | None, typer.Option("--alert-after", help="Alert after this many failures in a row.")
+]
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "no replica yet"
+    minutes = seconds / 60
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:.1f} h"
+
+
+@task_app.command("create")
+def task_create(
+    ctx: typer.Context,
+    share: str,
+    target: Annotated[str, typer.Option("--target", help="The paired target.")],
+    schedule: Annotated[str, typer.Option("--schedule", help="Cron (UTC), e.g. '*/15 * * * *'.")],
+    keep_last: KeepLastOpt = None,
+    rpo_hours: RpoOpt = None,
+    alert_after: AlertAfterOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replicate SHARE to a target on a schedule: each run takes a snapshot and sends it."""
+    body: dict[str, object] = {"share": share, "target": target, "schedule": schedule}
+    for key, value in (
+        ("keep_last", keep_last),
+        ("rpo_hours", rpo_hours),
+        ("alert_after", alert_after),
+    ):
+        if value is not None:
+            body[key] = value
+    made = client(ctx).post("/replication/tasks", body)
+    if as_json:
+        print_json(made)
+        return
+    console.print(f"replication task {made['id']}: {share} to {target}, '{schedule}'")
+
+
+@task_app.command("list")
+def task_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Replication tasks, with the age of each one's newest replica."""
+    rows = client(ctx).get("/replication/tasks")
+    if as_json:
+        print_json(rows)
+        return
+    table(
+        rows,
+        [
+            ("id", "id"),
+            ("share", "share"),
+            ("target", "target"),
+            ("schedule", "schedule"),
+            ("replica age", lambda r: _age(r["replica_age_seconds"])),
+            ("failures", "failures"),
+        ],
+        empty="no replication tasks",
+    )
+
+
+@task_app.command("show")
+def task_show(ctx: typer.Context, task_id: int, as_json: JsonOpt = False) -> None:
+    """A task: its schedule, its last run and how old the newest replica is."""
+    info = client(ctx).get(f"/replication/tasks/{task_id}")
+    if as_json:
+        print_json(info)
+        return
+    details(
+        [
+            ("task", info["id"]),
+            ("share", info["share"]),
+            ("target", info["target"]),
+            ("schedule", info["schedule"] + ("" if info["enabled"] else " (paused)")),
+            ("keeps", info["keep_last"] or "all its snapshots"),
+            ("replica age", _age(info["replica_age_seconds"])),
+            ("last snapshot", info["last_snapshot"] or "-"),
+            ("last run", f"{info['last_bytes']:,} bytes in {info['last_seconds']:.1f} s"),
+            ("failures in a row", info["failures"]),
+            ("last error", info["last_error"] or "-"),
+            ("next run", info["next_run_at"] or "-"),
+        ]
+    )
+
+
+@task_app.command("update")
+def task_update(
+    ctx: typer.Context,
+    task_id: int,
+    schedule: Annotated[str | None, typer.Option("--schedule", help="Cron (UTC).")] = None,
+    keep_last: KeepLastOpt = None,
+    rpo_hours: RpoOpt = None,
+    alert_after: AlertAfterOpt = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enabled/--paused", help="Run on schedule, or not.")
+    ] = None,
+) -> None:
+    """Change a task."""
+    body = {
+        k: v
+        for k, v in (
+            ("schedule", schedule),
+            ("keep_last", keep_last),
+            ("rpo_hours", rpo_hours),
+            ("alert_after", alert_after),
+            ("enabled", enabled),
+        )
+        if v is not None
+    }
+    client(ctx).patch(f"/replication/tasks/{task_id}", body)
+    console.print(f"replication task {task_id} changed")
+
+
+@task_app.command("run")
+def task_run(
+    ctx: typer.Context, task_id: int, no_wait: NoWaitOpt = False, as_json: JsonOpt = False
+) -> None:
+    """Run a task now: a snapshot, sent with a progress bar."""
+    run_job(ctx, client(ctx).post(f"/replication/tasks/{task_id}/run", None), no_wait, as_json)
+
+
+@task_app.command("delete")
+def task_delete(ctx: typer.Context, task_id: int) -> None:
+    """Delete a task; its snapshots and the replicas stay."""
+    client(ctx).delete(f"/replication/tasks/{task_id}")
+    console.print(f"replication task {task_id} deleted")

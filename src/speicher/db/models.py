@@ -519,3 +519,32 @@ class ReplicationTarget(Base):
     credential_sealed: Mapped[str] = mapped_column(Text)
     remote_name: Mapped[str] = mapped_column(String(64))  # our pairing's name over there
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReplicationTask(Base):
+    """On a source: a share replicated to a target on a schedule. Each run takes a snapshot
+    and sends it; the task keeps its newest ``keep_last`` snapshots here (0: all)."""
+
+    __tablename__ = "replication_tasks"
+    __table_args__ = (UniqueConstraint("share_id", "target_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    share_id: Mapped[int] = mapped_column(ForeignKey("shares.id", ondelete="CASCADE"))
+    target_id: Mapped[int] = mapped_column(ForeignKey("replication_targets.id", ondelete="CASCADE"))
+    schedule: Mapped[str] = mapped_column(String(64))  # cron, in UTC
+    keep_last: Mapped[int] = mapped_column(Integer, default=0)
+    rpo_hours: Mapped[float] = mapped_column(Float, default=0.0)  # 0: no age alert
+    alert_after: Mapped[int] = mapped_column(Integer, default=3)  # failures in a row
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    snapshots: Mapped[str] = mapped_column(Text, default="")  # the task's own, one per line
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_ok_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_snapshot: Mapped[str] = mapped_column(String(64), default="")
+    last_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    share: Mapped[Share] = relationship()
+    target: Mapped[ReplicationTarget] = relationship()

@@ -92,8 +92,9 @@ class SendRequest(Request):
 
 class SendResult(BaseModel):
     name: str
-    parent: str | None
-    bytes: int
+    parent: str | None  # the snapshot it was incremental against
+    bytes: int  # 0: the target held it already
+    summary: str
 
 
 class Replicator:
@@ -125,13 +126,15 @@ class Replicator:
         return self.jobs.start(
             "replication.send",
             f"{req.share} to {target}",
-            lambda progress: self._send(target, req.share, chosen, local, progress),
+            lambda progress: self.send(target, req.share, chosen, local, progress).summary,
             "asking the target what it holds",
         )
 
-    def _send(
+    def send(
         self, target: str, share: str, chosen: str, local: list[str], progress: Progress
-    ) -> str:
+    ) -> SendResult:
+        """Send snapshot ``chosen`` of ``share`` (``local``: the share's snapshots, oldest
+        first) unless the target holds it; incremental against the newest one both hold."""
         link = self.targets.connection(target)
         info = self.shares.get(share)
         folder = snapshots_dir(self.settings, info.pool, share)
@@ -143,7 +146,9 @@ class Replicator:
         if not isinstance(remote, list):
             raise Unreachable(f"{link.url} answered the list of replicas with something else")
         if chosen in remote:
-            return f"{chosen} is on {target} already"
+            return SendResult(
+                name=chosen, parent=None, bytes=0, summary=f"{chosen} is on {target} already"
+            )
         older = [n for n in local if n < chosen and n in remote]
         parent = older[-1] if older else None
         # a full stream is about the share's size; an increment is not known before: then the
@@ -158,7 +163,12 @@ class Replicator:
             share,
             f"snapshot {chosen} of share {share} sent to {target} ({how}, {sent:,} bytes)",
         )
-        return f"sent {chosen} to {target}: {how}, {sent:,} bytes"
+        return SendResult(
+            name=chosen,
+            parent=parent,
+            bytes=sent,
+            summary=f"sent {chosen} to {target}: {how}, {sent:,} bytes",
+        )
 
     def _stream(
         self,

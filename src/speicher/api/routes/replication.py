@@ -7,9 +7,10 @@ the pairing code's secret once, then with the credential it got for it."""
 from __future__ import annotations
 
 from enum import Enum
+from typing import Annotated
 
 from anyio import to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 
 from speicher.api.deps import ServicesDep
 from speicher.errors import Conflict, Unauthorized
@@ -25,6 +26,7 @@ from speicher.replication.pairing import (
     TargetInfo,
 )
 from speicher.replication.stream import Receiver, StreamError, Unframer
+from speicher.replication.tasks import TaskCreate, TaskInfo, TaskUpdate
 from speicher.replication.transfer import ReceiveFailed, SendRequest, replica_names, replicas_of
 from speicher.services import Services
 from speicher.tls import CertificateStore
@@ -91,6 +93,43 @@ def send(name: Name, req: SendRequest, services: ServicesDep) -> JobInfo:
     """The newest snapshot (or the one named), incremental against the newest one the
     target holds, full when it holds none."""
     return services.replicator.start(name, req)
+
+
+TaskId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The task's number.")]
+
+
+@router.post("/replication/tasks", tags=TAGS, status_code=201, summary="Replicate a share")
+def create_task(req: TaskCreate, services: ServicesDep) -> TaskInfo:
+    """Each run takes a snapshot and sends it; see docs/replication.md."""
+    return services.replication_tasks.create(req)
+
+
+@router.get("/replication/tasks", tags=TAGS, summary="Replication tasks")
+def tasks(services: ServicesDep) -> list[TaskInfo]:
+    return services.replication_tasks.list()
+
+
+@router.get("/replication/tasks/{task_id}", tags=TAGS, summary="A task, and its replica's age")
+def task(task_id: TaskId, services: ServicesDep) -> TaskInfo:
+    return services.replication_tasks.get(task_id)
+
+
+@router.patch("/replication/tasks/{task_id}", tags=TAGS, summary="Change a task")
+def update_task(task_id: TaskId, req: TaskUpdate, services: ServicesDep) -> TaskInfo:
+    return services.replication_tasks.update(task_id, req)
+
+
+@router.delete("/replication/tasks/{task_id}", tags=TAGS, status_code=204, summary="Delete a task")
+def delete_task(task_id: TaskId, services: ServicesDep) -> None:
+    """Its snapshots here and its replicas on the target stay."""
+    services.replication_tasks.delete(task_id)
+
+
+@router.post(
+    "/replication/tasks/{task_id}/run", tags=TAGS, status_code=202, summary="Run a task now (job)"
+)
+def run_task(task_id: TaskId, services: ServicesDep) -> JobInfo:
+    return services.replication_tasks.run(task_id)
 
 
 # -- what another Speicher calls -------------------------------------------------------------
