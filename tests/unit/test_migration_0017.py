@@ -26,9 +26,7 @@ def db(tmp_path: Path) -> Iterator[Database]:
 
 def test_upgrade_adds_the_replication_tables(db: Database) -> None:
     migrate(db, "head")
-    assert {"replication_tasks"} <= set(
-        inspect(db.engine).get_table_names()
-    )
+    assert {"replication_tasks"} <= set(inspect(db.engine).get_table_names())
     assert rows(db, "SELECT name FROM shares") == [("docs",)]
     with db.engine.connect() as c:
         diffs = compare_metadata(MigrationContext.configure(c), Base.metadata)
