@@ -30,7 +30,7 @@ from speicher.protection.restore import recover_rollbacks
 from speicher.protocols.s3 import multipart, versions, workers
 from speicher.protocols.s3.app import S3App
 from speicher.protocols.sftp.models import SftpInfo
-from speicher.replication import transfer
+from speicher.replication import replicas
 from speicher.services import Services
 from speicher.system import accounts, ip
 from speicher.system.run import CommandError
@@ -82,7 +82,7 @@ def remove_upload_leftovers(services: Services) -> None:
     while, and the temp files are invisible to every protocol meanwhile. Also what cut-off
     replication streams left in the replica folders."""
     with contextlib.suppress(OSError):
-        for staging in transfer.clean_incoming(services.settings):
+        for staging in replicas.clean_incoming(services.settings):
             log.info("replication: removed %s, a stream that was cut off", staging)
     for share in services.shares.list():
         if share.state != "ready":

@@ -28,6 +28,7 @@ from speicher.protocols.s3 import versions as s3versions
 from speicher.protocols.sftp import SftpService
 from speicher.protocols.smb import SmbService
 from speicher.replication.pairing import Pairings, Targets
+from speicher.replication.promote import Promoter
 from speicher.replication.tasks import ReplicationTasks
 from speicher.replication.transfer import Replicator
 from speicher.storage import DiskService, PoolService, ShareService
@@ -61,6 +62,7 @@ class Services:
     targets: Targets
     replicator: Replicator
     replication_tasks: ReplicationTasks
+    promoter: Promoter
     files: ShareFS
     sftp: SftpService
     hooks: Hooks
@@ -104,6 +106,7 @@ class Services:
             targets=targets,
             replicator=replicator,
             replication_tasks=ReplicationTasks(db, events, jobs, snapshots, replicator),
+            promoter=Promoter(settings, db, events, shares, grants),
             files=files,
             sftp=SftpService(settings, db, events, users, files, hooks, keys),
             hooks=hooks,

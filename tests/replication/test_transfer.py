@@ -9,9 +9,11 @@ import datetime as dt
 import hashlib
 import json
 import os
+import pwd
 import re
 import signal
 import sqlite3
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,7 @@ import pytest
 from conftest import _base
 from speicher.access.s3keys import Sealer
 from speicher_testing import Daemon
-from world import make_pool, make_share
+from world import make_pool, make_share, make_user
 
 pytestmark = pytest.mark.system
 
@@ -200,7 +202,7 @@ def test_a_task_replicates_keeps_its_snapshots_and_says_how_old_the_replica_is(
 ) -> None:
     made = daemon.cli(
         "replication", "task", "create", "projects", "--target", "backup-site",
-        "--schedule", "0 0 1 1 *", "--keep-last", "2", "--rpo-hours", "0.0005", "--json",
+        "--schedule", "0 0 1 1 *", "--keep-last", "2", "--json",
     )  # fmt: skip
     task = json.loads(made.stdout)
     before = {s["name"] for s in daemon.api.get("/shares/projects/snapshots").json()}
@@ -218,10 +220,12 @@ def test_a_task_replicates_keeps_its_snapshots_and_says_how_old_the_replica_is(
     assert held and replica(target, "projects", mine[-1]).is_dir()
     shown = daemon.cli("replication", "task", "show", str(task["id"]))
     assert "replica age" in shown.stdout and mine[-1] in shown.stdout
-    # the newest replica gets older than the RPO allows: an alert, once
+    # the newest replica gets older than the RPO allows (2 s): an alert, once
+    daemon.cli("replication", "task", "update", str(task["id"]), "--rpo-hours", "0.0005")
     deadline = time.monotonic() + 30
     while not events_of(daemon, "replication.late") and time.monotonic() < deadline:
         time.sleep(0.5)
+    time.sleep(5)  # the daemon looks every 2 s: it does not say it again
     [late] = events_of(daemon, "replication.late")
     assert late["level"] == "error" and "hours old" in late["message"]
     assert daemon.api.delete(f"/replication/tasks/{task['id']}").status_code == 204
@@ -262,3 +266,54 @@ def test_a_task_whose_target_is_down_fails_retries_and_alerts(
     finally:
         target.start()
     assert daemon.api.delete(f"/replication/tasks/{task['id']}").status_code == 204
+
+
+def test_promote_makes_a_share_with_this_boxs_owners_and_grants(
+    daemon: Daemon, target: Daemon, paired: dict[str, Any]
+) -> None:
+    make_user(daemon, "alice")
+    make_user(daemon, "bob")
+    make_user(target, "zed")  # so alice's uid differs between the boxes
+    make_user(target, "alice")
+    folder = make_share(daemon, "ledger", {"alice": "rw", "bob": "ro"})
+    alice = pwd.getpwnam(daemon.unix_name("alice")).pw_uid
+    bob = pwd.getpwnam(daemon.unix_name("bob")).pw_uid
+    (folder / "books").mkdir()
+    files = {}
+    for i, owner in enumerate([alice, bob, alice]):
+        path = folder / "books" / f"year{i}.txt"
+        path.write_bytes(os.urandom(777 + i))
+        os.chown(path, owner, -1)
+        files[path.name] = path.read_bytes()
+    name = snapshot(daemon, "ledger")
+    assert send(daemon, "ledger")["state"] == "succeeded"
+    out = target.cli("replication", "promote", "ledger", "--json")
+    made = json.loads(out.stdout)
+    assert made == {
+        "share": "ledger",
+        "replica": name,
+        "source": "office-a",
+        "skipped": ["user bob (ro)"],
+    }
+    share = target.api.get("/shares/ledger").json()
+    assert [(g["name"], g["access"]) for g in share["grants"]] == [("alice", "rw")]
+    top = Path(share["path"])
+    here = pwd.getpwnam(target.unix_name("alice")).pw_uid
+    assert here != alice
+    for file, data in files.items():
+        path = top / "books" / file
+        assert path.read_bytes() == data
+    assert (top / "books" / "year0.txt").stat().st_uid == here
+    assert (top / "books" / "year1.txt").stat().st_uid == 0  # bob is nobody here
+    # the source's numbers are gone from the ACLs: only this box's alice is named
+    named = subprocess.run(
+        ["getfacl", "-n", "-p", str(top / "books" / "year0.txt")],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert f"user:{here}:" in named and f"user:{alice}:" not in named
+    # the share is writable and a second promote of the same name is refused
+    (top / "books" / "new.txt").write_bytes(b"after the fire")
+    again = target.api.post("/replication/promote", json={"share": "ledger"})
+    assert again.status_code == 409, again.text
+    missing = target.api.post("/replication/promote", json={"share": "nothing"})
+    assert missing.status_code == 404, missing.text

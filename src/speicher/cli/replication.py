@@ -256,3 +256,27 @@ def task_delete(ctx: typer.Context, task_id: int) -> None:
     """Delete a task; its snapshots and the replicas stay."""
     client(ctx).delete(f"/replication/tasks/{task_id}")
     console.print(f"replication task {task_id} deleted")
+
+
+@replication_app.command("promote")
+def promote(
+    ctx: typer.Context,
+    share: str,
+    source: Annotated[
+        str | None, typer.Option("--from", help="The pairing it came from (when several).")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="The new share's name.")] = None,
+    snapshot: Annotated[
+        str | None, typer.Option("--snapshot", help="Which replica (default: the newest).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """On the target: make a writable share of the newest replica of SHARE."""
+    body = {"share": share, "source": source, "name": name, "snapshot": snapshot}
+    made = client(ctx).post("/replication/promote", body)
+    if as_json:
+        print_json(made)
+        return
+    console.print(f"share {made['share']} made from replica {made['replica']} ({made['source']})")
+    for skipped in made["skipped"]:
+        console.print(f"not granted, no such user or group here: {skipped}")

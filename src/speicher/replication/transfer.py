@@ -9,75 +9,35 @@ when there is none), and the target keeps it only when the stream arrived whole.
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 from pydantic import BaseModel, Field
 
-from speicher import names
 from speicher.config import Settings
-from speicher.errors import Conflict, InvalidInput, NotFound, SpeicherError
+from speicher.errors import Conflict, NotFound, SpeicherError
 from speicher.events import EventService
 from speicher.jobs import JobInfo, JobService
 from speicher.jobs.service import Progress
 from speicher.protection import SnapshotService
-from speicher.replication.pairing import Connection, Peer, Targets, Unreachable
+from speicher.replication import promote
+from speicher.replication.pairing import Connection, Targets, Unreachable
 from speicher.replication.stream import (
     INCOMING,
     Sender,
     StreamError,
     framed,
-    remove_incoming,
 )
 from speicher.storage import ShareService
 from speicher.storage.shares import snapshots_dir
-from speicher.system import btrfs
 from speicher.validation import Name, Request
-
-REPLICAS = ".replicas"
-_SNAPSHOT = re.compile(r"@GMT-\d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}")
 
 
 class ReceiveFailed(SpeicherError):
     status = 422
     exit_code = 2
     title = "Stream refused"
-
-
-# -- the target ----------------------------------------------------------------------------
-
-
-def replicas_of(settings: Settings, peer: Peer, share: str) -> Path:
-    """Where ``peer``'s replicas of ``share`` live (the name checked: no way out)."""
-    if reason := names.share_name(share):
-        raise InvalidInput(field="share", reason=reason)
-    top = settings.mount_root / peer.pool / REPLICAS
-    top.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(top, 0o700)  # replicas are for root: nobody browses another site's copies
-    return top / peer.name / share
-
-
-def replica_names(folder: Path) -> list[str]:
-    """The complete replicas in ``folder``, oldest first."""
-    try:
-        entries = sorted(folder.iterdir())
-    except FileNotFoundError:
-        return []
-    return [
-        e.name for e in entries if _SNAPSHOT.fullmatch(e.name) and btrfs.is_subvolume(e / e.name)
-    ]
-
-
-def clean_incoming(settings: Settings) -> list[str]:
-    """At start: remove what interrupted streams left in every replica folder."""
-    removed: list[str] = []
-    for top in settings.mount_root.glob(f"*/{REPLICAS}/*/*"):
-        if top.is_dir() and not top.is_symlink():
-            removed += remove_incoming(top)
-    return removed
 
 
 # -- the source ----------------------------------------------------------------------------
@@ -203,6 +163,16 @@ class Replicator:
         got = int(answer.get("bytes", -1)) if isinstance(answer, dict) else -1
         if sender.sent is None or got != sender.sent.bytes:
             raise SpeicherError(f"{link.url} did not confirm the whole stream")
+        # what a promote there needs: grants, and the names behind the files' uids and gids
+        record = promote.record_of(self.shares.db, self.shares, share)
+        try:
+            with link.client() as http:
+                _answer(
+                    http.put(f"/replicas/{share}/record", json=record.model_dump(mode="json")),
+                    link.url,
+                )
+        except httpx.HTTPError as exc:
+            raise Unreachable(f"{link.url} did not take the share's record ({exc})") from None
         return got
 
 

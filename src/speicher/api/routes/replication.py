@@ -25,9 +25,11 @@ from speicher.replication.pairing import (
     TargetCreate,
     TargetInfo,
 )
+from speicher.replication.promote import Promoted, PromoteRequest, ShareRecord, keep_record
+from speicher.replication.replicas import replica_names, replicas_of
 from speicher.replication.stream import Receiver, StreamError, Unframer
 from speicher.replication.tasks import TaskCreate, TaskInfo, TaskUpdate
-from speicher.replication.transfer import ReceiveFailed, SendRequest, replica_names, replicas_of
+from speicher.replication.transfer import ReceiveFailed, SendRequest
 from speicher.services import Services
 from speicher.tls import CertificateStore
 from speicher.validation import Name
@@ -132,6 +134,19 @@ def run_task(task_id: TaskId, services: ServicesDep) -> JobInfo:
     return services.replication_tasks.run(task_id)
 
 
+@router.post(
+    "/replication/promote",
+    tags=TAGS,
+    status_code=201,
+    summary="Make a writable share of a replica (target side)",
+)
+def promote(req: PromoteRequest, services: ServicesDep) -> Promoted:
+    """Disaster recovery: the newest replica (or the one named) becomes a share, its files
+    owned by the users of the same names here, with the source's grants where those users
+    and groups exist here."""
+    return services.promoter.promote(req)
+
+
 # -- what another Speicher calls -------------------------------------------------------------
 
 PIECE = 1024 * 1024
@@ -186,3 +201,16 @@ async def receive(share: str, request: Request, services: ServicesDep) -> dict[s
         f"replica {made.name} of share {share} received from {peer.name}",
     )
     return {"name": made.name, "bytes": receiver.received_bytes}
+
+
+@peer_router.put("/replicas/{share}/record", tags=TAGS, summary="The share's record")
+async def record(
+    share: str, req: ShareRecord, request: Request, services: ServicesDep
+) -> dict[str, str]:
+    """Grants and owner names of the share, sent after each replica (for a promote)."""
+    peer = await _peer(request, services)
+    folder = replicas_of(services.settings, peer, share)
+    if not replica_names(folder):
+        raise Conflict(f"no replica of share '{share}' is here yet")
+    await to_thread.run_sync(keep_record, folder, req)
+    return {"share": share}
