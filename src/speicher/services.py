@@ -27,6 +27,7 @@ from speicher.protection.restore import RestoreService
 from speicher.protocols.s3 import versions as s3versions
 from speicher.protocols.sftp import SftpService
 from speicher.protocols.smb import SmbService
+from speicher.replication import replicas
 from speicher.replication.pairing import Pairings, Targets
 from speicher.replication.promote import Promoter
 from speicher.replication.tasks import ReplicationTasks
@@ -81,6 +82,7 @@ class Services:
         snapshots = SnapshotService(settings, db, events, shares, hooks)
         files = ShareFS(settings, db, usage=shares.used)
         s3versions.register_vetoes(hooks, shares, files)  # no share deleted while S3 locks last
+        replicas.register_vetoes(hooks, settings)  # no pool destroyed while a replica is locked
         keys = KeyService(db, events)
         targets = Targets(db, events, Sealer(settings.state_dir))
         replicator = Replicator(settings, events, jobs, shares, snapshots, targets)

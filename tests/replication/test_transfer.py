@@ -317,3 +317,37 @@ def test_promote_makes_a_share_with_this_boxs_owners_and_grants(
     assert again.status_code == 409, again.text
     missing = target.api.post("/replication/promote", json={"share": "nothing"})
     assert missing.status_code == 404, missing.text
+
+
+def test_a_locked_snapshot_arrives_locked_and_the_target_keeps_its_own_count(
+    daemon: Daemon, target: Daemon, paired: dict[str, Any]
+) -> None:
+    make_share(daemon, "vault", {})
+    (daemon.mount_root / "tank" / "vault" / "deed.txt").write_bytes(b"signed" * 999)
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+    r = daemon.api.post("/shares/vault/snapshots", json={"locked_until": until})
+    assert r.status_code == 201, r.text
+    locked = r.json()
+    assert locked["locked_until"], locked
+    time.sleep(1.1)
+    assert send(daemon, "vault")["state"] == "succeeded"
+    area = target.mount_root / "tank" / ".replicas" / "office-a" / "vault"
+    lock = json.loads((area / locked["name"] / "lock.json").read_text())
+    assert dt.datetime.fromisoformat(lock["locked_until"]) == dt.datetime.fromisoformat(
+        locked["locked_until"]
+    )
+    # the target's pool cannot go while a replica on it is locked
+    refused = target.api.delete("/pools/tank")
+    assert refused.status_code == 403 and "replica" in refused.json()["detail"], refused.text
+    # the target keeps 2 replicas of each share (its own rule); the locked one stays besides
+    target.cli("replication", "pairing", "update", "office-a", "--keep-last", "2")
+    names = []
+    for _ in range(3):
+        names.append(snapshot(daemon, "vault"))
+        assert send(daemon, "vault")["state"] == "succeeded"
+    held = sorted(p.name for p in area.glob("@GMT-*"))
+    assert held == sorted([locked["name"], *names[-2:]]), held
+    assert "keeps" in target.cli("replication", "pairing", "list").stdout
+    r = target.api.patch("/replication/pairings/office-a", json={"keep_last": -1})
+    assert r.status_code == 422
+    target.api.patch("/replication/pairings/office-a", json={"keep_last": 0})

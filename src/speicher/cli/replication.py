@@ -53,7 +53,13 @@ def pairing_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         return
     table(
         rows,
-        [("name", "name"), ("pool", "pool"), ("state", "state"), ("source", "source")],
+        [
+            ("name", "name"),
+            ("pool", "pool"),
+            ("state", "state"),
+            ("source", "source"),
+            ("keeps", lambda r: r["keep_last"] or "all"),
+        ],
         empty="no pairings",
     )
 
@@ -280,3 +286,17 @@ def promote(
     console.print(f"share {made['share']} made from replica {made['replica']} ({made['source']})")
     for skipped in made["skipped"]:
         console.print(f"not granted, no such user or group here: {skipped}")
+
+
+@pairing_app.command("update")
+def pairing_update(
+    ctx: typer.Context,
+    name: str,
+    keep_last: Annotated[
+        int | None,
+        typer.Option("--keep-last", help="Replicas of each share kept here (0: all)."),
+    ] = None,
+) -> None:
+    """This box's retention for a source's replicas (the source cannot change it)."""
+    client(ctx).patch(f"/replication/pairings/{quote(name, safe='')}", {"keep_last": keep_last})
+    console.print(f"pairing {name} changed")

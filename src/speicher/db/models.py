@@ -503,6 +503,9 @@ class ReplicationPairing(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     paired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     source: Mapped[str] = mapped_column(String(255), default="")  # what the source called itself
+    # replicas of each share kept here, newest first (0: all); the target's own rule, which
+    # no source can change; locked replicas stay until their lock ends
+    keep_last: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ReplicationTarget(Base):

@@ -91,6 +91,7 @@ class PairingInfo(BaseModel):
     pool: str
     state: str = Field(description="`waiting` for the source, `paired`, or `expired`.")
     source: str = Field(description="What the source called itself when it paired.")
+    keep_last: int = Field(description="Replicas of each share kept here (0: all).")
     created_at: dt.datetime
     paired_at: dt.datetime | None
     expires_at: dt.datetime
@@ -107,10 +108,22 @@ class PairAnswer(BaseModel):
 
 
 class Peer(BaseModel):
-    """Who sent a replication request: a pairing, and the pool its replicas go to."""
+    """Who sent a replication request: a pairing, the pool its replicas go to, and how many
+    of each share's replicas this box keeps for it (0: all)."""
 
     name: str
     pool: str
+    keep_last: int = 0
+
+
+class PairingUpdate(Request):
+    keep_last: int | None = Field(
+        None,
+        ge=0,
+        le=100_000,
+        description="Replicas of each share kept here, newest first (0: all); locked ones "
+        "stay until their lock ends. Only this box decides it.",
+    )
 
 
 class Pairings:
@@ -181,11 +194,22 @@ class Pairings:
             return None
         with self.db.session() as s:
             found = s.execute(
-                select(ReplicationPairing.name, Pool.name)
+                select(ReplicationPairing.name, Pool.name, ReplicationPairing.keep_last)
                 .join(Pool, Pool.id == ReplicationPairing.pool_id)
                 .where(ReplicationPairing.credential_digest == _digest(credential))
             ).first()
-        return Peer(name=found[0], pool=found[1]) if found else None
+        return Peer(name=found[0], pool=found[1], keep_last=found[2]) if found else None
+
+    def update(self, name: str, req: PairingUpdate) -> PairingInfo:
+        with self.db.session() as s:
+            row = s.scalars(
+                select(ReplicationPairing).where(ReplicationPairing.name == name)
+            ).first()
+            if row is None:
+                raise NotFound(f"no pairing named '{name}'")
+            if req.keep_last is not None:
+                row.keep_last = req.keep_last
+        return next(p for p in self.list() if p.name == name)
 
     def list(self) -> list[PairingInfo]:
         now = utcnow()
@@ -205,6 +229,7 @@ class Pairings:
                     if p.expires_at < now
                     else "waiting",
                     source=p.source,
+                    keep_last=p.keep_last,
                     created_at=p.created_at,
                     paired_at=p.paired_at,
                     expires_at=p.expires_at,

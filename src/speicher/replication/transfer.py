@@ -33,6 +33,8 @@ from speicher.storage import ShareService
 from speicher.storage.shares import snapshots_dir
 from speicher.validation import Name, Request
 
+LOCK_HEADER = "X-Speicher-Locked-Until"
+
 
 class ReceiveFailed(SpeicherError):
     status = 422
@@ -141,6 +143,10 @@ class Replicator:
     ) -> int:
         sender = Sender(snapshot, parent)
         count = 0
+        headers = {}
+        lock = self.snapshots.get(share, snapshot.name).locked_until
+        if lock is not None:  # a locked snapshot arrives locked, until the same time
+            headers[LOCK_HEADER] = lock.isoformat()
 
         def body() -> Iterator[bytes]:
             nonlocal count
@@ -155,7 +161,8 @@ class Replicator:
         timeout = httpx.Timeout(60.0, write=None)
         try:
             with sender, link.client(timeout) as http:
-                answer = _answer(http.put(f"/replicas/{share}", content=body()), link.url)
+                sent = http.put(f"/replicas/{share}", content=body(), headers=headers)
+                answer = _answer(sent, link.url)
         except StreamError as exc:
             raise SpeicherError(str(exc)) from None
         except httpx.HTTPError as exc:

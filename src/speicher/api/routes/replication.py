@@ -6,6 +6,7 @@ the pairing code's secret once, then with the credential it got for it."""
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import Enum
 from typing import Annotated
 
@@ -13,13 +14,15 @@ from anyio import to_thread
 from fastapi import APIRouter, Path, Request
 
 from speicher.api.deps import ServicesDep
-from speicher.errors import Conflict, Unauthorized
+from speicher.errors import Conflict, InvalidInput, Unauthorized
 from speicher.jobs import JobInfo
+from speicher.replication import replicas
 from speicher.replication.pairing import (
     PairAnswer,
     PairingCreate,
     PairingCreated,
     PairingInfo,
+    PairingUpdate,
     PairRequest,
     Peer,
     TargetCreate,
@@ -29,7 +32,7 @@ from speicher.replication.promote import Promoted, PromoteRequest, ShareRecord, 
 from speicher.replication.replicas import replica_names, replicas_of
 from speicher.replication.stream import Receiver, StreamError, Unframer
 from speicher.replication.tasks import TaskCreate, TaskInfo, TaskUpdate
-from speicher.replication.transfer import ReceiveFailed, SendRequest
+from speicher.replication.transfer import LOCK_HEADER, ReceiveFailed, SendRequest
 from speicher.services import Services
 from speicher.tls import CertificateStore
 from speicher.validation import Name
@@ -52,6 +55,13 @@ def accept(req: PairingCreate, request: Request, services: ServicesDep) -> Pairi
 @router.get("/replication/pairings", tags=TAGS, summary="Sources that may send replicas here")
 def pairings(services: ServicesDep) -> list[PairingInfo]:
     return services.pairings.list()
+
+
+@router.patch("/replication/pairings/{name}", tags=TAGS, summary="Change a pairing")
+def update_pairing(name: Name, req: PairingUpdate, services: ServicesDep) -> PairingInfo:
+    """How many replicas of each share this box keeps for the source: this box's rule, which
+    the source cannot change."""
+    return services.pairings.update(name, req)
 
 
 @router.delete(
@@ -152,6 +162,18 @@ def promote(req: PromoteRequest, services: ServicesDep) -> Promoted:
 PIECE = 1024 * 1024
 
 
+def _lock_date(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(field=LOCK_HEADER, reason="must be an ISO 8601 time") from None
+    if when.tzinfo is None:
+        raise InvalidInput(field=LOCK_HEADER, reason="must name its time zone")
+    return when
+
+
 async def _peer(request: Request, services: Services) -> Peer:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
@@ -162,7 +184,7 @@ async def _peer(request: Request, services: Services) -> Peer:
 
 
 @peer_router.get("/replicas/{share}", tags=TAGS, summary="The replicas of a share held here")
-async def replicas(share: str, request: Request, services: ServicesDep) -> list[str]:
+async def held_replicas(share: str, request: Request, services: ServicesDep) -> list[str]:
     peer = await _peer(request, services)
     return replica_names(replicas_of(services.settings, peer, share))
 
@@ -172,6 +194,7 @@ async def receive(share: str, request: Request, services: ServicesDep) -> dict[s
     """A framed ``btrfs send`` stream (stream.framed); kept only when it arrived whole."""
     peer = await _peer(request, services)
     folder = replicas_of(services.settings, peer, share)
+    until = _lock_date(request.headers.get(LOCK_HEADER))
     receiver = Receiver(folder)
     await to_thread.run_sync(receiver.__enter__)
     unframer = Unframer(receiver)
@@ -187,6 +210,8 @@ async def receive(share: str, request: Request, services: ServicesDep) -> dict[s
         if batch:
             await to_thread.run_sync(unframer.feed, b"".join(batch))
         made = await to_thread.run_sync(unframer.finish)
+        if until is not None:
+            await to_thread.run_sync(replicas.lock, folder, made.name, until)
     except StreamError as exc:
         await to_thread.run_sync(receiver.abort)
         error = Conflict if "already there" in str(exc) else ReceiveFailed
@@ -194,6 +219,15 @@ async def receive(share: str, request: Request, services: ServicesDep) -> dict[s
     except BaseException:  # a client gone (ClientDisconnect), a cancel: nothing half-made stays
         await to_thread.run_sync(receiver.abort)
         raise
+    gone = await to_thread.run_sync(replicas.prune, folder, peer.keep_last)
+    if gone:
+        services.events.record(
+            "info",
+            "replication.pruned",
+            share,
+            f"replicas of {share} from {peer.name} removed (keep {peer.keep_last}): "
+            + ", ".join(gone),
+        )
     services.events.record(
         "info",
         "replication.received",

@@ -1,4 +1,4 @@
-"""Replication tasks: a share sent to a target on a schedule
+"""Replication tasks: a share sent to a target on a schedule; a pairing's own retention
 
 Revision ID: 0017
 Revises: 0016
@@ -39,6 +39,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("share_id", "target_id"),
     )
 
+    op.add_column(
+        "replication_pairings",
+        sa.Column("keep_last", sa.Integer(), nullable=False, server_default="0"),
+    )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("replication_pairings") as batch:
+        batch.drop_column("keep_last")
     op.drop_table("replication_tasks")
