@@ -68,7 +68,7 @@ def snapshot(daemon: Daemon, share: str) -> str:
     return name
 
 
-def send(daemon: Daemon, share: str, **extra: str) -> dict[str, Any]:
+def send(daemon: Daemon, share: str, **extra: object) -> dict[str, Any]:
     r = daemon.api.post("/replication/targets/backup-site/send", json={"share": share, **extra})
     assert r.status_code == 202, r.text
     return daemon.wait_job(r.json())
@@ -351,3 +351,28 @@ def test_a_locked_snapshot_arrives_locked_and_the_target_keeps_its_own_count(
     r = target.api.patch("/replication/pairings/office-a", json={"keep_last": -1})
     assert r.status_code == 422
     target.api.patch("/replication/pairings/office-a", json={"keep_last": 0})
+
+
+def test_zstd_on_the_wire_and_a_bandwidth_limit(
+    daemon: Daemon, target: Daemon, paired: dict[str, Any]
+) -> None:
+    folder = make_share(daemon, "logs", {})
+    (folder / "app.log").write_bytes(b"2026-12-02 INFO all is well\n" * 400_000)  # 11 MB
+    first = snapshot(daemon, "logs")
+    job = send(daemon, "logs")  # zstd by default
+    assert job["state"] == "succeeded", job
+    found = re.search(r"([\d,]+) on the wire, ([\d,]+) bytes", job["message"])
+    assert found, job
+    wire, stream = (int(g.replace(",", "")) for g in found.groups())
+    assert wire < stream / 20, (wire, stream)
+    snapshots = daemon.mount_root / "tank" / ".snapshots" / "logs"
+    assert tree(replica(target, "logs", first)) == tree(snapshots / first)
+    # uncompressed, at most 2 MiB/s: 8 MiB of random bytes take 4 s or more
+    (folder / "noise.bin").write_bytes(os.urandom(8 * 1024 * 1024))
+    second = snapshot(daemon, "logs")
+    start = time.monotonic()
+    job = send(daemon, "logs", compress=False, bandwidth_mib=2)
+    took = time.monotonic() - start
+    assert job["state"] == "succeeded", job
+    assert "on the wire" not in job["message"] and took >= 3.5, (took, job)
+    assert tree(replica(target, "logs", second)) == tree(snapshots / second)

@@ -106,6 +106,12 @@ def target_delete(ctx: typer.Context, name: str) -> None:
     console.print(f"replication target {name} deleted")
 
 
+CompressOpt = Annotated[bool, typer.Option("--compress/--no-compress", help="zstd on the wire.")]
+BandwidthOpt = Annotated[
+    float | None, typer.Option("--bandwidth-mib", help="At most this many MiB/s (0: no limit).")
+]
+
+
 @replication_app.command("send")
 def send(
     ctx: typer.Context,
@@ -114,14 +120,16 @@ def send(
     snapshot: Annotated[
         str | None, typer.Option("--snapshot", help="Which snapshot (default: the newest).")
     ] = None,
+    compress: CompressOpt = True,
+    bandwidth_mib: BandwidthOpt = None,
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Send a share's snapshot now: incremental against the newest one the target holds."""
-    job = client(ctx).post(
-        f"/replication/targets/{quote(target, safe='')}/send",
-        {"share": share, "snapshot": snapshot},
-    )
+    body: dict[str, object] = {"share": share, "snapshot": snapshot, "compress": compress}
+    if bandwidth_mib is not None:
+        body["bandwidth_mib"] = bandwidth_mib
+    job = client(ctx).post(f"/replication/targets/{quote(target, safe='')}/send", body)
     run_job(ctx, job, no_wait, as_json)
 
 
@@ -158,14 +166,22 @@ def task_create(
     keep_last: KeepLastOpt = None,
     rpo_hours: RpoOpt = None,
     alert_after: AlertAfterOpt = None,
+    compress: CompressOpt = True,
+    bandwidth_mib: BandwidthOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Replicate SHARE to a target on a schedule: each run takes a snapshot and sends it."""
-    body: dict[str, object] = {"share": share, "target": target, "schedule": schedule}
+    body: dict[str, object] = {
+        "share": share,
+        "target": target,
+        "schedule": schedule,
+        "compress": compress,
+    }
     for key, value in (
         ("keep_last", keep_last),
         ("rpo_hours", rpo_hours),
         ("alert_after", alert_after),
+        ("bandwidth_mib", bandwidth_mib),
     ):
         if value is not None:
             body[key] = value
@@ -229,6 +245,10 @@ def task_update(
     keep_last: KeepLastOpt = None,
     rpo_hours: RpoOpt = None,
     alert_after: AlertAfterOpt = None,
+    bandwidth_mib: BandwidthOpt = None,
+    compress: Annotated[
+        bool | None, typer.Option("--compress/--no-compress", help="zstd on the wire.")
+    ] = None,
     enabled: Annotated[
         bool | None, typer.Option("--enabled/--paused", help="Run on schedule, or not.")
     ] = None,
@@ -241,6 +261,8 @@ def task_update(
             ("keep_last", keep_last),
             ("rpo_hours", rpo_hours),
             ("alert_after", alert_after),
+            ("bandwidth_mib", bandwidth_mib),
+            ("compress", compress),
             ("enabled", enabled),
         )
         if v is not None

@@ -538,6 +538,8 @@ class ReplicationTask(Base):
     keep_last: Mapped[int] = mapped_column(Integer, default=0)
     rpo_hours: Mapped[float] = mapped_column(Float, default=0.0)  # 0: no age alert
     alert_after: Mapped[int] = mapped_column(Integer, default=3)  # failures in a row
+    compress: Mapped[bool] = mapped_column(Boolean, default=True)  # zstd on the wire
+    bandwidth_mib: Mapped[float] = mapped_column(Float, default=0.0)  # MiB/s; 0: no limit
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     snapshots: Mapped[str] = mapped_column(Text, default="")  # the task's own, one per line
     last_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -28,7 +28,7 @@ from speicher.events import EventService
 from speicher.jobs import JobInfo, JobService
 from speicher.jobs.service import Progress
 from speicher.protection import SnapshotService
-from speicher.replication.transfer import Replicator
+from speicher.replication.transfer import Replicator, wire_of
 from speicher.validation import Name, Request
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ class TaskCreate(Request):
         0, ge=0, le=24 * 366, description="Alert when the newest replica is older; 0: never."
     )
     alert_after: int = Field(3, ge=1, le=1000, description="Alert after this many failures.")
+    compress: bool = Field(True, description="zstd on the wire.")
+    bandwidth_mib: float = Field(0, ge=0, le=100_000, description="MiB/s at most; 0: no limit.")
     enabled: bool = True
 
 
@@ -55,6 +57,8 @@ class TaskUpdate(Request):
     keep_last: int | None = Field(None, ge=0, le=100_000)
     rpo_hours: float | None = Field(None, ge=0, le=24 * 366)
     alert_after: int | None = Field(None, ge=1, le=1000)
+    compress: bool | None = None
+    bandwidth_mib: float | None = Field(None, ge=0, le=100_000)
     enabled: bool | None = None
 
 
@@ -66,6 +70,8 @@ class TaskInfo(BaseModel):
     keep_last: int
     rpo_hours: float
     alert_after: int
+    compress: bool
+    bandwidth_mib: float
     enabled: bool
     last_run_at: dt.datetime | None
     last_ok_at: dt.datetime | None = Field(description="When the newest replica was made.")
@@ -99,6 +105,8 @@ def _info(task: ReplicationTask, now: dt.datetime) -> TaskInfo:
         keep_last=task.keep_last,
         rpo_hours=task.rpo_hours,
         alert_after=task.alert_after,
+        compress=task.compress,
+        bandwidth_mib=task.bandwidth_mib,
         enabled=task.enabled,
         last_run_at=task.last_run_at,
         last_ok_at=task.last_ok_at,
@@ -156,6 +164,8 @@ class ReplicationTasks:
                     keep_last=req.keep_last,
                     rpo_hours=req.rpo_hours,
                     alert_after=req.alert_after,
+                    compress=req.compress,
+                    bandwidth_mib=req.bandwidth_mib,
                     enabled=req.enabled,
                 )
                 s.add(task)
@@ -198,7 +208,7 @@ class ReplicationTasks:
             task = s.get(ReplicationTask, task_id)
             if task is None:
                 raise NotFound(f"no replication task {task_id}")
-            for field in ("schedule", "keep_last", "rpo_hours", "alert_after", "enabled"):
+            for field in TaskUpdate.model_fields:
                 value = getattr(req, field)
                 if value is not None:
                     setattr(task, field, value)
@@ -246,7 +256,10 @@ class ReplicationTasks:
                 if task is not None:
                     task.snapshots = "\n".join([*task.snapshots.split(), taken.name])
             local = [x.name for x in self.snapshots.list(info.share)]
-            result = self.replicator.send(info.target, info.share, taken.name, local, progress)
+            wire = wire_of(info.compress, info.bandwidth_mib)
+            result = self.replicator.send(
+                info.target, info.share, taken.name, local, progress, wire
+            )
         except SpeicherError as exc:
             self._failed(task_id, started, exc.message)
             raise

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
+import zstandard
 from anyio import to_thread
 from fastapi import APIRouter, Path, Request
 
@@ -162,6 +163,27 @@ def promote(req: PromoteRequest, services: ServicesDep) -> Promoted:
 PIECE = 1024 * 1024
 
 
+class _Into:
+    """What zstd's stream writer writes its output to: the unframer."""
+
+    def __init__(self, unframer: Unframer) -> None:
+        self.unframer = unframer
+
+    def write(self, data: bytes) -> int:
+        self.unframer.feed(bytes(data))
+        return len(data)
+
+
+def _feed(unframer: Unframer, unpack: Any, data: bytes) -> None:
+    if unpack is None:
+        unframer.feed(data)
+        return
+    try:
+        unpack.write(data)
+    except zstandard.ZstdError as exc:
+        raise StreamError(f"the compressed stream is damaged ({exc})") from None
+
+
 def _lock_date(text: str | None) -> dt.datetime | None:
     if not text:
         return None
@@ -196,19 +218,28 @@ async def receive(share: str, request: Request, services: ServicesDep) -> dict[s
     folder = replicas_of(services.settings, peer, share)
     until = _lock_date(request.headers.get(LOCK_HEADER))
     receiver = Receiver(folder)
-    await to_thread.run_sync(receiver.__enter__)
     unframer = Unframer(receiver)
+    encoding = request.headers.get("content-encoding", "identity").lower()
+    if encoding not in ("identity", "zstd"):
+        raise InvalidInput(field="Content-Encoding", reason="must be zstd or none")
+    # decompressed into the unframer 1 MiB at a time: a small body cannot become a big buffer
+    unpack = (
+        zstandard.ZstdDecompressor().stream_writer(_Into(unframer), write_size=PIECE)  # type: ignore[arg-type]
+        if encoding == "zstd"
+        else None
+    )
+    await to_thread.run_sync(receiver.__enter__)
     try:
         batch: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             batch.append(chunk)
-            size += len(chunk)
+            size += len(chunk)  # compressed: a piece is at most 1 MiB on the wire
             if size >= PIECE:
-                await to_thread.run_sync(unframer.feed, b"".join(batch))
+                await to_thread.run_sync(_feed, unframer, unpack, b"".join(batch))
                 batch, size = [], 0
         if batch:
-            await to_thread.run_sync(unframer.feed, b"".join(batch))
+            await to_thread.run_sync(_feed, unframer, unpack, b"".join(batch))
         made = await to_thread.run_sync(unframer.finish)
         if until is not None:
             await to_thread.run_sync(replicas.lock, folder, made.name, until)

@@ -23,6 +23,8 @@ def upgrade() -> None:
         sa.Column("keep_last", sa.Integer(), nullable=False),
         sa.Column("rpo_hours", sa.Float(), nullable=False),
         sa.Column("alert_after", sa.Integer(), nullable=False),
+        sa.Column("compress", sa.Boolean(), nullable=False),
+        sa.Column("bandwidth_mib", sa.Float(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("snapshots", sa.Text(), nullable=False),
         sa.Column("last_run_at", sa.DateTime(timezone=True), nullable=True),
