@@ -22,6 +22,7 @@ from speicher.replication.stream import (
     Sent,
     StreamError,
     Unframer,
+    estimate,
     framed,
     remove_incoming,
 )
@@ -85,7 +86,10 @@ def test_full_then_incremental_streams_make_identical_snapshots(
     snaps.mkdir()
     first = snaps / "@GMT-2026.12.01-10.00.00"
     btrfs.snapshot(share, first)
+    guess = estimate(first)
     got, full = replicate(first, replicas)
+    # the estimate from --no-data is close to the stream: data ranges plus metadata
+    assert 0.9 * full.bytes < guess < 1.1 * full.bytes, (guess, full.bytes)
     assert got == replicas / first.name / first.name
     assert digests(got) == digests(first)
     assert btrfs.is_subvolume(got)
@@ -98,7 +102,9 @@ def test_full_then_incremental_streams_make_identical_snapshots(
         (share / f"dept-{i % 7}" / f"file-{i:03d}.bin").unlink()
     second = snaps / "@GMT-2026.12.01-11.00.00"
     btrfs.snapshot(share, second)
+    guess = estimate(second, first)
     got2, increment = replicate(second, replicas, parent=first)
+    assert 0.9 * increment.bytes < guess < 1.1 * increment.bytes, (guess, increment.bytes)
     assert digests(got2) == digests(second)
     assert not (got2 / "dept-2" / "file-100.bin").exists()
     assert increment.bytes < full.bytes / 10, (increment.bytes, full.bytes)

@@ -261,6 +261,68 @@ class Unframer:
         return self.receiver.finish(Sent(size, tail[len(MAGIC) + 8 :].hex()))
 
 
+# The send stream's format (the kernel's fs/btrfs/send.h, version 1): a 17-byte header
+# ("btrfs-stream\0" and a u32 version), then commands: u32 length of the attributes, u16
+# command, u32 crc, then attributes as u16 type, u16 length, value (little endian).
+_STREAM_HEADER = 17
+_CMD_HEADER = 10
+_C_UPDATE_EXTENT = 22  # what --no-data sends instead of a write: the range, not the bytes
+_A_SIZE = 4
+
+
+def estimate(snapshot: Path, parent: Path | None = None) -> int:
+    """About how many bytes ``btrfs send`` of ``snapshot`` (against ``parent``) will be:
+    the data of every range ``btrfs send --no-data`` names, plus that metadata-only stream
+    itself. It reads metadata only, so it is quick even for a large snapshot."""
+    argv = ["btrfs", "send", "-q", "--no-data"]
+    if parent is not None:
+        argv += ["-p", str(parent)]
+    argv.append(str(snapshot))
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        env=minimal_env(),
+    )
+    assert proc.stdout is not None
+    total = 0
+    data = 0
+    buffer = b""
+    skip = _STREAM_HEADER
+    try:
+        while piece := proc.stdout.read(PIECE):
+            total += len(piece)
+            buffer += piece
+            if skip:
+                taken = min(skip, len(buffer))
+                buffer, skip = buffer[taken:], skip - taken
+            while len(buffer) >= _CMD_HEADER:
+                length = int.from_bytes(buffer[0:4], "little")
+                if len(buffer) < _CMD_HEADER + length:
+                    break
+                if int.from_bytes(buffer[4:6], "little") == _C_UPDATE_EXTENT:
+                    data += _size_attribute(buffer[_CMD_HEADER : _CMD_HEADER + length])
+                buffer = buffer[_CMD_HEADER + length :]
+    finally:
+        proc.stdout.close()
+        code = proc.wait()
+    if code != 0:
+        raise StreamError("btrfs send --no-data failed")
+    return total + data
+
+
+def _size_attribute(attributes: bytes) -> int:
+    at = 0
+    while at + 4 <= len(attributes):
+        kind = int.from_bytes(attributes[at : at + 2], "little")
+        length = int.from_bytes(attributes[at + 2 : at + 4], "little")
+        if kind == _A_SIZE and length == 8:
+            return int.from_bytes(attributes[at + 4 : at + 12], "little")
+        at += 4 + length
+    return 0
+
+
 def remove_staging(staging: Path) -> None:
     """A staging folder and the (half-received) subvolumes in it."""
     if not staging.exists():

@@ -30,6 +30,7 @@ from speicher.replication.stream import (
     INCOMING,
     Sender,
     StreamError,
+    estimate,
     framed,
 )
 from speicher.storage import ShareService
@@ -157,12 +158,14 @@ class Replicator:
             )
         older = [n for n in local if n < chosen and n in remote]
         parent = older[-1] if older else None
-        # a full stream is about the share's size; an increment is not known before: then the
-        # bar counts up to that size and says the bytes
-        estimate = max(1, info.used if parent is None else 0)
+        progress(0.0, "estimating the stream")
+        try:  # the ranges btrfs send --no-data names: quick, metadata only
+            size = estimate(folder / chosen, folder / parent if parent else None)
+        except StreamError:
+            size = info.used if parent is None else 0  # then the bar counts bytes only
         wire = wire or Wire()
         sent = self._stream(link, share, folder / chosen, folder / parent if parent else None,
-                            estimate, progress, wire)  # fmt: skip
+                            max(1, size), progress, wire)  # fmt: skip
         how = f"incremental from {parent}" if parent else "full"
         if wire.compress:
             how += f", {wire.sent:,} on the wire"
@@ -186,7 +189,7 @@ class Replicator:
         share: str,
         snapshot: Path,
         parent: Path | None,
-        estimate: int,
+        expected: int,
         progress: Progress,
         wire: Wire,
     ) -> int:
@@ -213,8 +216,8 @@ class Replicator:
                     yield out
                     wire.sent += len(out)
                     wire.hold_back(start)
-                if estimate > 1:
-                    progress(min(99.0, 100.0 * count / estimate), "sending")
+                if expected > 1:
+                    progress(min(99.0, 100.0 * count / expected), "sending")
                 else:
                     progress(0.0, f"sending: {count:,} bytes")
             if packer is not None:
