@@ -376,3 +376,34 @@ def test_zstd_on_the_wire_and_a_bandwidth_limit(
     assert job["state"] == "succeeded", job
     assert "on the wire" not in job["message"] and took >= 3.5, (took, job)
     assert tree(replica(target, "logs", second)) == tree(snapshots / second)
+
+
+def test_after_a_promote_the_changes_go_back_without_a_full_resend(
+    daemon: Daemon, target: Daemon, paired: dict[str, Any]
+) -> None:
+    """The second site took over (promote), worked on, and the first box is back: the way
+    home is an increment against the replica the share was promoted from."""
+    back_home = target.api.post("/replication/promote", json={"share": "projects"})
+    assert back_home.status_code == 201, back_home.text
+    base = back_home.json()["replica"]
+    promoted = Path(target.api.get("/shares/projects").json()["path"])
+    (promoted / "after-the-fire.txt").write_bytes(b"written at the second site\n" * 100)
+    # the first box accepts the second as a source
+    code = daemon.api.post("/replication/pairings", json={"name": "site-b"}).json()["code"]
+    body = {"name": "home", "url": daemon.https_url, "code": code}
+    assert target.api.post("/replication/targets", json=body).status_code == 201
+    out = target.cli("replication", "task", "reverse", "projects", "--target", "home")
+    [task] = target.api.get("/replication/tasks").json()
+    assert not task["enabled"] and task["failures"] == 0, (task, out.stdout)
+    name = task["last_snapshot"]
+    [job] = [j for j in target.api.get("/jobs").json() if j["kind"] == "replication.task"]
+    assert job["state"] == "succeeded", (job, out.stdout)
+    assert f"incremental from {base}" in job["message"], job
+    assert sent_bytes(job) < 1024 * 1024, job  # the share is ~250 MB: only the change went
+    back = daemon.mount_root / "tank" / ".replicas" / "site-b" / "projects" / name / name
+    assert tree(back) == tree(target.mount_root / "tank" / ".snapshots" / "projects" / name)
+    assert (back / "after-the-fire.txt").exists()
+    r = daemon.api.post("/replication/promote", json={"share": "projects", "name": "projects-back"})
+    assert r.status_code == 201, r.text
+    returned = Path(daemon.api.get("/shares/projects-back").json()["path"])
+    assert (returned / "after-the-fire.txt").read_bytes() == b"written at the second site\n" * 100

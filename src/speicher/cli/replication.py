@@ -322,3 +322,27 @@ def pairing_update(
     """This box's retention for a source's replicas (the source cannot change it)."""
     client(ctx).patch(f"/replication/pairings/{quote(name, safe='')}", {"keep_last": keep_last})
     console.print(f"pairing {name} changed")
+
+
+@task_app.command("reverse")
+def task_reverse(
+    ctx: typer.Context,
+    share: str,
+    target: Annotated[str, typer.Option("--target", help="The repaired box, paired as a target.")],
+    schedule: Annotated[
+        str | None,
+        typer.Option("--schedule", help="Cron (UTC) to keep going; default: this once, paused."),
+    ] = None,
+    no_wait: NoWaitOpt = False,
+) -> None:
+    """After a promote: send SHARE back to the original box, against the replica it was
+    promoted from (no full re-send while that box still holds it)."""
+    body: dict[str, object] = {
+        "share": share,
+        "target": target,
+        "schedule": schedule or "0 * * * *",
+        "enabled": schedule is not None,
+    }
+    made = client(ctx).post("/replication/tasks", body)
+    console.print(f"replication task {made['id']}: {share} back to {target}")
+    run_job(ctx, client(ctx).post(f"/replication/tasks/{made['id']}/run", None), no_wait)

@@ -26,6 +26,7 @@ from speicher.config import Settings
 from speicher.db import Database, Group, Pool, ReplicationPairing, User
 from speicher.errors import InvalidInput, NotFound, SpeicherError
 from speicher.events import EventService
+from speicher.replication import replicas
 from speicher.replication.pairing import Peer
 from speicher.replication.replicas import REPLICAS, replica_names, replicas_of
 from speicher.storage import ShareService
@@ -155,6 +156,7 @@ class Promoter:
             with contextlib.suppress(SpeicherError):
                 self.shares.delete(name)  # nothing half-made: no share without its owners
             raise
+        replicas.note_promoted(folder, chosen, name)  # the base for sending it back later
         self.events.record(
             "info",
             "replication.promoted",

@@ -125,3 +125,35 @@ def register_vetoes(hooks: Hooks, settings: Settings) -> None:
             )
 
     hooks.subscribe(POOL_DESTROYING, pool_destroying)
+
+
+# -- promoted shares: which replica each was made from (for the way back) --------------------
+
+PROMOTED = "promoted.json"
+
+
+def note_promoted(folder: Path, replica: str, share: str) -> None:
+    """Share ``share`` was made from replica ``replica`` of ``folder``."""
+    path = folder / PROMOTED
+    try:
+        notes = json.loads(path.read_text())
+    except (OSError, ValueError):
+        notes = {}
+    notes[share] = replica
+    temp = folder / f".{PROMOTED}.tmp"
+    temp.write_text(json.dumps(notes))
+    os.replace(temp, path)
+
+
+def origin_of(settings: Settings, share: str) -> Path | None:
+    """The replica share ``share`` was promoted from, if it was and the replica is there."""
+    for path in settings.mount_root.glob(f"*/{REPLICAS}/*/*/{PROMOTED}"):
+        try:
+            replica = json.loads(path.read_text()).get(share)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(replica, str) and _SNAPSHOT.fullmatch(replica):
+            found = path.parent / replica / replica
+            if btrfs.is_subvolume(found):
+                return found
+    return None

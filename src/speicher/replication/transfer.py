@@ -24,7 +24,7 @@ from speicher.events import EventService
 from speicher.jobs import JobInfo, JobService
 from speicher.jobs.service import Progress
 from speicher.protection import SnapshotService
-from speicher.replication import promote
+from speicher.replication import promote, replicas
 from speicher.replication.pairing import Connection, Targets, Unreachable
 from speicher.replication.stream import (
     INCOMING,
@@ -157,15 +157,29 @@ class Replicator:
                 name=chosen, parent=None, bytes=0, summary=f"{chosen} is on {target} already"
             )
         older = [n for n in local if n < chosen and n in remote]
+        parent_path: Path | None = folder / older[-1] if older else None
         parent = older[-1] if older else None
+        if parent_path is None and (origin := replicas.origin_of(self.settings, share)):
+            # a promoted share going back (reverse): against the replica it was made from,
+            # which the other box still holds as its own snapshot unless it was pruned
+            parent_path, parent = origin, f"{origin.name} (the replica it was promoted from)"
         progress(0.0, "estimating the stream")
         try:  # the ranges btrfs send --no-data names: quick, metadata only
-            size = estimate(folder / chosen, folder / parent if parent else None)
+            size = estimate(folder / chosen, parent_path)
         except StreamError:
             size = info.used if parent is None else 0  # then the bar counts bytes only
         wire = wire or Wire()
-        sent = self._stream(link, share, folder / chosen, folder / parent if parent else None,
-                            max(1, size), progress, wire)  # fmt: skip
+        try:
+            sent = self._stream(link, share, folder / chosen, parent_path, max(1, size),
+                                progress, wire)  # fmt: skip
+        except SpeicherError as exc:
+            if parent_path is None or "parent" not in exc.message:
+                raise
+            # the other box no longer holds the base: the whole snapshot, once
+            parent_path, parent = None, None
+            wire.sent = 0
+            sent = self._stream(link, share, folder / chosen, None, max(1, info.used),
+                                progress, wire)  # fmt: skip
         how = f"incremental from {parent}" if parent else "full"
         if wire.compress:
             how += f", {wire.sent:,} on the wire"
