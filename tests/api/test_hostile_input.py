@@ -124,6 +124,46 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any], list[str], str]] = [
         ["name"],
         "CloneRequest",
     ),
+    ("POST", "/replication/pairings", {"name": "hostile"}, ["name", "pool"], "PairingCreate"),
+    ("PATCH", "/replication/pairings/x", {}, [], "PairingUpdate"),
+    (
+        "POST",
+        "/replication/targets",
+        {"name": "hostile", "url": "https://127.0.0.1:9", "code": "A-B"},
+        ["name", "url", "code"],
+        "TargetCreate",
+    ),
+    (
+        "POST",
+        "/replication/targets/x/send",
+        {"share": "docs"},
+        ["share", "snapshot"],
+        "SendRequest",
+    ),
+    (
+        "POST",
+        "/replication/tasks",
+        {"share": "docs", "target": "x", "schedule": "0 * * * *"},
+        ["share", "target", "schedule"],
+        "TaskCreate",
+    ),
+    ("PATCH", "/replication/tasks/1", {}, ["schedule"], "TaskUpdate"),
+    (
+        "POST",
+        "/replication/promote",
+        {"share": "docs"},
+        ["share", "source", "name", "snapshot"],
+        "PromoteRequest",
+    ),
+    # what another Speicher sends: checked before its credential is
+    ("POST", "/../../replication/v1/pair", {"secret": "x"}, ["secret", "source"], "PairRequest"),
+    (
+        "PUT",
+        "/../../replication/v1/replicas/docs/record",
+        {},
+        ["description", "grants.0"],
+        "ShareRecord",
+    ),
 ]
 
 

@@ -75,7 +75,7 @@ class PairingCreate(Request):
         max_length=64, description="A name for the source box, e.g. `office-a` (as pools)."
     )
     pool: Name | None = Field(
-        None, max_length=32, description="The pool replicas go to; the only pool if omitted."
+        None, max_length=64, description="The pool replicas go to; the only pool if omitted."
     )
 
 

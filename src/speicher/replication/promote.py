@@ -30,7 +30,7 @@ from speicher.replication import replicas
 from speicher.replication.pairing import Peer
 from speicher.replication.replicas import REPLICAS, replica_names, replicas_of
 from speicher.storage import ShareService
-from speicher.storage.models import GrantInfo, ShareCreate
+from speicher.storage.models import Compression, ShareCreate
 from speicher.system import acl, beneath
 from speicher.system.accounts import gid_of
 from speicher.validation import Name, Request
@@ -39,13 +39,18 @@ RECORD = "share.json"
 
 
 class ShareRecord(Request):
-    """What the target needs to know of the source's share to promote a replica of it."""
+    """What the target needs to know of the source's share to promote a replica of it.
+    ``users`` and ``groups`` map uids and gids (JSON keys: decimal strings) to names."""
 
     description: str = Field("", max_length=256)
-    compression: str = Field("", max_length=8)
-    grants: list[GrantInfo] = Field(default_factory=list, max_length=10_000)
-    users: dict[int, str] = Field(default_factory=dict, description="uid -> user name")
-    groups: dict[int, str] = Field(default_factory=dict, description="gid -> group name")
+    compression: Compression = ""
+    # "user:alice:rw", "group:finance:ro"
+    grants: list[str] = Field(default_factory=list, max_length=10_000)
+    users: dict[str, str] = Field(default_factory=dict, max_length=100_000)
+    groups: dict[str, str] = Field(default_factory=dict, max_length=100_000)
+
+    def ids(self, which: dict[str, str]) -> dict[int, str]:
+        return {int(k): v for k, v in which.items() if k.isdigit()}
 
 
 def record_of(db: Database, shares: ShareService, share: str) -> ShareRecord:
@@ -57,9 +62,9 @@ def record_of(db: Database, shares: ShareService, share: str) -> ShareRecord:
     return ShareRecord(
         description=info.description,
         compression=info.compression,
-        grants=info.grants,
-        users=users,
-        groups=groups,
+        grants=[f"{g.principal}:{g.name}:{g.access}" for g in info.grants],
+        users={str(k): v for k, v in users.items()},
+        groups={str(k): v for k, v in groups.items()},
     )
 
 
@@ -80,7 +85,7 @@ class PromoteRequest(Request):
         None, max_length=64, description="The pairing it came from; needed when several sent it."
     )
     name: Name | None = Field(None, max_length=64, description="The new share; the same name.")
-    snapshot: str | None = Field(None, max_length=32, description="The replica; the newest.")
+    snapshot: str | None = Field(None, max_length=64, description="The replica; the newest.")
 
 
 class Promoted(BaseModel):
@@ -169,8 +174,8 @@ class Promoter:
         with self.db.session() as s:
             uids = {u.name: u.uid for u in s.scalars(select(User)) if u.uid is not None}
             gids = {g.name: g.gid for g in s.scalars(select(Group))}
-        users = {uid: uids.get(name, 0) for uid, name in record.users.items()}
-        groups = {gid: gids.get(name) for gid, name in record.groups.items()}
+        users = {uid: uids.get(name, 0) for uid, name in record.ids(record.users).items()}
+        groups = {gid: gids.get(name) for gid, name in record.ids(record.groups).items()}
         primary = gid_of(self.settings.primary_group)
         root = beneath.open_root(top)
         with beneath.opened(root):
@@ -186,12 +191,17 @@ class Promoter:
 
     def _grant(self, share: str, record: ShareRecord) -> list[str]:
         skipped = []
-        for g in record.grants:
-            who = {"user": g.name} if g.principal == "user" else {"group": g.name}
+        for text in record.grants:
+            principal, _, rest = text.partition(":")
+            name, _, access = rest.rpartition(":")
+            if principal not in ("user", "group") or access not in ("rw", "ro") or not name:
+                skipped.append(f"not a grant: {text!r}")
+                continue
             try:
-                self.grants.grant(share, GrantRequest(access=g.access, **who))
+                who = {principal: name}
+                self.grants.grant(share, GrantRequest(access=access, **who))
             except (NotFound, InvalidInput):  # no such user or group on this box
-                skipped.append(f"{g.principal} {g.name} ({g.access})")
+                skipped.append(f"{principal} {name} ({access})")
         self.grants.apply(share)  # the source's ACL entries go, this box's come
         return skipped
 

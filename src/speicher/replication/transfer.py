@@ -73,7 +73,7 @@ class Wire:
 class SendRequest(Request):
     share: Name = Field(max_length=64, description="The share whose snapshot goes.")
     snapshot: str | None = Field(
-        None, max_length=32, description="Which snapshot (`@GMT-...`); the newest if omitted."
+        None, max_length=64, description="Which snapshot (`@GMT-...`); the newest if omitted."
     )
     compress: bool = Field(True, description="zstd on the wire.")
     bandwidth_mib: float = Field(
