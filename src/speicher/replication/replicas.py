@@ -157,3 +157,15 @@ def origin_of(settings: Settings, share: str) -> Path | None:
             if btrfs.is_subvolume(found):
                 return found
     return None
+
+
+def refuse_unnamed(made: Path) -> None:
+    """A received snapshot must be named as Speicher names snapshots (``@GMT-...``): what a
+    stream named otherwise is removed again, and the stream refused."""
+    if _SNAPSHOT.fullmatch(made.name):
+        return
+    btrfs.subvolume_delete(made)
+    for leftover in made.parent.iterdir():
+        leftover.unlink()
+    made.parent.rmdir()
+    raise InvalidInput(field="stream", reason="must be of a snapshot named @GMT-...")

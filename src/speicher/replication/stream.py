@@ -138,7 +138,8 @@ class Receiver:
         self.staging.mkdir(mode=0o700)
         with self._stderr_path.open("wb") as errors:
             self._proc = subprocess.Popen(
-                ["btrfs", "receive", "-e", str(self.staging)],
+                # -C: chrooted into the staging folder, a stream cannot name a path outside it
+                ["btrfs", "receive", "-e", "-C", str(self.staging)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=errors,

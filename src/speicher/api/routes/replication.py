@@ -241,6 +241,7 @@ async def receive(share: str, request: Request, services: ServicesDep) -> dict[s
         if batch:
             await to_thread.run_sync(_feed, unframer, unpack, b"".join(batch))
         made = await to_thread.run_sync(unframer.finish)
+        await to_thread.run_sync(replicas.refuse_unnamed, made)
         if until is not None:
             await to_thread.run_sync(replicas.lock, folder, made.name, until)
     except StreamError as exc:
