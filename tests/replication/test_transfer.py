@@ -126,7 +126,9 @@ def test_a_target_killed_mid_stream_keeps_nothing_half_made(
     for i in range(6):
         (big / f"part{i}.bin").write_bytes(os.urandom(40 * 1024 * 1024 + i))
     name = snapshot(daemon, "projects")
-    r = daemon.api.post("/replication/targets/backup-site/send", json={"share": "projects"})
+    # at most 40 MiB/s: the stream lasts seconds, so the kill comes in the middle of it
+    body = {"share": "projects", "bandwidth_mib": 40}
+    r = daemon.api.post("/replication/targets/backup-site/send", json=body)
     assert r.status_code == 202, r.text
     area = target.mount_root / "tank" / ".replicas" / "office-a" / "projects"
     deadline = time.monotonic() + 60
