@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from file_protocols import settle
 
 from replication import change, drop_caches, fill
+from replication import pipe as plain_pipe
 from speicher.system import btrfs
 from speicher_testing import Daemon
 
@@ -52,17 +52,8 @@ def snapshot(daemon: Daemon) -> str:
 
 
 def pipe(snapshot: Path, into: Path, parent: Path | None) -> float:
-    into.mkdir(parents=True, exist_ok=True)
-    send = ["btrfs", "send", "-q", *(["-p", str(parent)] if parent else []), str(snapshot)]
     settle()
-    drop_caches()
-    t0 = time.perf_counter()
-    sender = subprocess.Popen(send, stdout=subprocess.PIPE)
-    subprocess.run(["btrfs", "receive", "-e", str(into)], stdin=sender.stdout, check=True,
-                   capture_output=True)  # fmt: skip
-    assert sender.wait() == 0
-    os.sync()
-    return time.perf_counter() - t0
+    return plain_pipe(snapshot, into, parent)  # it drops the caches first
 
 
 def speicher(source: Daemon, snap: str, compress: bool) -> tuple[float, dict[str, Any]]:
