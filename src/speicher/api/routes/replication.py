@@ -7,6 +7,7 @@ the pairing code's secret once, then with the credential it got for it."""
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
 from enum import Enum
 from typing import Annotated, Any
 
@@ -251,7 +252,13 @@ async def receive(share: str, request: Request, services: ServicesDep) -> dict[s
     except BaseException:  # a client gone (ClientDisconnect), a cancel: nothing half-made stays
         await to_thread.run_sync(receiver.abort)
         raise
-    gone = await to_thread.run_sync(replicas.prune, folder, peer.keep_last)
+    await to_thread.run_sync(_received, services, peer, share, folder, made.name)
+    return {"name": made.name, "bytes": receiver.received_bytes}
+
+
+def _received(services: Services, peer: Peer, share: str, folder: pathlib.Path, name: str) -> None:
+    """After a replica arrived: the target's retention, and the events (off the loop)."""
+    gone = replicas.prune(folder, peer.keep_last)
     if gone:
         services.events.record(
             "info",
@@ -264,9 +271,8 @@ async def receive(share: str, request: Request, services: ServicesDep) -> dict[s
         "info",
         "replication.received",
         share,
-        f"replica {made.name} of share {share} received from {peer.name}",
+        f"replica {name} of share {share} received from {peer.name}",
     )
-    return {"name": made.name, "bytes": receiver.received_bytes}
 
 
 @peer_router.put("/replicas/{share}/record", tags=TAGS, summary="The share's record")
