@@ -210,8 +210,7 @@ def remove_traces(base: Path, prefix: str) -> None:
         if line.startswith(str(base) + "/")
     ]
     for target in sorted(targets, key=len, reverse=True):
-        if _run("umount", target).returncode != 0:
-            _run("umount", "--lazy", target)
+        _unmount(target)
     for line in _run(
         "losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"
     ).stdout.splitlines():
@@ -223,6 +222,37 @@ def remove_traces(base: Path, prefix: str) -> None:
     for name in _accounts("/etc/group", prefix):
         _run("groupdel", name)
     shutil.rmtree(base, ignore_errors=True)
+
+
+def _unmount(target: str) -> None:
+    """Unmount for real: a lazily unmounted btrfs lives on in the kernel and still claims its
+    loop devices' numbers, so a pool made later on a reused loop device cannot be mounted
+    ("belongs to fsid ..., and the fs is already mounted"). Whatever still holds the mount
+    (a child of a killed daemon) is killed first; lazy only as the very last resort."""
+    for _ in range(20):
+        if _run("umount", target).returncode == 0:
+            return
+        _kill_holders(target)
+        time.sleep(0.5)
+    _run("umount", "--lazy", target)
+
+
+def _kill_holders(target: str) -> None:
+    """Kill the processes whose working directory, root or an open file is under ``target``."""
+    prefix = target.rstrip("/") + "/"
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            links = [entry / "cwd", entry / "root", *(entry / "fd").iterdir()]
+            held = any(
+                (where := os.readlink(link)) == target or where.startswith(prefix) for link in links
+            )
+        except OSError:
+            continue
+        if held:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def _accounts(path: str, prefix: str) -> list[str]:
