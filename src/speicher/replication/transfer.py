@@ -9,8 +9,10 @@ when there is none), and the target keeps it only when the stream arrived whole.
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,7 +225,7 @@ class Replicator:
             packer = (
                 zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj() if wire.compress else None
             )
-            for piece in framed(sender):
+            for piece in ahead:
                 count += len(piece)
                 out = packer.compress(piece) if packer is not None else piece
                 if out:
@@ -240,6 +242,7 @@ class Replicator:
                 yield out
 
         timeout = httpx.Timeout(60.0, write=None)
+        ahead = _ahead(framed(sender))
         try:
             with sender, link.client(timeout) as http:
                 sent = http.put(f"/replicas/{share}", content=body(), headers=headers)
@@ -248,6 +251,8 @@ class Replicator:
             raise SpeicherError(str(exc)) from None
         except httpx.HTTPError as exc:
             raise Unreachable(f"the stream to {link.url} broke off ({exc})") from None
+        finally:
+            ahead.close()  # its reader stops, whatever became of the request
         got = int(answer.get("bytes", -1)) if isinstance(answer, dict) else -1
         if sender.sent is None or got != sender.sent.bytes:
             raise SpeicherError(f"{link.url} did not confirm the whole stream")
@@ -262,6 +267,40 @@ class Replicator:
         except httpx.HTTPError as exc:
             raise Unreachable(f"{link.url} did not take the share's record ({exc})") from None
         return got
+
+
+def _ahead(pieces: Iterator[bytes], depth: int = 4) -> Generator[bytes, None, None]:
+    """``pieces``, read (from btrfs send, and hashed) by a thread of their own up to
+    ``depth`` pieces ahead, so that reading overlaps compressing and sending. The reader's
+    failure is raised here; leaving early stops it at its next piece."""
+    out: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for piece in pieces:
+                while not stop.is_set():
+                    try:
+                        out.put(piece, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            out.put(None)
+        except BaseException as exc:  # handed to the consumer
+            out.put(exc)
+
+    reader = threading.Thread(target=read, name="btrfs-send-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := out.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=30)
 
 
 def wire_of(compress: bool, bandwidth_mib: float) -> Wire:

@@ -6,6 +6,7 @@ the pairing code's secret once, then with the credential it got for it."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import pathlib
 from enum import Enum
@@ -230,6 +231,8 @@ async def receive(share: str, request: Request, services: ServicesDep) -> dict[s
         else None
     )
     await to_thread.run_sync(receiver.__enter__)
+    # while a worker thread feeds one piece to btrfs receive, the loop receives the next
+    pending: asyncio.Future[None] | None = None
     try:
         batch: list[bytes] = []
         size = 0
@@ -237,8 +240,14 @@ async def receive(share: str, request: Request, services: ServicesDep) -> dict[s
             batch.append(chunk)
             size += len(chunk)  # compressed: a piece is at most 1 MiB on the wire
             if size >= PIECE:
-                await to_thread.run_sync(_feed, unframer, unpack, b"".join(batch))
+                data = b"".join(batch)
                 batch, size = [], 0
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(to_thread.run_sync(_feed, unframer, unpack, data))
+        if pending is not None:
+            await pending
+            pending = None
         if batch:
             await to_thread.run_sync(_feed, unframer, unpack, b"".join(batch))
         made = await to_thread.run_sync(unframer.finish)
@@ -246,14 +255,24 @@ async def receive(share: str, request: Request, services: ServicesDep) -> dict[s
         if until is not None:
             await to_thread.run_sync(replicas.lock, folder, made.name, until)
     except StreamError as exc:
+        await _settled(pending)
         await to_thread.run_sync(receiver.abort)
         error = Conflict if "already there" in str(exc) else ReceiveFailed
         raise error(str(exc)) from None
     except BaseException:  # a client gone (ClientDisconnect), a cancel: nothing half-made stays
+        await _settled(pending)
         await to_thread.run_sync(receiver.abort)
         raise
     await to_thread.run_sync(_received, services, peer, share, folder, made.name)
     return {"name": made.name, "bytes": receiver.received_bytes}
+
+
+async def _settled(pending: asyncio.Future[None] | None) -> None:
+    """Wait for the piece in flight (its failure is the one being raised, or moot)."""
+    if pending is not None and not pending.done():
+        await asyncio.wait([pending])
+    if pending is not None and not pending.cancelled():
+        pending.exception()  # retrieved: no "never retrieved" warning
 
 
 def _received(services: Services, peer: Peer, share: str, folder: pathlib.Path, name: str) -> None:
