@@ -7,9 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 # Debian packages the daemon runs
-APT_RUN := btrfs-progs mdadm acl util-linux passwd python3-venv samba samba-vfs-modules smartmontools jq
+APT_RUN := btrfs-progs mdadm acl util-linux passwd python3-venv samba samba-vfs-modules smartmontools jq restic openssh-client
 # ...and what the tests need on top
-APT_TEST := $(APT_RUN) procps smbclient samba-testsuite e2fsprogs openssh-client litmus davfs2 rclone cadaver curl sshpass sshfs awscli restic \
+APT_TEST := $(APT_RUN) procps smbclient samba-testsuite e2fsprogs litmus davfs2 rclone cadaver curl sshpass sshfs awscli \
 	chromium fonts-dejavu-core
 
 PYTEST_WORKERS ?= 2

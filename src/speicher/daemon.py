@@ -84,6 +84,10 @@ def remove_upload_leftovers(services: Services) -> None:
     with contextlib.suppress(OSError):
         for staging in replicas.clean_incoming(services.settings):
             log.info("replication: removed %s, a stream that was cut off", staging)
+    try:
+        services.backup_tasks.recover()
+    except (OSError, SpeicherError) as exc:
+        log.warning("removing what cut-off backups left failed: %s", exc)
     for share in services.shares.list():
         if share.state != "ready":
             continue
@@ -194,6 +198,7 @@ class Monitor(threading.Thread):
             self.services.policies.run_due,
             self.services.scrubs.run_due,
             self.services.replication_tasks.run_due,
+            self.services.backup_tasks.run_due,
             lambda: self.services.alerts.check_capacity(self.services.pools.list()),
         )
         while not self.stopping.wait(self.services.settings.monitor_interval):

@@ -72,3 +72,12 @@ def due(schedule: str, last_run: dt.datetime | None, since: dt.datetime, now: dt
     Raises ``Unschedulable`` for a schedule that cannot be evaluated.
     """
     return previous(schedule, now) > (last_run or since)
+
+
+MAX_BACKOFF = dt.timedelta(hours=1)
+
+
+def backoff(failures: int) -> dt.timedelta:
+    """How long after the n-th failure in a row a task tries again: 1, 2, 4 ... minutes, at
+    most an hour (before its next scheduled time, if that comes first)."""
+    return min(MAX_BACKOFF, dt.timedelta(minutes=2 ** min(failures - 1, 10)))

@@ -14,6 +14,8 @@ from speicher.access import (
 )
 from speicher.access.s3keys import Sealer
 from speicher.access.totp import TotpService
+from speicher.backup.targets import BackupTargets
+from speicher.backup.tasks import BackupTasks
 from speicher.config import Settings
 from speicher.db import Database
 from speicher.events import EventService
@@ -64,6 +66,8 @@ class Services:
     replicator: Replicator
     replication_tasks: ReplicationTasks
     promoter: Promoter
+    backup_targets: BackupTargets
+    backup_tasks: BackupTasks
     files: ShareFS
     sftp: SftpService
     hooks: Hooks
@@ -86,6 +90,8 @@ class Services:
         keys = KeyService(db, events)
         targets = Targets(db, events, Sealer(settings.state_dir))
         replicator = Replicator(settings, events, jobs, shares, snapshots, targets)
+        restore = RestoreService(settings, events, shares, snapshots, grants)
+        backup_targets = BackupTargets(settings, db, events, Sealer(settings.state_dir))
         return cls(
             settings=settings,
             db=db,
@@ -98,7 +104,7 @@ class Services:
             users=users,
             snapshots=snapshots,
             policies=PolicyService(settings, db, events, shares, snapshots),
-            restore=RestoreService(settings, events, shares, snapshots, grants),
+            restore=restore,
             scrubs=ScrubService(settings, db, events, jobs, pools),
             health=DiskHealthService(settings, db, events, pools, disks),
             alerts=AlertService(db, events),
@@ -109,6 +115,10 @@ class Services:
             replicator=replicator,
             replication_tasks=ReplicationTasks(db, events, jobs, snapshots, replicator),
             promoter=Promoter(settings, db, events, shares, grants),
+            backup_targets=backup_targets,
+            backup_tasks=BackupTasks(
+                settings, db, events, jobs, shares, snapshots, restore, backup_targets
+            ),
             files=files,
             sftp=SftpService(settings, db, events, users, files, hooks, keys),
             hooks=hooks,

@@ -155,6 +155,37 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any], list[str], str]] = [
         ["share", "source", "name", "snapshot"],
         "PromoteRequest",
     ),
+    (
+        "POST",
+        "/backup/targets",
+        {"name": "hostile", "kind": "local", "path": "/nonexistent/x"},
+        [
+            "name",
+            "path",
+            "url",
+            "access_key",
+            "secret_key",
+            "host",
+            "user",
+            "password",
+        ],
+        "BackupTargetCreate",
+    ),
+    (
+        "POST",
+        "/backup/tasks",
+        {"share": "docs", "target": "x", "schedule": "0 * * * *"},
+        ["share", "target", "schedule"],
+        "BackupTaskCreate",
+    ),
+    ("PATCH", "/backup/tasks/1", {}, ["schedule"], "BackupTaskUpdate"),
+    (
+        "POST",
+        "/backup/tasks/1/restore",
+        {"to": "docs/x"},
+        ["snapshot", "path", "to"],
+        "BackupRestore",
+    ),
     # what another Speicher sends: checked before its credential is
     ("POST", "/../../replication/v1/pair", {"secret": "x"}, ["secret", "source"], "PairRequest"),
     (

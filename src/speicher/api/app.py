@@ -17,6 +17,7 @@ from speicher.api.cache import FastListings, ListingCache
 from speicher.api.routes import (
     access,
     alerts,
+    backup,
     health,
     protection,
     protocols,
@@ -129,6 +130,7 @@ def create_app(services: Services, certificates: CertificateStore | None = None)
         alerts.router,
         system.router,
         replication.router,
+        backup.router,
     )
     for router in routers:
         app.include_router(

@@ -3,6 +3,8 @@
 from speicher.db.models import (
     AlertSettings,
     AlertState,
+    BackupTarget,
+    BackupTask,
     Base,
     Event,
     Grant,
@@ -31,6 +33,8 @@ from speicher.db.session import Database
 __all__ = [
     "AlertSettings",
     "AlertState",
+    "BackupTarget",
+    "BackupTask",
     "Base",
     "Database",
     "Event",

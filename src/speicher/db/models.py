@@ -363,6 +363,11 @@ class Job(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # where a job moves data: bytes done of the bytes expected, seconds still to go (None:
+    # the job does not know)
+    bytes_done: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    bytes_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    eta_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Event(Base):
@@ -553,3 +558,59 @@ class ReplicationTask(Base):
 
     share: Mapped[Share] = relationship()
     target: Mapped[ReplicationTarget] = relationship()
+
+
+class BackupTarget(Base):
+    """A restic repository backups go to (docs/backup.md): an S3 bucket, an SFTP server or
+    a local path. Its password and any S3 secret are kept sealed (restic needs them in
+    clear); the password is shown once, when the repository is made."""
+
+    __tablename__ = "backup_targets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # local, s3, sftp
+    location: Mapped[str] = mapped_column(String(2048))  # path, s3 URL or sftp address
+    access_key: Mapped[str] = mapped_column(String(255), default="")  # s3
+    secret_sealed: Mapped[str] = mapped_column(Text, default="")  # s3
+    ca_certificate: Mapped[str] = mapped_column(Text, default="")  # PEM; s3 over https
+    host_key: Mapped[str] = mapped_column(Text, default="")  # sftp: the server's, pinned
+    password_sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BackupTask(Base):
+    """A share backed up to a target on a schedule: each run backs up a new read-only
+    snapshot of the share with restic, then forgets and prunes by the ``keep_*`` rule."""
+
+    __tablename__ = "backup_tasks"
+    __table_args__ = (UniqueConstraint("share_id", "target_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    share_id: Mapped[int] = mapped_column(ForeignKey("shares.id", ondelete="CASCADE"))
+    target_id: Mapped[int] = mapped_column(ForeignKey("backup_targets.id", ondelete="CASCADE"))
+    schedule: Mapped[str] = mapped_column(String(64))  # cron, in UTC
+    keep_last: Mapped[int] = mapped_column(Integer, default=0)
+    keep_daily: Mapped[int] = mapped_column(Integer, default=7)
+    keep_weekly: Mapped[int] = mapped_column(Integer, default=4)
+    keep_monthly: Mapped[int] = mapped_column(Integer, default=12)
+    keep_yearly: Mapped[int] = mapped_column(Integer, default=0)
+    check_days: Mapped[float] = mapped_column(Float, default=7.0)  # 0: never
+    check_percent: Mapped[float] = mapped_column(Float, default=5.0)
+    alert_after: Mapped[int] = mapped_column(Integer, default=3)  # failures in a row
+    alert_days: Mapped[float] = mapped_column(Float, default=2.0)  # 0: no age alert
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_ok_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_check_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_snapshot: Mapped[str] = mapped_column(String(64), default="")  # restic's id
+    last_files: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # of the share
+    last_added: Mapped[int] = mapped_column(BigInteger, default=0)  # new in the repository
+    last_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    share: Mapped[Share] = relationship()
+    target: Mapped[BackupTarget] = relationship()

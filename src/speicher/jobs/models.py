@@ -18,4 +18,7 @@ class JobInfo(BaseModel):
     message: str = Field(description="The step it is at, or how it ended.")
     error: str = Field(description="Why it failed; empty unless `state` is `failed`.")
     created_at: dt.datetime = Field(description="When it started (UTC).")
+    bytes_done: int | None = Field(None, description="Bytes moved so far, where it moves data.")
+    bytes_total: int | None = Field(None, description="Bytes it expects to move in all.")
+    eta_seconds: float | None = Field(None, description="Its estimate of the seconds left.")
     finished_at: dt.datetime | None = Field(description="When it ended (UTC), if it has.")

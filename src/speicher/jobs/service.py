@@ -26,7 +26,16 @@ class Progress:
         self.job_id = job_id
         self._last = 0.0
 
-    def __call__(self, percent: float, message: str = "") -> None:
+    def __call__(
+        self,
+        percent: float,
+        message: str = "",
+        *,
+        done: int | None = None,
+        total: int | None = None,
+        eta: float | None = None,
+    ) -> None:
+        """``done`` and ``total``: bytes, for a job that moves data; ``eta``: seconds left."""
         now = time.monotonic()
         if now - self._last < 0.2 and percent < 100 and not message:
             return  # at most five writes a second for a busy loop
@@ -34,6 +43,9 @@ class Progress:
         values: dict[str, object] = {"progress": max(0.0, min(100.0, percent))}
         if message:
             values["message"] = message
+        for column, value in (("bytes_done", done), ("bytes_total", total), ("eta_seconds", eta)):
+            if value is not None:
+                values[column] = value
         with self._db.quiet_session() as s:
             s.execute(update(Job).where(Job.id == self.job_id).values(**values))
 

@@ -106,7 +106,7 @@ class RestoreService:
                 name = _beside_name(rel.name, stat.S_ISREG(source.st_mode), snap.time)
                 if beneath.lstat(target_dir, name) is not None:
                     raise Conflict(f"'{rel.parent / name}' already exists")
-            staging = keep(self._staging(share, live_top))
+            staging = keep(self.staging(share, live_top))
             tmp = uuid.uuid4().hex
             with translated("restoring"):
                 files.copy(
@@ -123,7 +123,7 @@ class RestoreService:
                     f"restoring failed: cannot move the copy into place ({exc.strerror})"
                 ) from None
             finally:
-                _clear(staging, tmp)
+                clear_staging(staging, tmp)
         result = str(rel.parent / name)
         saved = f"; what was there is in safety snapshot {safety}" if safety else ""
         self.events.record(
@@ -155,7 +155,7 @@ class RestoreService:
             beneath.rename(staging, tmp, target_dir, name, noreplace=True)
         return safety
 
-    def _staging(self, share: str, live_top: int) -> int:
+    def staging(self, share: str, live_top: int) -> int:
         """The share's root-only staging folder ``.speicher/restore``, opened."""
         with beneath.opened(self._private_dir(share, live_top, INTERNAL)) as internal:
             return self._private_dir(share, internal, "restore")
@@ -309,7 +309,7 @@ def _make_private(fd: int) -> None:
     os.fchmod(fd, 0o700)
 
 
-def _clear(staging: int, name: str) -> None:
+def clear_staging(staging: int, name: str) -> None:
     """Delete what a restore left in staging (the copy, or what it replaced). The restore
     itself is done by then: a failure here is logged, and the next restore's staging area
     still works, as every restore uses a fresh name."""

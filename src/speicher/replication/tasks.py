@@ -29,11 +29,10 @@ from speicher.jobs import JobInfo, JobService
 from speicher.jobs.service import Progress
 from speicher.protection import SnapshotService
 from speicher.replication.transfer import Replicator, wire_of
+from speicher.schedule import backoff
 from speicher.validation import Name, Request
 
 log = logging.getLogger(__name__)
-
-MAX_BACKOFF = dt.timedelta(hours=1)
 
 
 class TaskCreate(Request):
@@ -118,11 +117,6 @@ def _info(task: ReplicationTask, now: dt.datetime) -> TaskInfo:
         failures=task.failures,
         next_run_at=following if task.enabled else None,
     )
-
-
-def backoff(failures: int) -> dt.timedelta:
-    """How long after the n-th failure in a row the task tries again."""
-    return min(MAX_BACKOFF, dt.timedelta(minutes=2 ** min(failures - 1, 10)))
 
 
 class ReplicationTasks:

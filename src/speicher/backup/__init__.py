@@ -1,0 +1,1 @@
+"""Offsite backup of shares with restic (docs/backup.md)."""
