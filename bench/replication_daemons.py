@@ -98,6 +98,8 @@ def main() -> int:
     try:
         source.start()
         target.start()
+        source.use_token()
+        target.use_token()
         src, dst = pool(source, args.gib), pool(target, args.gib)
         r = source.api.post("/shares", json={"name": "data", "pool": "tank"})
         assert r.status_code == 201, r.text

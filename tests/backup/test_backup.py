@@ -358,3 +358,34 @@ def test_failures_alerts_and_bad_input(daemon: Daemon, world: dict[str, Any]) ->
                         "61 * * * *", check=False)  # fmt: skip
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result
     assert leftovers(daemon) == []
+
+
+def test_sftp_target_on_speicher(daemon: Daemon, world: dict[str, Any]) -> None:
+    """The box's key installed for a user of the daemon's own SFTP server: restic's sftp
+    backend over OpenSSH, the host key pinned when the target was added."""
+    r = daemon.api.patch("/shares/vault", json={"sftp": True})
+    assert r.status_code == 200, r.text
+    public = daemon.api.get("/backup/ssh-key").json()["public_key"]
+    assert public.startswith("ssh-ed25519 ")
+    r = daemon.api.post("/users/alice/keys", json={"key": public})
+    assert r.status_code == 201, r.text
+    body = {"name": "nas2", "kind": "sftp", "host": "127.0.0.1", "port": daemon.sftp_port,
+            "user": "alice", "path": "/vault/sftp-restic"}  # fmt: skip
+    r = daemon.api.post("/backup/targets", json={**body, "user": "nobody-here"})
+    assert r.status_code == 502, r.text  # refused login: one clear line, nothing stored
+    assert "nas2" not in [t["name"] for t in daemon.api.get("/backup/targets").json()]
+    r = daemon.api.post("/backup/targets", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["host_key"].startswith(("ssh-ed25519 ", "ecdsa-sha2"))
+    r = daemon.api.post(
+        "/backup/tasks", json={"share": "docs", "target": "nas2", "schedule": "0 4 * * *"}
+    )
+    assert r.status_code == 201, r.text
+    task = r.json()["id"]
+    job = run_task(daemon, task)
+    assert job["state"] == "succeeded", job
+    vault = Path(daemon.api.get("/shares/vault").json()["path"])
+    assert (vault / "sftp-restic" / "config").is_file()
+    job = restore(daemon, task, path="new.txt", to="docs/from-sftp.txt")
+    assert job["state"] == "succeeded", job
+    assert (world["docs"] / "from-sftp.txt").read_text() == "new\n"

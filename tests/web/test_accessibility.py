@@ -36,6 +36,8 @@ ADMIN_PAGES = [
     "/console/groups/",
     "/console/users/alice/keys/",
     "/console/tokens/",
+    "/console/replication/",
+    "/console/backup/",
     "/console/events/",
     "/console/alerts/",
     "/console/system/",

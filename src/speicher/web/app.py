@@ -48,6 +48,7 @@ from speicher.web import i18n, links, live, problems
 from speicher.web.account import Account
 from speicher.web.console import Console
 from speicher.web.console_access import AccessPages
+from speicher.web.console_copies import CopiesPages
 from speicher.web.forms import Errors, local_target, translated
 from speicher.web.sessions import COOKIE, LIFETIME, SessionService, WebUser
 
@@ -98,10 +99,12 @@ class WebApp:
         # whether the daemon is stopping (it sets this): live streams end within a tick
         self.exiting: Callable[[], bool] = lambda: False
         self.access_pages = AccessPages(self)
+        self.copies_pages = CopiesPages(self)
         routes = [
             *self.console.routes(),
             *self.account.routes(),
             *self.access_pages.routes(),
+            *self.copies_pages.routes(),
             Route("/", self.home),
             Route("/lang", self.language),
             Route("/login", self.login_page, methods=["GET"]),
