@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import pwd
 import socket
@@ -254,16 +255,17 @@ def _policy(times: list[dt.datetime], daily: int, weekly: int, monthly: int) -> 
 
 
 def test_retention_over_injected_time(daemon: Daemon, world: dict[str, Any]) -> None:
-    """Two months of history, made with restic by hand as the task makes it (same host, tag
-    and path-less grouping), then a run of the task: its `forget` keeps what the rule says."""
+    """Forty days of history over two months, made with restic by hand as the task makes it
+    (same host, tag and path-less grouping), then a run of the task: its `forget` keeps what
+    the rule says."""
     repo, password, task = world["repo"], world["password"], world["task"]
     history = daemon.base / "history"
     history.mkdir()
     (history / "f").write_text("x")
     start = dt.datetime(2026, 9, 1, 12, 0, tzinfo=dt.UTC)
     host = socket.gethostname().split(".")[0]
-    injected = [start + dt.timedelta(days=d) for d in range(0, 60)]
-    injected += [start + dt.timedelta(days=59, hours=3)]  # two on one day: the later stays
+    injected = [start + dt.timedelta(days=d) for d in range(0, 40)]
+    injected += [start + dt.timedelta(days=39, hours=3)]  # two on one day: the later stays
     for t in injected:
         done = restic(
             repo, password, "backup", "--tag", "share:docs", "--host", host,
@@ -389,3 +391,22 @@ def test_sftp_target_on_speicher(daemon: Daemon, world: dict[str, Any]) -> None:
     job = restore(daemon, task, path="new.txt", to="docs/from-sftp.txt")
     assert job["state"] == "succeeded", job
     assert (world["docs"] / "from-sftp.txt").read_text() == "new\n"
+
+
+def test_the_cli(daemon: Daemon, world: dict[str, Any]) -> None:
+    task = str(world["task"])
+    listed = daemon.cli("backup", "task", "list").stdout
+    assert "docs" in listed and "usb" in listed
+    shown = daemon.cli("backup", "task", "show", task).stdout
+    assert "backup age" in shown and "0 3 * * *" not in shown
+    backups = json.loads(daemon.cli("backup", "snapshots", task, "--json").stdout)
+    assert backups and all(b["tags"] == ["share:docs"] for b in backups)
+    done = daemon.cli("backup", "restore", task, "--path", "new.txt", "--to", "docs/cli.txt")
+    assert done.returncode == 0
+    assert (world["docs"] / "cli.txt").read_text() == "new\n"
+    failed = daemon.cli(
+        "backup", "restore", task, "--path", "new.txt", "--to", "docs/cli.txt", check=False
+    )
+    assert failed.returncode != 0 and "exists" in failed.stderr, failed
+    assert "usb" in daemon.cli("backup", "target", "list").stdout
+    assert daemon.cli("backup", "ssh-key").stdout.startswith("ssh-ed25519 ")
