@@ -116,9 +116,7 @@ class Services:
             replication_tasks=ReplicationTasks(db, events, jobs, snapshots, replicator),
             promoter=Promoter(settings, db, events, shares, grants),
             backup_targets=backup_targets,
-            backup_tasks=BackupTasks(
-                settings, db, events, jobs, shares, snapshots, restore, backup_targets
-            ),
+            backup_tasks=BackupTasks(settings, db, events, jobs, shares, restore, backup_targets),
             files=files,
             sftp=SftpService(settings, db, events, users, files, hooks, keys),
             hooks=hooks,

@@ -95,6 +95,7 @@ def test_full_then_incremental(daemon: Daemon, target: Daemon, paired: dict[str,
     assert job["state"] == "succeeded", job
     assert "full" in job["message"]
     full = sent_bytes(job)
+    assert job["bytes_total"] and 0 < job["bytes_done"] <= full + 1024, job  # the bar: bytes
     snapshots = daemon.mount_root / "tank" / ".snapshots" / "projects"
     assert tree(replica(target, "projects", first)) == tree(snapshots / first)
     # change 10 files, delete 5: the next run sends only that

@@ -48,7 +48,6 @@ from speicher.errors import (
 from speicher.events import EventService
 from speicher.jobs import JobInfo, JobService
 from speicher.jobs.service import Progress
-from speicher.protection import SnapshotService
 from speicher.protection.restore import RestoreService, clear_staging, open_folder, safe_relative
 from speicher.schedule import backoff
 from speicher.storage import ShareService
@@ -216,7 +215,6 @@ class BackupTasks:
         events: EventService,
         jobs: JobService,
         shares: ShareService,
-        snapshots: SnapshotService,
         restore: RestoreService,
         targets: BackupTargets,
     ) -> None:
@@ -225,7 +223,6 @@ class BackupTasks:
         self.events = events
         self.jobs = jobs
         self.shares = shares
-        self.snapshots = snapshots
         self.restorer = restore
         self.targets = targets
         self._running: set[int] = set()

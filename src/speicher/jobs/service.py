@@ -25,6 +25,7 @@ class Progress:
         self._db = db
         self.job_id = job_id
         self._last = 0.0
+        self._message = ""
 
     def __call__(
         self,
@@ -37,9 +38,10 @@ class Progress:
     ) -> None:
         """``done`` and ``total``: bytes, for a job that moves data; ``eta``: seconds left."""
         now = time.monotonic()
-        if now - self._last < 0.2 and percent < 100 and not message:
-            return  # at most five writes a second for a busy loop
+        if now - self._last < 0.2 and percent < 100 and message in ("", self._message):
+            return  # at most five writes a second for a busy loop (each one a commit)
         self._last = now
+        self._message = message or self._message
         values: dict[str, object] = {"progress": max(0.0, min(100.0, percent))}
         if message:
             values["message"] = message

@@ -15,6 +15,7 @@ import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import zstandard
@@ -40,6 +41,7 @@ from speicher.storage.shares import snapshots_dir
 from speicher.validation import Name, Request
 
 LOCK_HEADER = "X-Speicher-Locked-Until"
+T = TypeVar("T")
 
 
 class ReceiveFailed(SpeicherError):
@@ -51,7 +53,9 @@ class ReceiveFailed(SpeicherError):
 # -- the source ----------------------------------------------------------------------------
 
 
-ZSTD_LEVEL = 3  # zstd's default: ~300 MB/s a core here, far more than a WAN moves
+# zstd level 1: measured here, a 2 GiB full stream took 15.9 s at level 3, 13.1 s at level 1
+# and 12.4 s uncompressed; level 1 still shrinks office data well
+ZSTD_LEVEL = 1
 
 
 @dataclass
@@ -219,30 +223,36 @@ class Replicator:
         if wire.compress:
             headers["Content-Encoding"] = "zstd"
 
-        def body() -> Iterator[bytes]:
-            nonlocal count
-            start = time.monotonic()
+        def packed() -> Iterator[tuple[int, bytes]]:
+            """The framed stream's pieces, each with its size before zstd; this runs in the
+            reader's thread (`_ahead`), so compressing overlaps the TLS writes."""
             packer = (
                 zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj() if wire.compress else None
             )
-            for piece in ahead:
-                count += len(piece)
-                out = packer.compress(piece) if packer is not None else piece
+            for piece in framed(sender):
+                yield len(piece), packer.compress(piece) if packer is not None else piece
+            if packer is not None:
+                yield 0, packer.flush()
+
+        def body() -> Iterator[bytes]:
+            nonlocal count
+            start = time.monotonic()
+            for size, out in ahead:
+                count += size
                 if out:
                     yield out
                     wire.sent += len(out)
                     wire.hold_back(start)
+                # the step's text stays the same, so the job's row is written five times a
+                # second, not once a piece (a commit each: it halved the speed)
                 if expected > 1:
-                    progress(min(99.0, 100.0 * count / expected), "sending")
+                    progress(min(99.0, 100.0 * count / expected), "sending", done=count,
+                             total=expected)  # fmt: skip
                 else:
-                    progress(0.0, f"sending: {count:,} bytes")
-            if packer is not None:
-                out = packer.flush()
-                wire.sent += len(out)
-                yield out
+                    progress(0.0, "sending", done=count)
 
         timeout = httpx.Timeout(60.0, write=None)
-        ahead = _ahead(framed(sender))
+        ahead = _ahead(packed())
         try:
             with sender, link.client(timeout) as http:
                 sent = http.put(f"/replicas/{share}", content=body(), headers=headers)
@@ -269,11 +279,11 @@ class Replicator:
         return got
 
 
-def _ahead(pieces: Iterator[bytes], depth: int = 4) -> Generator[bytes, None, None]:
-    """``pieces``, read (from btrfs send, and hashed) by a thread of their own up to
-    ``depth`` pieces ahead, so that reading overlaps compressing and sending. The reader's
+def _ahead(pieces: Iterator[T], depth: int = 4) -> Generator[T, None, None]:
+    """``pieces``, made (read from btrfs send, hashed, compressed) by a thread of their own up
+    to ``depth`` pieces ahead, so that making them overlaps sending them. The reader's
     failure is raised here; leaving early stops it at its next piece."""
-    out: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
+    out: queue.Queue[T | BaseException | None] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def read() -> None:
