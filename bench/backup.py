@@ -66,7 +66,7 @@ def by_task(daemon: Daemon, work: Path, round_: int) -> float:
     t0 = time.perf_counter()
     r = daemon.api.post(f"/backup/tasks/{task}/run")
     assert r.status_code == 202, r.text
-    job = daemon.wait_job(r.json(), timeout=3600)
+    job = daemon.wait_job(r.json(), timeout=3600, poll=0.05)
     os.sync()
     seconds = time.perf_counter() - t0
     assert job["state"] == "succeeded", job

@@ -173,11 +173,14 @@ class Daemon:
             raise AssertionError(f"speicher {command} exited {result.returncode}:\n{output}")
         return result
 
-    def wait_job(self, job: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
+    def wait_job(
+        self, job: dict[str, Any], timeout: float = 300, poll: float = 0.3
+    ) -> dict[str, Any]:
+        """The job once it has ended (a bench timing a short job polls more often)."""
         deadline = time.monotonic() + timeout
         while job["state"] == "running":
             assert time.monotonic() < deadline, f"job {job['id']} still running: {job}"
-            time.sleep(0.3)
+            time.sleep(poll)
             job = self.api.get(f"/jobs/{job['id']}").json()
         return job
 

@@ -151,9 +151,26 @@ class Replicator:
         link = self.targets.connection(target)
         info = self.shares.get(share)
         folder = snapshots_dir(self.settings, info.pool, share)
+        # one client, so one TLS handshake, for the question, the stream and the record
+        with link.client(httpx.Timeout(60.0, write=None)) as http:
+            return self._send(http, link, target, share, chosen, local, progress, wire,
+                              folder, info.used)  # fmt: skip
+
+    def _send(
+        self,
+        http: httpx.Client,
+        link: Connection,
+        target: str,
+        share: str,
+        chosen: str,
+        local: list[str],
+        progress: Progress,
+        wire: Wire | None,
+        folder: Path,
+        used: int,
+    ) -> SendResult:
         try:
-            with link.client() as http:
-                remote = _answer(http.get(f"/replicas/{share}"), link.url)
+            remote = _answer(http.get(f"/replicas/{share}"), link.url)
         except httpx.HTTPError as exc:
             raise Unreachable(f"{link.url} did not answer ({exc})") from None
         if not isinstance(remote, list):
@@ -173,10 +190,10 @@ class Replicator:
         try:  # the ranges btrfs send --no-data names: quick, metadata only
             size = estimate(folder / chosen, parent_path)
         except StreamError:
-            size = info.used if parent is None else 0  # then the bar counts bytes only
+            size = used if parent is None else 0  # then the bar counts bytes only
         wire = wire or Wire()
         try:
-            sent = self._stream(link, share, folder / chosen, parent_path, max(1, size),
+            sent = self._stream(http, link, share, folder / chosen, parent_path, max(1, size),
                                 progress, wire)  # fmt: skip
         except SpeicherError as exc:
             if parent_path is None or "parent" not in exc.message:
@@ -184,7 +201,7 @@ class Replicator:
             # the other box no longer holds the base: the whole snapshot, once
             parent_path, parent = None, None
             wire.sent = 0
-            sent = self._stream(link, share, folder / chosen, None, max(1, info.used),
+            sent = self._stream(http, link, share, folder / chosen, None, max(1, used),
                                 progress, wire)  # fmt: skip
         how = f"incremental from {parent}" if parent else "full"
         if wire.compress:
@@ -205,6 +222,7 @@ class Replicator:
 
     def _stream(
         self,
+        http: httpx.Client,
         link: Connection,
         share: str,
         snapshot: Path,
@@ -251,10 +269,9 @@ class Replicator:
                 else:
                     progress(0.0, "sending", done=count)
 
-        timeout = httpx.Timeout(60.0, write=None)
         ahead = _ahead(packed())
         try:
-            with sender, link.client(timeout) as http:
+            with sender:
                 sent = http.put(f"/replicas/{share}", content=body(), headers=headers)
                 answer = _answer(sent, link.url)
         except StreamError as exc:
@@ -269,11 +286,10 @@ class Replicator:
         # what a promote there needs: grants, and the names behind the files' uids and gids
         record = promote.record_of(self.shares.db, self.shares, share)
         try:
-            with link.client() as http:
-                _answer(
-                    http.put(f"/replicas/{share}/record", json=record.model_dump(mode="json")),
-                    link.url,
-                )
+            _answer(
+                http.put(f"/replicas/{share}/record", json=record.model_dump(mode="json")),
+                link.url,
+            )
         except httpx.HTTPError as exc:
             raise Unreachable(f"{link.url} did not take the share's record ({exc})") from None
         return got
