@@ -158,30 +158,31 @@ def run(
     reader.start()
     out: list[str] = []
     assert proc.stdout is not None
-    try:
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace")
-            if on_message is not None and line.startswith("{"):
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    out.append(line)
-                    continue
-                on_message(message)
-            else:
-                out.append(line)
-        code = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    # the whole call's limit, also while restic prints nothing (a server that never answers)
+    fired = threading.Event()
+
+    def expire() -> None:
+        fired.set()
         proc.kill()
-        proc.wait()
-        raise OperationFailed(f"{what}: restic took longer than {timeout:.0f} s") from None
+
+    watchdog = threading.Timer(timeout, expire) if timeout is not None else None
+    if watchdog is not None:
+        watchdog.daemon = True
+        watchdog.start()
+    try:
+        _read(proc.stdout, on_message, out)
+        code = proc.wait()
     except BaseException:
         proc.kill()
         proc.wait()
         raise
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         proc.stdout.close()
         reader.join(timeout=10)
+    if fired.is_set() and code < 0:
+        raise OperationFailed(f"{what}: restic took longer than {timeout:.0f} s")
     stderr = b"".join(errors).decode("utf-8", "replace")
     if code != 0 and code in ok:
         log.warning("%s: restic exited %d: %s", what, code, stderr[-2000:])
@@ -189,6 +190,21 @@ def run(
         log.info("%s: restic exited %d: %s", what, code, stderr[-4000:])
         raise _failure(stderr, what)
     return "".join(out)
+
+
+def _read(stdout: Any, on_message: Messages | None, out: list[str]) -> None:
+    """restic's output: JSON lines to ``on_message`` (if given), the rest into ``out``."""
+    for raw in stdout:
+        line = raw.decode("utf-8", "replace")
+        if on_message is not None and line.startswith("{"):
+            try:
+                message = json.loads(line)
+            except ValueError:
+                out.append(line)
+                continue
+            on_message(message)
+        else:
+            out.append(line)
 
 
 def run_json(repo: Repository, args: Sequence[str], what: str, **kw: Any) -> Any:
