@@ -81,3 +81,36 @@ def backoff(failures: int) -> dt.timedelta:
     """How long after the n-th failure in a row a task tries again: 1, 2, 4 ... minutes, at
     most an hour (before its next scheduled time, if that comes first)."""
     return min(MAX_BACKOFF, dt.timedelta(minutes=2 ** min(failures - 1, 10)))
+
+
+def next_try(
+    schedule: str, now: dt.datetime, failures: int, last_run: dt.datetime | None
+) -> dt.datetime | None:
+    """When a task with retries runs next: its schedule's next time, or sooner its retry
+    after ``failures`` failures in a row (None: it has no next time)."""
+    try:
+        upcoming: dt.datetime | None = following(schedule, now)
+    except Unschedulable:
+        upcoming = None
+    if failures and last_run is not None:
+        retry = last_run + backoff(failures)
+        upcoming = min(upcoming, retry) if upcoming else retry
+    return upcoming
+
+
+def due_or_retry(
+    schedule: str,
+    last_run: dt.datetime | None,
+    since: dt.datetime,
+    failures: int,
+    now: dt.datetime,
+) -> bool:
+    """Whether a task with retries should run now: :func:`due`, or its back-off after
+    ``failures`` failures in a row has passed; never for a schedule that cannot run."""
+    try:
+        scheduled = due(schedule, last_run, since, now)
+    except Unschedulable:
+        return False
+    return scheduled or bool(
+        failures and last_run is not None and now >= last_run + backoff(failures)
+    )

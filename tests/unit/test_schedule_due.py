@@ -65,3 +65,18 @@ def test_a_stored_schedule_that_cannot_be_evaluated_raises_one_error(stored: str
         schedule.due(stored, None, T, T)
     with pytest.raises(schedule.Unschedulable):
         schedule.following(stored, T)
+
+
+def test_a_failed_task_is_retried_with_back_off_before_its_next_time() -> None:
+    hourly, ran = "0 * * * *", dt.datetime(2026, 5, 1, 10, 0, 30, tzinfo=dt.UTC)
+    created = ran - dt.timedelta(days=1)
+    assert not schedule.due_or_retry(hourly, ran, created, 0, ran + dt.timedelta(minutes=5))
+    # the third failure in a row waits 4 minutes, then tries again, long before 11:00
+    assert not schedule.due_or_retry(hourly, ran, created, 3, ran + dt.timedelta(minutes=3))
+    assert schedule.due_or_retry(hourly, ran, created, 3, ran + dt.timedelta(minutes=4))
+    assert schedule.next_try(hourly, ran, 3, ran) == ran + dt.timedelta(minutes=4)
+    assert schedule.next_try(hourly, ran, 0, ran) == dt.datetime(2026, 5, 1, 11, 0, tzinfo=dt.UTC)
+    # however many failures: at most an hour, and never later than the schedule's time
+    assert schedule.next_try(hourly, ran, 30, ran) == dt.datetime(2026, 5, 1, 11, 0, tzinfo=dt.UTC)
+    assert schedule.next_try("0 0 1 1 *", ran, 30, ran) == ran + dt.timedelta(hours=1)
+    assert schedule.due_or_retry("0 0 31 2 *", None, created, 0, ran) is False  # never runs

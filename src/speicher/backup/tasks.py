@@ -49,7 +49,6 @@ from speicher.events import EventService
 from speicher.jobs import JobInfo, JobService
 from speicher.jobs.service import Progress
 from speicher.protection.restore import RestoreService, clear_staging, open_folder, safe_relative
-from speicher.schedule import backoff
 from speicher.storage import ShareService
 from speicher.system import beneath, btrfs
 from speicher.validation import Name, Request
@@ -150,13 +149,7 @@ def _check_schedule(cron: str) -> None:
 
 
 def _info(task: BackupTask, now: dt.datetime) -> BackupTaskInfo:
-    try:
-        following: dt.datetime | None = schedule.following(task.schedule, now)
-    except schedule.Unschedulable:
-        following = None
-    if task.failures and task.last_run_at is not None:
-        retry = task.last_run_at + backoff(task.failures)
-        following = min(following, retry) if following else retry
+    following = schedule.next_try(task.schedule, now, task.failures, task.last_run_at)
     return BackupTaskInfo(
         id=task.id,
         share=task.share.name,
@@ -505,12 +498,7 @@ class BackupTasks:
         started = []
         for task_id, cron, last_run, last_ok, created, failures, days in rows:
             self._check_age(task_id, last_ok or created, days, now)
-            try:
-                due = schedule.due(cron, last_run, created, now)
-            except schedule.Unschedulable:
-                continue
-            if failures and last_run is not None and now >= last_run + backoff(failures):
-                due = True
+            due = schedule.due_or_retry(cron, last_run, created, failures, now)
             with self._lock:
                 busy = task_id in self._running
             if due and not busy:

@@ -29,7 +29,6 @@ from speicher.jobs import JobInfo, JobService
 from speicher.jobs.service import Progress
 from speicher.protection import SnapshotService
 from speicher.replication.transfer import Replicator, wire_of
-from speicher.schedule import backoff
 from speicher.validation import Name, Request
 
 log = logging.getLogger(__name__)
@@ -89,13 +88,7 @@ def _check_schedule(cron: str) -> None:
 
 
 def _info(task: ReplicationTask, now: dt.datetime) -> TaskInfo:
-    try:
-        following: dt.datetime | None = schedule.following(task.schedule, now)
-    except schedule.Unschedulable:
-        following = None
-    if task.failures and task.last_run_at is not None:
-        retry = task.last_run_at + backoff(task.failures)
-        following = min(following, retry) if following else retry
+    following = schedule.next_try(task.schedule, now, task.failures, task.last_run_at)
     return TaskInfo(
         id=task.id,
         share=task.share.name,
@@ -332,12 +325,7 @@ class ReplicationTasks:
         started = []
         for task_id, cron, last_run, last_ok, created, failures, rpo in rows:
             self._check_age(task_id, last_ok or created, rpo, now)
-            try:
-                due = schedule.due(cron, last_run, created, now)
-            except schedule.Unschedulable:
-                continue
-            if failures and last_run is not None and now >= last_run + backoff(failures):
-                due = True
+            due = schedule.due_or_retry(cron, last_run, created, failures, now)
             with self._lock:
                 busy = task_id in self._running
             if due and not busy:
