@@ -271,6 +271,17 @@ def test_a_missing_device_is_reported_as_canceled_and_aborted() -> None:
     assert btrfs.scrub_total(devices).status == "aborted"
 
 
+def test_a_missing_disk_without_a_name_is_missing() -> None:
+    # btrfs-progs 6.2 once the kernel forgot the disk's path: no name between the spaces
+    forgotten = START_DEGRADED.replace("<missing disk> (id 2)", " (id 2)")
+    assert "Scrub device  (id 2) canceled" in forgotten
+    devices = btrfs.parse_scrub_start(forgotten)
+    assert [(d.device, d.devid) for d in devices] == [("/dev/loop1", 1), (MISSING, 2)]
+    # device 1's counters stay its own (they were overwritten by device 2's zeros)
+    assert devices[0].stats.data_bytes == 314572800
+    assert btrfs.scrub_total(devices[:1]).bytes_scrubbed == 314572800 + 475136
+
+
 def test_status_while_running_and_before_any_scrub() -> None:
     running = btrfs.parse_scrub_status(STATUS_RUNNING)
     assert running.status == "running"

@@ -40,7 +40,7 @@ from speicher.system.run import CommandError
 
 log = logging.getLogger(__name__)
 
-MISSING = "<missing disk>"  # how btrfs names a device it cannot see
+MISSING = btrfs.MISSING_DEVICE
 NO_FILE = "(no file fails to read: the damage is in metadata or in data no file uses any more)"
 
 
@@ -471,9 +471,13 @@ class ScrubService:
             raise OperationFailed(
                 f"scrub of {pool} failed: {result.messages or 'btrfs reported nothing'}"
             )
-        stats = btrfs.scrub_total([d for d in result.devices if d.device != MISSING])
-        skipped = [disk_of(d) for d in result.devices if d.device == MISSING]
-        by_disk = {disk_of(d): d.stats for d in result.devices if d.device != MISSING}
+        # missing: as btrfs says, or as the pool's record says (btrfs may still print a
+        # path the kernel remembers for a disk that is gone)
+        gone = {d.devid for d in members if d.devid is not None and not d.device}
+        present = [d for d in result.devices if d.device != MISSING and d.devid not in gone]
+        stats = btrfs.scrub_total(present)
+        skipped = [disk_of(d) for d in result.devices if d not in present]
+        by_disk = {disk_of(d): d.stats for d in present}
         files: builtins.list[str] = []
         if stats.uncorrectable:
             progress(99, "naming the damaged files")

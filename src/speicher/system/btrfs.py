@@ -427,6 +427,9 @@ class ScrubStats:
         return self.read_errors + self.csum_errors + self.verify_errors + self.super_errors
 
 
+MISSING_DEVICE = "<missing disk>"  # how btrfs names a device it cannot see
+
+
 @dataclass(frozen=True)
 class DeviceScrub:
     """One device's part of a scrub; ``device`` is ``<missing disk>`` for a missing one."""
@@ -470,7 +473,9 @@ def parse_scrub_status(output: str) -> ScrubStats:
     return _scrub_stats(output)
 
 
-_SCRUB_DEVICE = re.compile(r"^Scrub device (.+) \(id (\d+)\) \w+", re.MULTILINE)
+# a missing disk is "<missing disk>", or nothing at all once the kernel forgot its path
+# ("Scrub device  (id 2) canceled", after ``btrfs device scan --forget``)
+_SCRUB_DEVICE = re.compile(r"^Scrub device (.*?) ?\(id (\d+)\) \w+", re.MULTILINE)
 
 
 def parse_scrub_start(output: str) -> list[DeviceScrub]:
@@ -480,7 +485,8 @@ def parse_scrub_start(output: str) -> list[DeviceScrub]:
     for i, head in enumerate(heads):
         end = heads[i + 1].start() if i + 1 < len(heads) else len(output)
         block = output[head.end() : end]
-        devices.append(DeviceScrub(head.group(1), int(head.group(2)), _scrub_stats(block)))
+        device = head.group(1).strip() or MISSING_DEVICE
+        devices.append(DeviceScrub(device, int(head.group(2)), _scrub_stats(block)))
     return devices
 
 
