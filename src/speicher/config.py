@@ -147,6 +147,18 @@ class Settings(BaseSettings):
         "go). A scrub of fast disks checksums with every core it gets; a limit keeps the box "
         "responsive while it runs.",
     )
+    audit_files: bool = Field(
+        True,
+        description="Record every change to files (and reads where a share asks for it) in the "
+        "audit log, over every protocol. Admin actions and logins are always recorded.",
+    )
+    audit_retention_months: int = Field(
+        13,
+        ge=1,
+        le=120,
+        description="Months the audit log keeps (whole months; the current one counts). "
+        "Set in the file or environment only, so an API token cannot shorten it.",
+    )
     log_level: str = Field("INFO", description="Python log level of the daemon.")
 
     @field_validator("state_dir", "mount_root")
@@ -165,6 +177,11 @@ class Settings(BaseSettings):
     def socket_path(self) -> Path:
         """The daemon's local Unix socket; only root may connect."""
         return self.state_dir / "speicher.sock"
+
+    @property
+    def audit_dir(self) -> Path:
+        """The audit log's month files and its intake socket (root only)."""
+        return self.state_dir / "audit"
 
     @property
     def public_dir(self) -> Path:

@@ -430,6 +430,25 @@ async def _serve_all(
             await other.stop()
 
 
+def _start_chores(services: Services, stopping: threading.Event) -> None:
+    """The threads that tidy up: once at start, daily, and every so often."""
+    threading.Thread(
+        target=remove_upload_leftovers, args=(services,), name="leftovers", daemon=True
+    ).start()
+    threading.Thread(
+        target=daily,
+        args=(remove_abandoned_uploads, services, stopping),
+        name="s3-uploads",
+        daemon=True,
+    ).start()
+    threading.Thread(
+        target=every,
+        args=(expire_object_locks, services, stopping, services.settings.s3_lock_check_seconds),
+        name="s3-locks",
+        daemon=True,
+    ).start()
+
+
 def serve(settings: Settings) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
     logging.basicConfig(
@@ -460,29 +479,11 @@ def serve(settings: Settings) -> None:
     )
     print(text + sftp_banner(services.sftp.info()), flush=True)
     unix = _unix_socket(settings.socket_path)
+    services.audit.start(services.files.events)  # before smbd and the S3 workers send to it
     services.smb.start()
     monitor = Monitor(services)
     monitor.start()
-    threading.Thread(
-        target=remove_upload_leftovers, args=(services,), name="leftovers", daemon=True
-    ).start()
-    threading.Thread(
-        target=daily,
-        args=(remove_abandoned_uploads, services, monitor.stopping),
-        name="s3-uploads",
-        daemon=True,
-    ).start()
-    threading.Thread(
-        target=every,
-        args=(
-            expire_object_locks,
-            services,
-            monitor.stopping,
-            services.settings.s3_lock_check_seconds,
-        ),
-        name="s3-locks",
-        daemon=True,
-    ).start()
+    _start_chores(services, monitor.stopping)
     app = serve_app(services, certificates)
     services.sftp.use_logins(app.app.state.logins)  # one throttle for the API, WebDAV and SFTP
     https = _Server(
@@ -519,6 +520,7 @@ def serve(settings: Settings) -> None:
         if s3_workers is not None:
             s3_workers.stop()
         services.smb.stop()
+        services.audit.stop()  # after the sources: what they sent is written
         services.events.record("info", "daemon.stop", "speicher", "Speicher stopped")
         with contextlib.suppress(FileNotFoundError):
             settings.socket_path.unlink()

@@ -14,6 +14,7 @@ from speicher.access import (
 )
 from speicher.access.s3keys import Sealer
 from speicher.access.totp import TotpService
+from speicher.audit.service import AuditLog
 from speicher.backup.targets import BackupTargets
 from speicher.backup.tasks import BackupTasks
 from speicher.config import Settings
@@ -69,6 +70,7 @@ class Services:
     backup_targets: BackupTargets
     backup_tasks: BackupTasks
     files: ShareFS
+    audit: AuditLog
     sftp: SftpService
     hooks: Hooks
 
@@ -92,6 +94,10 @@ class Services:
         replicator = Replicator(settings, events, jobs, shares, snapshots, targets)
         restore = RestoreService(settings, events, shares, snapshots, grants)
         backup_targets = BackupTargets(settings, db, events, Sealer(settings.state_dir))
+        audit = AuditLog(settings, events)
+        smb = SmbService(settings, db, events, hooks, users)
+        if settings.audit_files:
+            smb.attach_audit(audit.add)
         return cls(
             settings=settings,
             db=db,
@@ -108,7 +114,7 @@ class Services:
             scrubs=ScrubService(settings, db, events, jobs, pools),
             health=DiskHealthService(settings, db, events, pools, disks),
             alerts=AlertService(db, events),
-            smb=SmbService(settings, db, events, hooks, users),
+            smb=smb,
             preferences=PreferencesService(db, events),
             pairings=Pairings(db, events),
             targets=targets,
@@ -118,6 +124,7 @@ class Services:
             backup_targets=backup_targets,
             backup_tasks=BackupTasks(settings, db, events, jobs, shares, restore, backup_targets),
             files=files,
+            audit=audit,
             sftp=SftpService(settings, db, events, users, files, hooks, keys),
             hooks=hooks,
             groups=GroupService(settings, db, events, grants),

@@ -17,6 +17,7 @@ from speicher.api.cache import FastListings, ListingCache
 from speicher.api.routes import (
     access,
     alerts,
+    audit,
     backup,
     health,
     protection,
@@ -25,6 +26,7 @@ from speicher.api.routes import (
     storage,
     system,
 )
+from speicher.api.trail import AdminTrail
 from speicher.protocols.webdav.app import DavApp, is_dav
 from speicher.replication.pairing import PEER_PREFIX
 from speicher.services import Services
@@ -119,6 +121,7 @@ def create_app(services: Services, certificates: CertificateStore | None = None)
     )
     # the last added runs first: authentication, then cached listings, then the routes
     app.add_middleware(AuthMiddleware, services=services, logins=app.state.logins)
+    app.add_middleware(AdminTrail, services=services, prefix=PREFIX)  # around the login
     problems.install(app)
     auth = [Depends(principal)]
     routers = (
@@ -131,6 +134,7 @@ def create_app(services: Services, certificates: CertificateStore | None = None)
         system.router,
         replication.router,
         backup.router,
+        audit.router,
     )
     for router in routers:
         app.include_router(

@@ -128,15 +128,24 @@ class PasswordLogins:
         self._checking = 0  # checks running or waiting; touched only on the event loop
 
     async def login(
-        self, user: str, password: str, address: str | None, queue: int = 0, hint: str = ""
+        self,
+        user: str,
+        password: str,
+        address: str | None,
+        queue: int = 0,
+        hint: str = "",
+        protocol: str = "api",
     ) -> UserInfo:
         """The user whose password this is; else Unauthorized, or TooManyRequests when the
         address or user is locked out or more than ``PASSWORD_CHECKS + queue`` checks are
         running or waiting (the API queues none: a third request is answered at once).
-        ``hint`` ends the lockout message."""
+        ``hint`` ends the lockout message. Refused logins go to the audit log, with
+        ``protocol``; a success is recorded by whoever starts a session with it (a login
+        per request, as WebDAV clients and scripts do, would bury the log)."""
         keys = (address_key(address), user_key(user))
         wait = self.throttle.locked(*keys)
         if wait > 0:
+            self.services.audit.login(user, protocol, address, ok=False, detail="locked out")
             raise TooManyRequests(
                 "too many wrong passwords from this address or for this user; "
                 f"try again in {math.ceil(wait)} s{hint}",
@@ -152,6 +161,7 @@ class PasswordLogins:
         finally:
             self._checking -= 1
         if info is None:
+            self.services.audit.login(user, protocol, address, ok=False, detail="wrong password")
             lockouts = self.throttle.failed(*keys)
             if lockouts:
                 await to_thread.run_sync(self._record_lockouts, lockouts)
@@ -221,6 +231,11 @@ class AuthMiddleware:
                 self.services.tokens.verify, value
             )
             if name is None:
+                client = scope.get("client")
+                self.services.audit.login(
+                    "(token)", "api", client[0] if client else None, ok=False,
+                    detail="an API token that is not valid",
+                )  # fmt: skip
                 raise Unauthorized("the API token is not valid")
             return f"token:{name}"
         if scheme.lower() == "basic" and value:

@@ -11,7 +11,7 @@ import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -81,7 +81,24 @@ class Client:
             base_url=base + API, headers=headers, auth=auth, verify=verify, timeout=self.timeout
         )
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def download(self, path: str, out: IO[bytes], **kwargs: Any) -> int:
+        """GET ``path`` into ``out`` as it arrives (an export larger than memory); returns
+        the bytes written."""
+        self._check_socket()
+        written = 0
+        try:
+            with self._http.stream("GET", path, **kwargs) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise CliError(_problem_text(response), 2 if response.status_code < 500 else 1)
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+                    written += len(chunk)
+        except httpx.TransportError as exc:
+            raise CliError(f"the daemon at {self.where} broke off ({exc})") from None
+        return written
+
+    def _check_socket(self) -> None:
         if not self.target.url:
             sock = self.target.socket_path
             # the state directory is 0711, so others may see the socket but not connect (0600)
@@ -97,6 +114,9 @@ class Client:
                 raise CliError(
                     f"no Speicher daemon listens at {sock}; start it with 'speicher serve'"
                 )
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        self._check_socket()
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:

@@ -15,6 +15,7 @@ from speicher.cli import health as _health  # noqa: F401 - adds pool scrub, disk
 from speicher.cli import status as _status
 from speicher.cli.access import group_app, token_app, user_app
 from speicher.cli.alerts import alert_app
+from speicher.cli.audit import audit_app
 from speicher.cli.backup import backup_app
 from speicher.cli.certificate import system_app
 from speicher.cli.client import CliError
@@ -51,6 +52,7 @@ for sub, name in (
     (system_app, "system"),
     (replication_app, "replication"),
     (backup_app, "backup"),
+    (audit_app, "audit"),
 ):
     app.add_typer(sub, name=name)
 

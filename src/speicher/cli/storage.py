@@ -220,6 +220,10 @@ OnOff = Annotated[str | None, typer.Option("--smb", help="Offer over SMB: on or 
 WebdavOpt = Annotated[str | None, typer.Option("--webdav", help="Offer over WebDAV: on or off.")]
 SftpOpt = Annotated[str | None, typer.Option("--sftp", help="Offer over SFTP: on or off.")]
 S3Opt = Annotated[str | None, typer.Option("--s3", help="Offer as an S3 bucket: on or off.")]
+AuditReadsOpt = Annotated[
+    str | None,
+    typer.Option("--audit-reads", help="Record reads in the audit log too: on or off."),
+]
 SyncOpt = Annotated[
     str | None,
     typer.Option(
@@ -319,6 +323,7 @@ def share_create(
     sftp: SftpOpt = None,
     sync: SyncOpt = None,
     s3: S3Opt = None,
+    audit_reads: AuditReadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a share."""
@@ -326,6 +331,7 @@ def share_create(
         "webdav": switch("--webdav", webdav),
         "sftp": switch("--sftp", sftp),
         "s3": switch("--s3", s3),
+        "audit_reads": switch("--audit-reads", audit_reads),
     }
     if sync is not None:
         protocols["sync"] = sync_mode(sync)
@@ -410,6 +416,7 @@ def share_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
             ("sftp", "on" if share["sftp"] else "off"),
             ("s3", "on" if share["s3"] else "off"),
             ("sync", share["sync"]),
+            ("audit reads", "on" if share.get("audit_reads") else "off"),
         ]
     )
     console.print()
@@ -441,6 +448,7 @@ def share_update(
     sftp: SftpOpt = None,
     sync: SyncOpt = None,
     s3: S3Opt = None,
+    audit_reads: AuditReadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a share's quota, compression, description, SMB options, whether it is
@@ -449,6 +457,7 @@ def share_update(
         "webdav": switch("--webdav", webdav),
         "sftp": switch("--sftp", sftp),
         "s3": switch("--s3", s3),
+        "audit_reads": switch("--audit-reads", audit_reads),
     }
     if sync is not None:
         protocols["sync"] = sync_mode(sync)

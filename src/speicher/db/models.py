@@ -128,6 +128,8 @@ class Share(Base):
     # when a whole-file write over ShareFS reaches the disk: "always" (before the client hears
     # of it) or "standard" (with the pool's next commit; docs/files.md, Durability)
     write_sync: Mapped[str] = mapped_column(String(16), default="always", server_default="always")
+    # the audit log records reads of this share's files too (writes always)
+    audit_reads: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     s3_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # the bucket's CORS rules and tags as S3 clients set them (JSON; empty: none)
     s3_cors: Mapped[str] = mapped_column(Text, default="", server_default="")

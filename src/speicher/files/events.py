@@ -17,7 +17,7 @@ from typing import Literal
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["create", "write", "rename", "delete", "mkdir", "rmdir", "copy", "meta"]
+Kind = Literal["create", "write", "rename", "delete", "mkdir", "rmdir", "copy", "meta", "read"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,7 @@ class FileEvent:
     address: str | None
     share: str
     path: str  # "/a/b" inside the share
-    size: int  # bytes written (write, create, copy), else 0
+    size: int  # bytes written (write, create, copy), the file's size (read), else 0
     time: float  # seconds since the epoch
     target: str = ""  # the new path of a rename or copy
 

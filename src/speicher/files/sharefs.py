@@ -146,6 +146,7 @@ class ShareFS:
         self._quotas: dict[str, int | None] = {}  # share -> quota, as access() last read it
         self._durable: dict[str, bool] = {}  # share -> write_sync is "always" (access())
         self._recycles: dict[str, bool] = {}  # share -> has a recycle bin (access())
+        self._audit_reads: dict[str, bool] = {}  # share -> its reads are audited (access())
         # (user, share, protocol) -> (generation of ACCESS_TABLES, principal, access, pool)
         self._access: dict[
             tuple[str, str, str | None], tuple[int, Principal | None, Access | None, str]
@@ -199,6 +200,7 @@ class ShareFS:
                 self._quotas[share] = shared.quota
                 self._durable[share] = shared.write_sync != "standard"
                 self._recycles[share] = bool(shared.smb_recycle)
+                self._audit_reads[share] = bool(shared.audit_reads)
                 if shared.state == "ready" and protocol_enabled(shared, protocol):
                     access = _grant_access(shared.grants, row.id, {g.id for g in row.groups})
         if len(self._access) > 10_000:
@@ -206,6 +208,7 @@ class ShareFS:
             self._quotas.clear()
             self._durable.clear()
             self._recycles.clear()
+            self._audit_reads.clear()
         self._access[key] = (now, principal, access, pool)
         return principal, access, pool
 
@@ -243,6 +246,7 @@ class ShareFS:
         view.pool, view.quota = pool, self._quotas.get(share)
         view.durable = self._durable.get(share, True)
         view.recycles = self._recycles.get(share, False)
+        view.audit_reads = self._audit_reads.get(share, False)
         return view
 
     def _place(self, pool: str, share: str) -> tuple[Path, Path]:
@@ -1097,6 +1101,7 @@ class ShareView:
         # the share's write_sync: True ("always") syncs every change before it is answered
         self.durable = True
         self.recycles = False  # the share has a recycle bin (SMB's, at RECYCLE_DIR)
+        self.audit_reads = False  # opening a file to read is a file event ("read")
         # S3 with Object Lock: this view lifts the seals of the folders it changes (seals.py)
         self.seals = False
         self._lock = threading.Lock()
@@ -1353,6 +1358,8 @@ class ShareView:
         except BaseException:
             os.close(fd)
             raise
+        if self.audit_reads:
+            self.emit("read", parts, st.st_size)
         return ReadFile(fd, _entry(name, st))
 
     # -- writing -------------------------------------------------------------------------------

@@ -151,6 +151,11 @@ SYNC_HELP = (
     "seconds' new files). Replacing a file is atomic either way."
 )
 
+AUDIT_READS_HELP = (
+    "The audit log records every opening of a file for reading too, over every protocol "
+    "(changes are always recorded)."
+)
+
 
 class ShareCreate(Request):
     name: Name = Field(
@@ -166,6 +171,7 @@ class ShareCreate(Request):
     webdav: bool | None = Field(None, description="Offer the share over WebDAV; off if left out.")
     sftp: bool | None = Field(None, description="Offer the share over SFTP; off if left out.")
     sync: WriteSync | None = Field(None, description=SYNC_HELP + " `always` if left out.")
+    audit_reads: bool | None = Field(None, description=AUDIT_READS_HELP + " Off if left out.")
     s3: bool | None = Field(None, description="Offer the share as an S3 bucket; off if left out.")
 
 
@@ -180,6 +186,7 @@ class ShareUpdate(Request):
     webdav: bool | None = Field(None, description="Offer the share over WebDAV; null leaves it.")
     sftp: bool | None = Field(None, description="Offer the share over SFTP; null leaves it.")
     sync: WriteSync | None = Field(None, description=SYNC_HELP + " Null leaves it.")
+    audit_reads: bool | None = Field(None, description=AUDIT_READS_HELP + " Null leaves it.")
     s3: bool | None = Field(None, description="Offer the share as an S3 bucket; null leaves it.")
 
 
@@ -203,6 +210,7 @@ class ShareInfo(BaseModel):
     webdav: bool = Field(description="Offered over WebDAV.")
     sftp: bool = Field(description="Offered over SFTP (users log in with their SSH keys).")
     sync: WriteSync = Field(description=SYNC_HELP)
+    audit_reads: bool = Field(False, description=AUDIT_READS_HELP)
     s3: bool = Field(description="Offered as an S3 bucket of the same name.")
     snapshots_dir: str = Field(description="Where its snapshots live on the server.")
     created_at: dt.datetime = Field(description="When it was created (UTC).")

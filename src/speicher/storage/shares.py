@@ -108,6 +108,8 @@ def _apply_protocols(share: Share, req: ShareCreate | ShareUpdate) -> None:
         share.sftp_enabled = req.sftp
     if req.sync is not None:
         share.write_sync = req.sync
+    if req.audit_reads is not None:
+        share.audit_reads = req.audit_reads
     if req.s3 is not None:
         why = names.bucket_name(share.name) if req.s3 else None
         if why is not None:
@@ -131,6 +133,7 @@ class _Row:
     sftp: bool
     sync: str
     s3: bool
+    audit_reads: bool
     created_at: dt.datetime
 
 
@@ -155,6 +158,7 @@ def _row_of(share: Share) -> _Row:
         sftp=share.sftp_enabled,
         sync=share.write_sync,
         s3=share.s3_enabled,
+        audit_reads=share.audit_reads,
         created_at=share.created_at,
     )
 
@@ -289,6 +293,7 @@ class ShareService:
             sftp=row.sftp,
             sync=row.sync,
             s3=row.s3,
+            audit_reads=row.audit_reads,
             snapshots_dir=str(snapshots_dir(self.settings, row.pool, row.name)),
             created_at=row.created_at,
         )

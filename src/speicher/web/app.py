@@ -39,6 +39,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from speicher.api.auth import PasswordLogins, TooManyRequests, _origin_matches
 from speicher.api.routes.system import system_status
+from speicher.api.trail import SAFE, outcome_of, route_of
 from speicher.errors import Unauthorized
 from speicher.files import FsError, ShareView
 from speicher.services import Services
@@ -55,6 +56,8 @@ from speicher.web.sessions import COOKIE, LIFETIME, SessionService, WebUser
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
+# logins are recorded as logins (PasswordLogins); the file manager's changes as file events
+NOT_TRAILED = ("/login", "/static/", "/files/", "/lang")
 LOGIN_COOKIE = "__Host-speicher-login"  # the login form's nonce (CSRF before a session)
 PROTOCOL = "web"
 VERSIONS_PAGE = 100  # versions of a file per page
@@ -144,9 +147,12 @@ class WebApp:
             await self.app(scope, receive, send)
             return
         https = scope.get("scheme") == "https"
+        status = 500
 
         async def with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("content-security-policy", CSP)
                 headers.setdefault("x-content-type-options", "nosniff")
@@ -163,7 +169,25 @@ class WebApp:
                     headers.setdefault("strict-transport-security", "max-age=31536000")
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        try:
+            await self.app(scope, receive, with_headers)
+        finally:
+            if scope["method"] not in SAFE and not scope["path"].startswith(NOT_TRAILED):
+                await self._trail(scope, status)
+
+    async def _trail(self, scope: Scope, status: int) -> None:
+        """A form sent (an admin's action, or a user's in the file manager): the audit log."""
+        user = await self.user_of(Request(scope))
+        route, subject = route_of(scope, "")
+        client = scope.get("client")
+        self.services.audit.admin(
+            user.name if user else "(not logged in)",
+            "console",
+            f"{scope['method']} {route}",
+            subject,
+            outcome_of(status),
+            client[0] if client else None,
+        )
 
     # -- what every page needs -----------------------------------------------------------------
 
@@ -311,7 +335,7 @@ class WebApp:
         password = str(form.get("password", ""))
         address = request.client.host if request.client else None
         try:
-            info = await self.logins.login(name, password, address, queue=4)
+            info = await self.logins.login(name, password, address, queue=4, protocol="console")
         except TooManyRequests:
             return await self.login_page(request, "locked", 429)
         except Unauthorized:
@@ -324,6 +348,8 @@ class WebApp:
         response = RedirectResponse(target, status_code=303)
         self.set_session_cookie(request, response, secret)
         self.forget(request, response, LOGIN_COOKIE)
+        detail = "password right; the second factor follows" if second else ""
+        self.services.audit.login(info.name, "console", address, ok=True, detail=detail)
         await run_in_threadpool(
             self.services.events.record,
             "info",

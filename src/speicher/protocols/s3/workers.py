@@ -140,12 +140,15 @@ def main(argv: list[str]) -> int:
         format=f"%(asctime)s %(levelname)s %(name)s[s3-{index}]: %(message)s",
     )
     threading.Thread(target=_watch_daemon, args=(alive_fd,), name="daemon", daemon=True).start()
-    from speicher.protocols.s3.app import S3App  # noqa: PLC0415 - after the settings
+    from speicher.audit.service import INTAKE, WorkerSender  # noqa: PLC0415 - after the settings
+    from speicher.protocols.s3.app import S3App  # noqa: PLC0415
     from speicher.services import Services  # noqa: PLC0415
     from speicher.tls import CertificateStore  # noqa: PLC0415
 
     services = Services.build(settings)
     services.db.share_generations(generations_path(settings))
+    if settings.audit_files:  # this worker's file events go to the daemon's audit log
+        WorkerSender(settings.audit_dir / INTAKE).attach(services.files.events)
     ssl_context = None
     if settings.s3_tls:
         ssl_context = CertificateStore(settings.tls_dir, services.events).context()

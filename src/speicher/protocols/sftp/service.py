@@ -335,7 +335,9 @@ class SftpService:
         throttle = self.logins.throttle
         unlocked = [k for k in (address_key(address), user_key(user)) if not throttle.locked(k)]
         try:
-            info = await self.logins.login(user, password, address, queue=MAX_WAITING)
+            info = await self.logins.login(
+                user, password, address, queue=MAX_WAITING, protocol="sftp"
+            )
         except TooManyRequests as exc:  # locked out, or too many checks waiting
             self.failed_logins += 1
             log.debug("SFTP: password login of %s from %s refused: %s", user, address, exc)

@@ -16,6 +16,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from speicher.audit import smb as audit_smb
+
 SNAPSHOT_FORMAT = "@GMT-%Y.%m.%d-%H.%M.%S"
 RECYCLE_DIR = "#recycle"
 INTERNAL_DIR = ".speicher"
@@ -32,9 +34,9 @@ UPLOAD_PREFIX = ".speicher-upload-"  # ShareFS's temp files (speicher.files.path
 CREATE_MASK = "0764"
 DIRECTORY_MASK = "0775"
 
-# Values whose ``%`` is Speicher's own and not a Samba substitution (vfs_shadow_copy2 reads its
-# format with strftime).
-_PERCENT_KEYS = frozenset({"shadow:format"})
+# Values whose ``%`` is Speicher's own (no user's text is in them): vfs_shadow_copy2 reads its
+# format with strftime; vfs_full_audit's prefix uses Samba's variables on purpose.
+_PERCENT_KEYS = frozenset({"shadow:format", "full_audit:prefix"})
 # Samba's username map: ``unix = client`` per line; ``!``, ``*``, ``@``, ``+``, ``&``, quotes and
 # ``=`` have meanings there, so a name may only have the characters of account names.
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -61,6 +63,7 @@ class GlobalOptions:
     dirs: SambaDirs
     username_map: str | None = None
     signing_required: bool = False
+    audit_prefix: str | None = None  # vfs_full_audit's prefix (audit/smb.py); None: no audit
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class ShareOptions:
     encrypt: bool = False
     guest: bool = False
     dfree_command: str | None = None
+    audit: bool = False  # vfs_full_audit first: it sees what clients ask, before recycle
 
 
 def smb_conf(glob: GlobalOptions, shares: list[ShareOptions]) -> dict[str, dict[str, str]]:
@@ -130,6 +134,12 @@ def smb_conf(glob: GlobalOptions, shares: list[ShareOptions]) -> dict[str, dict[
         conf["global"]["username map"] = glob.username_map
     if glob.signing_required:
         conf["global"]["server signing"] = "mandatory"
+    if glob.audit_prefix:
+        # the audit log's lines go to smbd's stdout (the daemon reads them), not to syslog
+        conf["global"]["full_audit:prefix"] = glob.audit_prefix
+        conf["global"]["full_audit:success"] = audit_smb.OPERATIONS_LOGGED
+        conf["global"]["full_audit:failure"] = audit_smb.FAILURES_LOGGED
+        conf["global"]["full_audit:syslog"] = "false"
     if any(s.mac for s in shares):
         conf["global"]["fruit:aapl"] = "yes"
         conf["global"]["fruit:model"] = "MacSamba"
@@ -161,7 +171,7 @@ def _share(s: ShareOptions) -> dict[str, str]:
         section["server smb encrypt"] = "required"
     if s.dfree_command:
         section["dfree command"] = s.dfree_command
-    vfs = []
+    vfs = ["full_audit"] if s.audit else []
     if s.mac:
         vfs += ["catia", "fruit", "streams_xattr"]
         section["fruit:metadata"] = "stream"

@@ -11,11 +11,16 @@ import secrets
 import shlex
 import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
 
 from speicher.access import UserService
+from speicher.audit.records import Record
+from speicher.audit.smb import SmbAuditParser
+from speicher.audit.smb import prefix as audit_prefix
 from speicher.config import Settings
 from speicher.db import Database, Share, SmbSettings
 from speicher.errors import Validator, translated
@@ -116,11 +121,51 @@ class SmbService:
             lambda: self._global()[1],
             self._restarted,
             lambda: samba.helper_pids(self.conf),
+            self._line,
         )
+        # the audit log's SMB lines (audit/smb.py): a token of this start marks them
+        self.audit_token = secrets.token_hex(8)
+        self.audit: SmbAuditParser | None = None
+        self._expired = time.monotonic()
         hooks.subscribe(SHARES_CHANGED, lambda **_: self.apply())
         hooks.subscribe(USER_PASSWORD, self._password)
         hooks.subscribe(USER_STATE, self._state)
         hooks.subscribe(USER_DELETED, self._deleted)
+
+    # -- the audit log ---------------------------------------------------------------------------
+
+    def attach_audit(self, add: Callable[[Record], None]) -> None:
+        """Record SMB's file operations (vfs_full_audit on every share) with ``add``."""
+        self.audit = SmbAuditParser(self.audit_token, self._audited_shares, self._user_of, add)
+
+    def _line(self, line: bytes) -> bool:
+        """A line of smbd's output: an audit line is taken, anything else goes to smbd.log."""
+        audit = self.audit
+        if audit is None:
+            return False
+        text = line.decode(errors="replace")
+        if not audit.is_audit(text):
+            return False
+        audit.feed(text)
+        if time.monotonic() - self._expired > 5:
+            self._expired = time.monotonic()
+            audit.expire()
+        return True
+
+    def _audited_shares(self) -> dict[str, tuple[str, bool]]:
+        with self.db.session() as s:
+            query = select(Share).where(Share.smb_enabled.is_(True))
+            return {
+                share.name: (
+                    str(share_path(self.settings, share.pool.name, share.name)),
+                    share.audit_reads,
+                )
+                for share in s.scalars(query)
+            }
+
+    def _user_of(self, unix: str) -> str:
+        prefix = self.settings.account_prefix
+        return unix[len(prefix) :] if prefix and unix.startswith(prefix) else unix
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -221,6 +266,7 @@ class SmbService:
                         encrypt=share.smb_encrypt,
                         guest=share.smb_guest,
                         dfree_command=str(self.dfree_dir / f"{share.name}.sh"),
+                        audit=self.audit is not None,
                     )
                 )
         return out
@@ -235,6 +281,7 @@ class SmbService:
             dirs=self._dirs(),
             username_map=str(self.usermap) if self.settings.account_prefix else None,
             signing_required=row.signing == "required",
+            audit_prefix=audit_prefix(self.audit_token) if self.audit is not None else None,
         )
         return render.to_text(render.smb_conf(glob, self._shares()))
 
@@ -242,6 +289,8 @@ class SmbService:
         """Write smb.conf if it changed and make smbd use it: a reload, which keeps every
         connection; only a new port or address list needs a restart."""
         changed = write_if_changed(self.conf, self.render_text(), 0o644)
+        if self.audit is not None:
+            self.audit.refresh()
         self.update_dfree()
         if not self.supervisor.running:
             return

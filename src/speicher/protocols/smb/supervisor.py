@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import logging
 import os
 import signal
@@ -13,12 +14,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from speicher.system.run import minimal_env
 
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+PIPE_SIZE = 1024 * 1024
 
 
 def _die_with_parent() -> None:
@@ -36,6 +39,7 @@ class Supervisor:
         port: Callable[[], int],
         on_restart: Callable[[int | None], None],
         leftovers: Callable[[], list[int]],
+        lines: Callable[[bytes], bool] | None = None,
     ) -> None:
         self.name = name
         self._argv = argv
@@ -43,6 +47,7 @@ class Supervisor:
         self._port = port
         self._on_restart = on_restart
         self._leftovers = leftovers
+        self._lines = lines  # each line of output first; False: it goes to the log file
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -73,16 +78,46 @@ class Supervisor:
         with self._lock:
             fd = os.open(self._log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             log_file = os.fdopen(fd, "ab")
-            self._proc = subprocess.Popen(
-                self._argv(),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=minimal_env(),  # smbd expands %$(VAR): never the daemon's environment
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before exec
-            )
-            log_file.close()
+            out: int | BinaryIO = log_file
+            if self._lines is not None:  # through a pipe that a thread of ours reads
+                read_end, out = os.pipe2(os.O_CLOEXEC)
+                with contextlib.suppress(OSError):  # room for a second of a busy smbd
+                    fcntl.fcntl(out, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            try:
+                self._proc = subprocess.Popen(
+                    self._argv(),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=minimal_env(),  # smbd expands %$(VAR): never the daemon's environment
+                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before exec
+                )
+            finally:
+                if isinstance(out, int):
+                    os.close(out)
+            if isinstance(out, int):
+                threading.Thread(
+                    target=self._read, args=(read_end, log_file), name=f"{self.name}-output",
+                    daemon=True,
+                ).start()  # fmt: skip
+            else:
+                log_file.close()
             log.info("started %s (pid %d)", self.name, self._proc.pid)
+
+    def _read(self, read_end: int, log_file: BinaryIO) -> None:
+        """The child's output, line by line, to ``lines`` or else the log file, until every
+        process that holds the pipe (smbd and the processes it forked) has ended."""
+        assert self._lines is not None
+        with os.fdopen(read_end, "rb", buffering=1024 * 1024) as pipe, log_file:
+            for line in pipe:
+                try:
+                    taken = self._lines(line)
+                except Exception:  # a line that fails is logged, never the end of reading
+                    log.exception("a line of %s's output could not be handled", self.name)
+                    taken = False
+                if not taken:
+                    log_file.write(line)
+                    log_file.flush()
 
     def wait_ready(self, wait: float) -> bool:
         deadline = time.monotonic() + wait

@@ -606,7 +606,9 @@ class DavApp:
             generation = self.db.generation_of(LOGIN_TABLES)
             client = scope.get("client")
             address = client[0] if client else None
-            info = await self.logins.login(name, password, address, queue=LOGIN_QUEUE)
+            info = await self.logins.login(
+                name, password, address, queue=LOGIN_QUEUE, protocol="webdav"
+            )
             self.cache.put(key, info.name, generation)
             future.set_result(info.name)
             return info.name

@@ -1,0 +1,282 @@
+"""SMB's file operations, as Samba's ``vfs_full_audit`` tells them, turned into audit records.
+
+smbd runs with ``--debug-stdout``; ``full_audit:syslog = false`` makes the module write its
+lines there too (as debug level 1 messages), so they reach the daemon through smbd's
+stdout pipe and never the box's syslog. Each line starts with a prefix that holds a random
+token of this daemon's start (smb.conf is root's), the smbd process, the Unix user, the
+client's address and the share:
+
+    SPAUDIT-<token>|<pid>|<unix user>|<address>|<share>|<operation>|<ok or fail (why)>|<args>
+
+The operations that are logged (``render.py`` sets them) and what they become:
+
+- ``create_file`` (every open): a file opened with write access is remembered and becomes
+  ``create`` (disposition *create*) or ``open_write`` at its ``close``, when its size is
+  known; a read-only open is ``read``, on shares that audit reads; a folder's open is
+  remembered, so that its ``unlinkat`` is an ``rmdir``;
+- ``renameat``, ``unlinkat``, ``mkdirat``: ``rename`` (both names), ``delete`` or
+  ``rmdir``, ``mkdir``;
+- ``fchmod``, ``fchown``, ``fset_nt_acl``: ``set_permission``.
+
+Failures are recorded for changes that were refused (``Permission denied`` and the like);
+a failed open of a file that does not exist is what every client does all day, and is not.
+
+Paths are absolute in the lines; a record holds the path inside the share. A file name may
+hold a ``|``: the arguments are split by the share's path, which starts every one of them.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import re
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from speicher.audit.records import Record, without_controls
+from speicher.system import beneath
+
+log = logging.getLogger(__name__)
+
+OPERATIONS_LOGGED = (
+    "create_file close renameat unlinkat mkdirat fchmod fchown fset_nt_acl"  # success
+)
+FAILURES_LOGGED = "create_file renameat unlinkat mkdirat fchmod fchown fset_nt_acl"
+
+# access mask bits (MS-SMB2 2.2.13.1) that make an open a writing one
+_WRITE_ACCESS = 0x2 | 0x4 | 0x40000000 | 0x10000000  # WRITE_DATA, APPEND_DATA, GENERIC_W/ALL
+_READ_ACCESS = 0x1 | 0x80000000  # READ_DATA, GENERIC_READ
+_DELETE = 0x10000
+_CREATE = "create"
+_NOT_FOUND = ("No such file or directory", "Object name not found", "NT_STATUS_OBJECT_NAME_NOT")
+_NUMBER = re.compile(r"-?[0-9a-fx]+")  # a mode, uid or gid after the path
+PENDING_SECONDS = 30.0  # a file open for writing longer than this is recorded without a size
+
+
+@dataclass(frozen=True)
+class _Open:
+    record: Record
+    since: float
+
+
+def prefix(token: str) -> str:
+    """``full_audit:prefix``: the start of every line (smb.conf variables, see above)."""
+    return f"SPAUDIT-{token}|%d|%u|%I|%S"
+
+
+class SmbAuditParser:
+    """Lines in, records out (``emit``). ``shares`` gives each share's folder (absolute,
+    as in smb.conf) and whether its reads are audited; ``user_of`` maps a Unix account to
+    the Speicher user."""
+
+    def __init__(
+        self,
+        token: str,
+        shares: Callable[[], dict[str, tuple[str, bool]]],
+        user_of: Callable[[str], str],
+        emit: Callable[[Record], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.marker = f"SPAUDIT-{token}|"
+        self.shares = shares
+        self.user_of = user_of
+        self.emit = emit
+        self.clock = clock
+        self.size_of = size_beneath
+        self._writing: dict[tuple[str, str], _Open] = {}  # (pid, path) -> open for writing
+        self._dirs: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
+        self._known: dict[str, tuple[str, bool]] = {}
+        self.malformed = 0
+
+    def is_audit(self, line: str) -> bool:
+        return self.marker in line
+
+    def feed(self, line: str) -> None:
+        """One line of smbd's output that :meth:`is_audit`."""
+        start = line.find(self.marker)
+        fields = line[start + len(self.marker) :].rstrip("\n").split("|", 6)
+        if len(fields) < 6:
+            self.malformed += 1
+            return
+        pid, unix, address, share, operation, status = fields[:6]
+        args = fields[6] if len(fields) > 6 else ""
+        place = self._share(share)
+        if place is None:
+            return  # IPC$ and the like
+        root, reads = place
+        ok = status == "ok"
+        base = Record(
+            time=self.clock(),
+            category="file",
+            protocol="smb",
+            user=without_controls(self.user_of(unix)),
+            address=without_controls(address),
+            share=share,
+            operation="",
+            path="",
+            outcome="ok" if ok else _failure(status),
+        )
+        if operation == "create_file":
+            self._create_file(pid, base, root, reads, ok, args)
+        elif operation == "close":
+            self._close(pid, _inside(root, args))
+        elif operation == "renameat":
+            old, new = _two_paths(root, args)
+            if old is not None:
+                self._changed(ok, status, replace(base, operation="rename", path=old, target=new))
+        elif operation == "unlinkat":
+            path = _inside(root, args)
+            if path is not None:
+                folder = (pid, path) in self._dirs
+                self._dirs.pop((pid, path), None)
+                kind = "rmdir" if folder else "delete"
+                self._changed(ok, status, replace(base, operation=kind, path=path))
+        elif operation == "mkdirat":
+            path = _inside(root, args)
+            if path is not None:
+                self._changed(ok, status, replace(base, operation="mkdir", path=path))
+        elif operation in ("fchmod", "fchown", "fset_nt_acl"):
+            head, cut, tail = args.rpartition("|")
+            path = _inside(root, head if cut and _NUMBER.fullmatch(tail) else args)
+            if path is not None:
+                self._changed(ok, status, replace(base, operation="set_permission", path=path))
+
+    def expire(self) -> None:
+        """Record the files open for writing for longer than PENDING_SECONDS (a client that
+        holds a file open all day), with the size they have now."""
+        now = self.clock()
+        for key, opened in list(self._writing.items()):
+            if now - opened.since > PENDING_SECONDS:
+                del self._writing[key]
+                self.emit(self._sized(opened.record))
+
+    def _share(self, share: str) -> tuple[str, bool] | None:
+        place = self._known.get(share)
+        if place is None:
+            self._known = self.shares()
+            place = self._known.get(share)
+        return place
+
+    def refresh(self) -> None:
+        """The shares changed (their folders or read auditing)."""
+        self._known = self.shares()
+
+    def _create_file(
+        self, pid: str, base: Record, root: str, reads: bool, ok: bool, args: str
+    ) -> None:
+        parts = args.split("|", 3)
+        if len(parts) != 4:
+            self.malformed += 1
+            return
+        mask_text, kind, disposition, full = parts
+        path = _inside(root, full)
+        try:
+            mask = int(mask_text, 16)
+        except ValueError:
+            self.malformed += 1
+            return
+        if path is None:
+            return
+        if kind == "dir":
+            self._folder(pid, base, path, ok, disposition)
+            return
+        writes = bool(mask & _WRITE_ACCESS) or disposition in ("overwrite", "supersede")
+        operation = _CREATE if disposition == _CREATE else "open_write" if writes else "read"
+        record = replace(base, operation=operation, path=path)
+        if not ok:
+            # a refused change; Samba's reason is often a stale "No such file or directory"
+            # (a share that is read-only for the user), so it is not repeated
+            if operation == "read" and mask & _DELETE:
+                operation = "delete"  # an open to delete or rename
+            if operation != "read":
+                self.emit(replace(record, operation=operation, outcome=_refused(base)))
+            return
+        if operation == "read":
+            if reads and mask & _READ_ACCESS:
+                self.emit(record)
+            return
+        key = (pid, path)
+        earlier = self._writing.pop(key, None)
+        if earlier is not None:  # opened again before the first close came: keep both
+            self.emit(self._sized(earlier.record))
+        self._writing[key] = _Open(replace(record, detail=root), self.clock())
+
+    def _folder(self, pid: str, base: Record, path: str, ok: bool, disposition: str) -> None:
+        """A folder's open: remembered (its unlinkat is an rmdir); a refused create is a
+        refused mkdir."""
+        if ok:
+            self._dirs[(pid, path)] = None
+            if len(self._dirs) > 4096:
+                self._dirs.popitem(last=False)
+        elif disposition == _CREATE:
+            self.emit(replace(base, operation="mkdir", path=path, outcome=_refused(base)))
+
+    def _close(self, pid: str, path: str | None) -> None:
+        if path is None:
+            return
+        opened = self._writing.pop((pid, path), None)
+        if opened is not None:
+            self.emit(self._sized(opened.record))
+
+    def _sized(self, record: Record) -> Record:
+        """A written file's record with its size now (at its close: before a rename can
+        take it away); ``detail`` held the share's folder until here."""
+        size = 0
+        with contextlib.suppress(OSError, ValueError):
+            size = self.size_of(Path(record.detail), record.path)
+        return replace(record, size=size, detail="")
+
+    def _changed(self, ok: bool, status: str, record: Record) -> None:
+        if ok or not any(n in status for n in _NOT_FOUND):
+            self.emit(record)
+
+
+def size_beneath(root: Path, path: str) -> int:
+    """The size of the regular file at ``path`` in ``root``, reached without following a
+    symbolic link (root must not be led out of a share); 0 for anything else."""
+    parent, _, name = path.rpartition("/")
+    top = beneath.open_root(root)
+    try:
+        with beneath.opened(beneath.open_dir(top, parent.lstrip("/") or ".")) as folder:
+            st = beneath.lstat(folder, name)
+    finally:
+        os.close(top)
+    return st.st_size if st is not None and stat.S_ISREG(st.st_mode) else 0
+
+
+def _refused(base: Record) -> str:
+    """A refused open's outcome: ``failed``, with the reason unless it is "not found"."""
+    return "failed" if any(n in base.outcome for n in _NOT_FOUND) else base.outcome
+
+
+def _failure(status: str) -> str:
+    """``fail (Permission denied)`` -> ``failed: Permission denied``."""
+    why = status.removeprefix("fail").strip().strip("()")
+    return without_controls(f"failed: {why}" if why else "failed", 200)
+
+
+def _inside(root: str, full: str) -> str | None:
+    """The path inside the share of an absolute path smbd logged; None outside it."""
+    if full == root or full == root + "/.":
+        return "/"
+    if not full.startswith(root + "/"):
+        return None
+    rest = full[len(root) :]
+    if rest.endswith("/.") or rest.endswith("/.."):
+        return None  # a folder's own entries, opened while listing it
+    return without_controls(rest)
+
+
+def _two_paths(root: str, args: str) -> tuple[str | None, str]:
+    """``renameat``'s "old|new", split where the second path (which starts with the
+    share's folder) begins: a name may hold a ``|``."""
+    cut = args.find("|" + root + "/")
+    if cut < 0:
+        return None, ""
+    old, new = _inside(root, args[:cut]), _inside(root, args[cut + 1 :])
+    return old, new or ""

@@ -1,0 +1,87 @@
+"""vfs_full_audit's lines (as smbd 4.17 writes them) into audit records."""
+
+from __future__ import annotations
+
+from speicher.audit.records import Record
+from speicher.audit.smb import SmbAuditParser
+
+ROOT = "/srv/speicher/tank/finance"
+P = "SPAUDIT-tok|7092|sp-alice|10.0.0.7|finance|"
+
+
+def parse(lines: list[str], reads: bool = False) -> list[Record]:
+    out: list[Record] = []
+    parser = SmbAuditParser(
+        "tok",
+        lambda: {"finance": (ROOT, reads)},
+        lambda unix: unix.removeprefix("sp-"),
+        out.append,
+        clock=lambda: 1000.0,
+    )
+    for line in lines:
+        if parser.is_audit(line):
+            parser.feed(line)
+    return out
+
+
+def test_a_session_of_smbclient() -> None:
+    out = parse(
+        [
+            "smbd version 4.17.12-Debian started.",
+            P + "connect|ok|finance",
+            P + f"create_file|ok|0x12019f|file|overwrite_if|{ROOT}/a.txt",
+            P + f"close|ok|{ROOT}",
+            P + f"close|ok|{ROOT}/a.txt",
+            P + f"close|ok|{ROOT}/a.txt",
+            P + f"mkdirat|ok|{ROOT}/d",
+            P + f"create_file|ok|0x80|dir|create|{ROOT}/d",
+            P + f"create_file|ok|0x12019f|file|create|{ROOT}/d/x|y",
+            P + f"close|ok|{ROOT}/d/x|y",
+            P + f"renameat|ok|{ROOT}/a.txt|{ROOT}/b|c.txt",
+            P + f"create_file|ok|0x10000|file|open|{ROOT}/d/x|y",
+            P + f"unlinkat|ok|{ROOT}/d/x|y",
+            P + f"create_file|ok|0x10000|dir|open|{ROOT}/d",
+            P + f"unlinkat|ok|{ROOT}/d",
+            P + f"create_file|fail (No such file or directory)|0x120089|file|open|{ROOT}/nope",
+            P + f"unlinkat|fail (Permission denied)|{ROOT}/locked.pdf",
+            # a share that is read-only for the user: Samba's reason is a stale ENOENT
+            P + f"create_file|fail (No such file or directory)|0x10000|file|open|{ROOT}/ro.txt",
+            P + f"create_file|fail (No such file or directory)|0x80|dir|create|{ROOT}/x",
+            P + f"create_file|ok|0x120089|file|open|{ROOT}/read.pdf",
+            P + f"fset_nt_acl|ok|{ROOT}/b|c.txt",
+            "SPAUDIT-other|1|x|1.2.3.4|finance|unlinkat|ok|/srv/speicher/tank/finance/forged",
+            P + "unlinkat|ok|/etc/passwd",
+            "SPAUDIT-tok|1|sp-alice|10.0.0.7|IPC$|create_file|ok|0x1|file|open|/x",
+        ]
+    )
+    assert [(r.operation, r.path, r.target, r.outcome) for r in out] == [
+        ("open_write", "/a.txt", "", "ok"),
+        ("mkdir", "/d", "", "ok"),
+        ("create", "/d/x|y", "", "ok"),
+        ("rename", "/a.txt", "/b|c.txt", "ok"),
+        ("delete", "/d/x|y", "", "ok"),
+        ("rmdir", "/d", "", "ok"),
+        ("delete", "/locked.pdf", "", "failed: Permission denied"),
+        ("delete", "/ro.txt", "", "failed"),
+        ("mkdir", "/x", "", "failed"),
+        ("set_permission", "/b|c.txt", "", "ok"),
+    ]
+    first = out[0]
+    assert (first.user, first.address, first.share, first.protocol) == (
+        "alice",
+        "10.0.0.7",
+        "finance",
+        "smb",
+    )
+    assert first.size == 0  # looked up beneath the share at the close: not on this box
+
+
+def test_reads_only_where_the_share_audits_them() -> None:
+    lines = [P + f"create_file|ok|0x120089|file|open|{ROOT}/read.pdf"]
+    assert parse(lines) == []
+    assert [(r.operation, r.path) for r in parse(lines, reads=True)] == [("read", "/read.pdf")]
+
+
+def test_a_control_character_in_a_name_is_not_passed_on() -> None:
+    out = parse([P + f"mkdirat|ok|{ROOT}/a\x1b[2Jb"])
+    assert out[0].path == "/a\ufffd[2Jb"
