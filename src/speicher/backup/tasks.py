@@ -19,23 +19,19 @@ import os
 import re
 import socket
 import stat
-import threading
 import time
 import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 
 from speicher import schedule
 from speicher.backup import restic
 from speicher.backup.restic import Repository
 from speicher.backup.targets import BackupTargets
 from speicher.config import Settings
-from speicher.db import BackupTarget, BackupTask, Database, Share
+from speicher.db import BackupTarget, BackupTask, Database
 from speicher.db.models import utcnow
 from speicher.errors import (
     Conflict,
@@ -47,6 +43,7 @@ from speicher.errors import (
 )
 from speicher.events import EventService
 from speicher.jobs import JobInfo, JobService
+from speicher.jobs.scheduled import ScheduledTasks
 from speicher.jobs.service import Progress
 from speicher.protection.restore import RestoreService, clear_staging, open_folder, safe_relative
 from speicher.storage import ShareService
@@ -143,43 +140,6 @@ class BackupRestore(Request):
     )
 
 
-def _check_schedule(cron: str) -> None:
-    if reason := schedule.check(cron):
-        raise InvalidInput(field="schedule", reason=reason)
-
-
-def _info(task: BackupTask, now: dt.datetime) -> BackupTaskInfo:
-    following = schedule.next_try(task.schedule, now, task.failures, task.last_run_at)
-    return BackupTaskInfo(
-        id=task.id,
-        share=task.share.name,
-        target=task.target.name,
-        schedule=task.schedule,
-        keep_last=task.keep_last,
-        keep_daily=task.keep_daily,
-        keep_weekly=task.keep_weekly,
-        keep_monthly=task.keep_monthly,
-        keep_yearly=task.keep_yearly,
-        check_days=task.check_days,
-        check_percent=task.check_percent,
-        alert_after=task.alert_after,
-        alert_days=task.alert_days,
-        enabled=task.enabled,
-        last_run_at=task.last_run_at,
-        last_ok_at=task.last_ok_at,
-        backup_age_seconds=(now - task.last_ok_at).total_seconds() if task.last_ok_at else None,
-        last_check_at=task.last_check_at,
-        last_snapshot=task.last_snapshot,
-        last_files=task.last_files,
-        last_bytes=task.last_bytes,
-        last_added=task.last_added,
-        last_seconds=task.last_seconds,
-        last_error=task.last_error,
-        failures=task.failures,
-        next_run_at=following if task.enabled else None,
-    )
-
-
 def host_name() -> str:
     """The name the box's backups carry in restic (its retention is per box and share)."""
     name = socket.gethostname().split(".")[0]
@@ -200,7 +160,12 @@ def _drop(frozen: Path) -> None:
             btrfs.subvolume_delete(frozen)
 
 
-class BackupTasks:
+class BackupTasks(ScheduledTasks[BackupTask, BackupTaskInfo, BackupTaskCreate, BackupTaskUpdate]):
+    kind = "backup"
+    late_unit = "days"
+    model = BackupTask
+    target_model = BackupTarget
+
     def __init__(
         self,
         settings: Settings,
@@ -211,115 +176,66 @@ class BackupTasks:
         restore: RestoreService,
         targets: BackupTargets,
     ) -> None:
+        super().__init__(db, events, jobs)
         self.settings = settings
-        self.db = db
-        self.events = events
-        self.jobs = jobs
         self.shares = shares
         self.restorer = restore
         self.targets = targets
-        self._running: set[int] = set()
-        self._late: set[int] = set()
-        self._lock = threading.Lock()
 
-    # -- the model ---------------------------------------------------------------------------
+    # -- what it says and shows --------------------------------------------------------------
 
-    def create(self, req: BackupTaskCreate) -> BackupTaskInfo:
-        _check_schedule(req.schedule)
-        try:
-            with self.db.session() as s:
-                share = s.scalars(select(Share).where(Share.name == req.share)).first()
-                if share is None or share.state != "ready":
-                    raise NotFound(f"no share named '{req.share}'")
-                target = s.scalars(
-                    select(BackupTarget).where(BackupTarget.name == req.target)
-                ).first()
-                if target is None:
-                    raise NotFound(f"no backup target named '{req.target}'")
-                task = BackupTask(
-                    share_id=share.id,
-                    target_id=target.id,
-                    **req.model_dump(exclude={"share", "target"}),
-                )
-                s.add(task)
-                s.flush()
-                task_id = task.id
-        except IntegrityError:
-            raise Conflict(
-                f"share '{req.share}' has a backup task to '{req.target}' already", "share"
-            ) from None
-        self.events.record(
-            "info",
-            "backup.task_created",
-            req.share,
-            f"backup task {task_id}: share {req.share} to {req.target}, '{req.schedule}'",
-        )
-        return self.get(task_id)
-
-    def _query(self) -> Select[BackupTask]:
-        return select(BackupTask).options(
-            selectinload(BackupTask.share), selectinload(BackupTask.target)
+    def _info(self, task: BackupTask, now: dt.datetime) -> BackupTaskInfo:
+        following = schedule.next_try(task.schedule, now, task.failures, task.last_run_at)
+        return BackupTaskInfo(
+            id=task.id,
+            share=task.share.name,
+            target=task.target.name,
+            schedule=task.schedule,
+            keep_last=task.keep_last,
+            keep_daily=task.keep_daily,
+            keep_weekly=task.keep_weekly,
+            keep_monthly=task.keep_monthly,
+            keep_yearly=task.keep_yearly,
+            check_days=task.check_days,
+            check_percent=task.check_percent,
+            alert_after=task.alert_after,
+            alert_days=task.alert_days,
+            enabled=task.enabled,
+            last_run_at=task.last_run_at,
+            last_ok_at=task.last_ok_at,
+            backup_age_seconds=(now - task.last_ok_at).total_seconds() if task.last_ok_at else None,
+            last_check_at=task.last_check_at,
+            last_snapshot=task.last_snapshot,
+            last_files=task.last_files,
+            last_bytes=task.last_bytes,
+            last_added=task.last_added,
+            last_seconds=task.last_seconds,
+            last_error=task.last_error,
+            failures=task.failures,
+            next_run_at=following if task.enabled else None,
         )
 
-    def list(self) -> builtins.list[BackupTaskInfo]:
-        now = utcnow()
-        with self.db.session() as s:
-            rows = s.scalars(self._query().order_by(BackupTask.id)).all()
-            return [_info(t, now) for t in rows]
+    def _unknown(self, task_id: int) -> NotFound:
+        return NotFound(f"no backup task {task_id}")
 
-    def get(self, task_id: int) -> BackupTaskInfo:
-        with self.db.session() as s:
-            task = s.scalars(self._query().where(BackupTask.id == task_id)).first()
-            if task is None:
-                raise NotFound(f"no backup task {task_id}")
-            return _info(task, utcnow())
+    def _unknown_target(self, target: str) -> NotFound:
+        return NotFound(f"no backup target named '{target}'")
 
-    def update(self, task_id: int, req: BackupTaskUpdate) -> BackupTaskInfo:
-        if req.schedule is not None:
-            _check_schedule(req.schedule)
-        with self.db.session() as s:
-            task = s.get(BackupTask, task_id)
-            if task is None:
-                raise NotFound(f"no backup task {task_id}")
-            for name in BackupTaskUpdate.model_fields:
-                value = getattr(req, name)
-                if value is not None:
-                    setattr(task, name, value)
-        return self.get(task_id)
+    def _taken(self, share: str, target: str) -> Conflict:
+        return Conflict(f"share '{share}' has a backup task to '{target}' already", "share")
 
-    def delete(self, task_id: int) -> None:
-        """Forget the task; its backups stay in the repository."""
-        with self.db.session() as s:
-            task = s.get(BackupTask, task_id)
-            if task is None:
-                raise NotFound(f"no backup task {task_id}")
-            s.delete(task)
-        self.events.record(
-            "info", "backup.task_deleted", str(task_id), f"backup task {task_id} deleted"
+    def _busy(self, task_id: int) -> Conflict:
+        return Conflict(f"backup task {task_id} is busy")
+
+    def _age_limit(self, task: BackupTask) -> float:
+        return task.alert_days
+
+    def _late_message(self, task_id: int, age: float, allowed: float) -> str:
+        return (
+            f"backup task {task_id}: no successful backup for {age:.1f} days (allowed: {allowed:g})"
         )
 
     # -- running -----------------------------------------------------------------------------
-
-    def _start(self, task_id: int, kind: str, label: str, fn: Any, first: str) -> JobInfo:
-        with self._lock:
-            if task_id in self._running:
-                raise Conflict(f"backup task {task_id} is busy")
-            self._running.add(task_id)
-
-        def job(progress: Progress) -> str:
-            try:
-                result: str = fn(progress)
-                return result
-            finally:
-                with self._lock:
-                    self._running.discard(task_id)
-
-        try:
-            return self.jobs.start(kind, label, job, first)
-        except BaseException:
-            with self._lock:
-                self._running.discard(task_id)
-            raise
 
     def run(self, task_id: int) -> JobInfo:
         """Back up now, in a job (409 while the task is busy)."""
@@ -349,8 +265,7 @@ class BackupTasks:
                     task.last_added = int(summary.get("data_added", 0))
                     task.last_error = ""
                     task.failures = 0
-            with self._lock:
-                self._late.discard(task_id)
+            self._on_time(task_id)
             progress(96, "applying the retention")
             self._forget(info, repo)
             checked = ""
@@ -466,62 +381,6 @@ class BackupTasks:
             repo,
             ["check", f"--read-data-subset={info.check_percent:g}%"],
             f"check of the backups of share {info.share}",
-        )
-
-    def _failed(self, task_id: int, started: dt.datetime, error: str) -> None:
-        with self.db.session() as s:
-            task = s.get(BackupTask, task_id)
-            if task is None:
-                return
-            task.last_run_at = started
-            task.last_error = error
-            task.failures += 1
-            failures, alert_after = task.failures, task.alert_after
-        if failures == alert_after:
-            self.events.record(
-                "error",
-                "backup.failing",
-                str(task_id),
-                f"backup task {task_id} failed {failures} times in a row: {error}",
-            )
-
-    def run_due(self, now: dt.datetime | None = None) -> builtins.list[int]:
-        """Start every enabled task whose time (or retry) has come; the ids started. Also
-        gives the alert of tasks without a successful backup for ``alert_days``."""
-        now = now or utcnow()
-        with self.db.session() as s:
-            rows = [
-                (t.id, t.schedule, t.last_run_at, t.last_ok_at, t.created_at, t.failures,
-                 t.alert_days)
-                for t in s.scalars(select(BackupTask).where(BackupTask.enabled.is_(True)))
-            ]  # fmt: skip
-        started = []
-        for task_id, cron, last_run, last_ok, created, failures, days in rows:
-            self._check_age(task_id, last_ok or created, days, now)
-            due = schedule.due_or_retry(cron, last_run, created, failures, now)
-            with self._lock:
-                busy = task_id in self._running
-            if due and not busy:
-                try:
-                    self.run(task_id)
-                    started.append(task_id)
-                except SpeicherError as exc:
-                    log.warning("backup task %d did not start: %s", task_id, exc.message)
-        return started
-
-    def _check_age(self, task_id: int, since: dt.datetime, days: float, now: dt.datetime) -> None:
-        if not days or now - since <= dt.timedelta(days=days):
-            return
-        with self._lock:
-            if task_id in self._late:
-                return
-            self._late.add(task_id)
-        age = (now - since).total_seconds() / 86400
-        self.events.record(
-            "error",
-            "backup.late",
-            str(task_id),
-            f"backup task {task_id}: no successful backup for {age:.1f} days (allowed: {days:g})",
         )
 
     # -- reading back --------------------------------------------------------------------------

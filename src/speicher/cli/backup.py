@@ -13,6 +13,16 @@ from speicher.cli.client import CliError
 from speicher.cli.context import client
 from speicher.cli.output import console, details, print_json, size, table
 from speicher.cli.storage import JsonOpt, NoWaitOpt, run_job
+from speicher.cli.tasks import (
+    EnabledOpt,
+    Tasks,
+    delete_task,
+    given,
+    list_tasks,
+    run_task,
+    show_task,
+    update_task,
+)
 
 backup_app = typer.Typer(help="Offsite backup of shares with restic.", no_args_is_help=True)
 target_app = typer.Typer(help="Where backups go: restic repositories.", no_args_is_help=True)
@@ -128,13 +138,7 @@ def ssh_key(ctx: typer.Context) -> None:
     console.print(client(ctx).get("/backup/ssh-key")["public_key"], highlight=False)
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "no backup yet"
-    hours = seconds / 3600
-    if hours < 2:
-        return f"{hours * 60:.0f} min"
-    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
+TASKS = Tasks("/backup/tasks", "backup task", "backup", "no backup yet", days=True)
 
 
 @task_app.command("create")
@@ -163,21 +167,23 @@ def task_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Back up SHARE to a target on a schedule: a snapshot each time, then the retention."""
-    body: dict[str, Any] = {"share": share, "target": target, "schedule": schedule}
-    for key, value in (
-        ("keep_last", keep_last),
-        ("keep_daily", keep_daily),
-        ("keep_weekly", keep_weekly),
-        ("keep_monthly", keep_monthly),
-        ("keep_yearly", keep_yearly),
-        ("check_days", check_days),
-        ("check_percent", check_percent),
-        ("alert_after", alert_after),
-        ("alert_days", alert_days),
-    ):
-        if value is not None:
-            body[key] = value
-    made = client(ctx).post("/backup/tasks", body)
+    body: dict[str, Any] = {
+        "share": share,
+        "target": target,
+        "schedule": schedule,
+        **given(
+            keep_last=keep_last,
+            keep_daily=keep_daily,
+            keep_weekly=keep_weekly,
+            keep_monthly=keep_monthly,
+            keep_yearly=keep_yearly,
+            check_days=check_days,
+            check_percent=check_percent,
+            alert_after=alert_after,
+            alert_days=alert_days,
+        ),
+    }
+    made = client(ctx).post(TASKS.path, body)
     if as_json:
         print_json(made)
         return
@@ -187,55 +193,31 @@ def task_create(
 @task_app.command("list")
 def task_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Backup tasks, with the age of each one's newest backup."""
-    rows = client(ctx).get("/backup/tasks")
-    if as_json:
-        print_json(rows)
-        return
-    table(
-        rows,
-        [
-            ("id", "id"),
-            ("share", "share"),
-            ("target", "target"),
-            ("schedule", "schedule"),
-            ("backup age", lambda r: _age(r["backup_age_seconds"])),
-            ("failures", "failures"),
-        ],
-        empty="no backup tasks",
-    )
+    list_tasks(ctx, TASKS, as_json)
+
+
+def _shown(info: dict[str, Any]) -> list[tuple[str, Any]]:
+    keeps = ", ".join(
+        f"{info[f'keep_{k}']} {k}" for k in ("last", "daily", "weekly", "monthly", "yearly")
+        if info[f"keep_{k}"]
+    )  # fmt: skip
+    return [
+        ("keeps", keeps or "every backup"),
+        ("backup age", TASKS.age(info)),
+        ("last backup", info["last_snapshot"][:8] or "-"),
+        (
+            "last run",
+            f"{info['last_files']:,} files, {size(info['last_bytes'])} "
+            f"({size(info['last_added'])} new) in {info['last_seconds']:.1f} s",
+        ),
+        ("last check", info["last_check_at"] or "-"),
+    ]
 
 
 @task_app.command("show")
 def task_show(ctx: typer.Context, task_id: int, as_json: JsonOpt = False) -> None:
     """A task: its rules, its last run and how old the newest backup is."""
-    info = client(ctx).get(f"/backup/tasks/{task_id}")
-    if as_json:
-        print_json(info)
-        return
-    keeps = ", ".join(
-        f"{info[f'keep_{k}']} {k}" for k in ("last", "daily", "weekly", "monthly", "yearly")
-        if info[f"keep_{k}"]
-    )  # fmt: skip
-    details(
-        [
-            ("task", info["id"]),
-            ("share", info["share"]),
-            ("target", info["target"]),
-            ("schedule", info["schedule"] + ("" if info["enabled"] else " (paused)")),
-            ("keeps", keeps or "every backup"),
-            ("backup age", _age(info["backup_age_seconds"])),
-            ("last backup", info["last_snapshot"][:8] or "-"),
-            (
-                "last run",
-                f"{info['last_files']:,} files, {size(info['last_bytes'])} "
-                f"({size(info['last_added'])} new) in {info['last_seconds']:.1f} s",
-            ),
-            ("last check", info["last_check_at"] or "-"),
-            ("failures in a row", info["failures"]),
-            ("last error", info["last_error"] or "-"),
-            ("next run", info["next_run_at"] or "-"),
-        ]
-    )
+    show_task(ctx, TASKS, task_id, as_json, _shown)
 
 
 @task_app.command("update")
@@ -250,28 +232,21 @@ def task_update(
     keep_yearly: Annotated[int | None, typer.Option("--keep-yearly")] = None,
     alert_after: Annotated[int | None, typer.Option("--alert-after")] = None,
     alert_days: Annotated[float | None, typer.Option("--alert-days")] = None,
-    enabled: Annotated[
-        bool | None, typer.Option("--enabled/--paused", help="Run on schedule, or not.")
-    ] = None,
+    enabled: EnabledOpt = None,
 ) -> None:
     """Change a task."""
-    body = {
-        k: v
-        for k, v in (
-            ("schedule", schedule),
-            ("keep_last", keep_last),
-            ("keep_daily", keep_daily),
-            ("keep_weekly", keep_weekly),
-            ("keep_monthly", keep_monthly),
-            ("keep_yearly", keep_yearly),
-            ("alert_after", alert_after),
-            ("alert_days", alert_days),
-            ("enabled", enabled),
-        )
-        if v is not None
-    }
-    client(ctx).patch(f"/backup/tasks/{task_id}", body)
-    console.print(f"backup task {task_id} changed")
+    body = given(
+        schedule=schedule,
+        keep_last=keep_last,
+        keep_daily=keep_daily,
+        keep_weekly=keep_weekly,
+        keep_monthly=keep_monthly,
+        keep_yearly=keep_yearly,
+        alert_after=alert_after,
+        alert_days=alert_days,
+        enabled=enabled,
+    )
+    update_task(ctx, TASKS, task_id, body)
 
 
 @task_app.command("run")
@@ -279,14 +254,13 @@ def task_run(
     ctx: typer.Context, task_id: int, no_wait: NoWaitOpt = False, as_json: JsonOpt = False
 ) -> None:
     """Back up now, with a progress bar."""
-    run_job(ctx, client(ctx).post(f"/backup/tasks/{task_id}/run", None), no_wait, as_json)
+    run_task(ctx, TASKS, task_id, no_wait, as_json)
 
 
 @task_app.command("delete")
 def task_delete(ctx: typer.Context, task_id: int) -> None:
     """Delete a task; its backups stay in the repository."""
-    client(ctx).delete(f"/backup/tasks/{task_id}")
-    console.print(f"backup task {task_id} deleted")
+    delete_task(ctx, TASKS, task_id)
 
 
 @backup_app.command("snapshots")

@@ -71,6 +71,18 @@ def size(value: int | None) -> str:
     return format_size(value)
 
 
+def age(seconds: float | None, never: str, days: bool = False) -> str:
+    """How old something is, for people: minutes below two hours, then hours (with
+    ``days``, days from two days on); ``never`` where there is nothing (None)."""
+    if seconds is None:
+        return never
+    minutes = seconds / 60
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    hours = minutes / 60
+    return f"{hours / 24:.1f} days" if days and hours >= 48 else f"{hours:.1f} h"
+
+
 def wait_for_job(client: Client, job: dict[str, Any], quiet: bool = False) -> dict[str, Any]:
     """Follow a job with a progress bar until it ends; raise CliError if it failed."""
     show = not quiet and console.is_terminal

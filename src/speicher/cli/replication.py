@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
@@ -10,6 +10,16 @@ import typer
 from speicher.cli.context import client
 from speicher.cli.output import console, details, print_json, table
 from speicher.cli.storage import JsonOpt, NoWaitOpt, run_job
+from speicher.cli.tasks import (
+    EnabledOpt,
+    Tasks,
+    delete_task,
+    given,
+    list_tasks,
+    run_task,
+    show_task,
+    update_task,
+)
 
 replication_app = typer.Typer(
     help="Replication of shares to another Speicher box.", no_args_is_help=True
@@ -148,13 +158,7 @@ AlertAfterOpt = Annotated[
 ]
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "no replica yet"
-    minutes = seconds / 60
-    if minutes < 120:
-        return f"{minutes:.0f} min"
-    return f"{minutes / 60:.1f} h"
+TASKS = Tasks("/replication/tasks", "replication task", "replica", "no replica yet")
 
 
 @task_app.command("create")
@@ -176,16 +180,14 @@ def task_create(
         "target": target,
         "schedule": schedule,
         "compress": compress,
+        **given(
+            keep_last=keep_last,
+            rpo_hours=rpo_hours,
+            alert_after=alert_after,
+            bandwidth_mib=bandwidth_mib,
+        ),
     }
-    for key, value in (
-        ("keep_last", keep_last),
-        ("rpo_hours", rpo_hours),
-        ("alert_after", alert_after),
-        ("bandwidth_mib", bandwidth_mib),
-    ):
-        if value is not None:
-            body[key] = value
-    made = client(ctx).post("/replication/tasks", body)
+    made = client(ctx).post(TASKS.path, body)
     if as_json:
         print_json(made)
         return
@@ -195,46 +197,22 @@ def task_create(
 @task_app.command("list")
 def task_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Replication tasks, with the age of each one's newest replica."""
-    rows = client(ctx).get("/replication/tasks")
-    if as_json:
-        print_json(rows)
-        return
-    table(
-        rows,
-        [
-            ("id", "id"),
-            ("share", "share"),
-            ("target", "target"),
-            ("schedule", "schedule"),
-            ("replica age", lambda r: _age(r["replica_age_seconds"])),
-            ("failures", "failures"),
-        ],
-        empty="no replication tasks",
-    )
+    list_tasks(ctx, TASKS, as_json)
+
+
+def _shown(info: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [
+        ("keeps", info["keep_last"] or "all its snapshots"),
+        ("replica age", TASKS.age(info)),
+        ("last snapshot", info["last_snapshot"] or "-"),
+        ("last run", f"{info['last_bytes']:,} bytes in {info['last_seconds']:.1f} s"),
+    ]
 
 
 @task_app.command("show")
 def task_show(ctx: typer.Context, task_id: int, as_json: JsonOpt = False) -> None:
     """A task: its schedule, its last run and how old the newest replica is."""
-    info = client(ctx).get(f"/replication/tasks/{task_id}")
-    if as_json:
-        print_json(info)
-        return
-    details(
-        [
-            ("task", info["id"]),
-            ("share", info["share"]),
-            ("target", info["target"]),
-            ("schedule", info["schedule"] + ("" if info["enabled"] else " (paused)")),
-            ("keeps", info["keep_last"] or "all its snapshots"),
-            ("replica age", _age(info["replica_age_seconds"])),
-            ("last snapshot", info["last_snapshot"] or "-"),
-            ("last run", f"{info['last_bytes']:,} bytes in {info['last_seconds']:.1f} s"),
-            ("failures in a row", info["failures"]),
-            ("last error", info["last_error"] or "-"),
-            ("next run", info["next_run_at"] or "-"),
-        ]
-    )
+    show_task(ctx, TASKS, task_id, as_json, _shown)
 
 
 @task_app.command("update")
@@ -249,26 +227,19 @@ def task_update(
     compress: Annotated[
         bool | None, typer.Option("--compress/--no-compress", help="zstd on the wire.")
     ] = None,
-    enabled: Annotated[
-        bool | None, typer.Option("--enabled/--paused", help="Run on schedule, or not.")
-    ] = None,
+    enabled: EnabledOpt = None,
 ) -> None:
     """Change a task."""
-    body = {
-        k: v
-        for k, v in (
-            ("schedule", schedule),
-            ("keep_last", keep_last),
-            ("rpo_hours", rpo_hours),
-            ("alert_after", alert_after),
-            ("bandwidth_mib", bandwidth_mib),
-            ("compress", compress),
-            ("enabled", enabled),
-        )
-        if v is not None
-    }
-    client(ctx).patch(f"/replication/tasks/{task_id}", body)
-    console.print(f"replication task {task_id} changed")
+    body = given(
+        schedule=schedule,
+        keep_last=keep_last,
+        rpo_hours=rpo_hours,
+        alert_after=alert_after,
+        bandwidth_mib=bandwidth_mib,
+        compress=compress,
+        enabled=enabled,
+    )
+    update_task(ctx, TASKS, task_id, body)
 
 
 @task_app.command("run")
@@ -276,14 +247,13 @@ def task_run(
     ctx: typer.Context, task_id: int, no_wait: NoWaitOpt = False, as_json: JsonOpt = False
 ) -> None:
     """Run a task now: a snapshot, sent with a progress bar."""
-    run_job(ctx, client(ctx).post(f"/replication/tasks/{task_id}/run", None), no_wait, as_json)
+    run_task(ctx, TASKS, task_id, no_wait, as_json)
 
 
 @task_app.command("delete")
 def task_delete(ctx: typer.Context, task_id: int) -> None:
     """Delete a task; its snapshots and the replicas stay."""
-    client(ctx).delete(f"/replication/tasks/{task_id}")
-    console.print(f"replication task {task_id} deleted")
+    delete_task(ctx, TASKS, task_id)
 
 
 @replication_app.command("promote")

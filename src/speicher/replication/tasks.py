@@ -9,23 +9,19 @@ a replica older than ``rpo_hours``, once until a run succeeds again.
 
 from __future__ import annotations
 
-import builtins
 import datetime as dt
 import logging
-import threading
 import time
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 
 from speicher import schedule
-from speicher.db import Database, ReplicationTarget, ReplicationTask, Share
+from speicher.db import Database, ReplicationTarget, ReplicationTask
 from speicher.db.models import utcnow
-from speicher.errors import Conflict, InvalidInput, NotFound, SpeicherError
+from speicher.errors import Conflict, NotFound, SpeicherError
 from speicher.events import EventService
 from speicher.jobs import JobInfo, JobService
+from speicher.jobs.scheduled import ScheduledTasks
 from speicher.jobs.service import Progress
 from speicher.protection import SnapshotService
 from speicher.replication.transfer import Replicator, wire_of
@@ -82,37 +78,12 @@ class TaskInfo(BaseModel):
     next_run_at: dt.datetime | None
 
 
-def _check_schedule(cron: str) -> None:
-    if reason := schedule.check(cron):
-        raise InvalidInput(field="schedule", reason=reason)
+class ReplicationTasks(ScheduledTasks[ReplicationTask, TaskInfo, TaskCreate, TaskUpdate]):
+    kind = "replication"
+    late_unit = "hours"
+    model = ReplicationTask
+    target_model = ReplicationTarget
 
-
-def _info(task: ReplicationTask, now: dt.datetime) -> TaskInfo:
-    following = schedule.next_try(task.schedule, now, task.failures, task.last_run_at)
-    return TaskInfo(
-        id=task.id,
-        share=task.share.name,
-        target=task.target.name,
-        schedule=task.schedule,
-        keep_last=task.keep_last,
-        rpo_hours=task.rpo_hours,
-        alert_after=task.alert_after,
-        compress=task.compress,
-        bandwidth_mib=task.bandwidth_mib,
-        enabled=task.enabled,
-        last_run_at=task.last_run_at,
-        last_ok_at=task.last_ok_at,
-        replica_age_seconds=(now - task.last_ok_at).total_seconds() if task.last_ok_at else None,
-        last_snapshot=task.last_snapshot,
-        last_bytes=task.last_bytes,
-        last_seconds=task.last_seconds,
-        last_error=task.last_error,
-        failures=task.failures,
-        next_run_at=following if task.enabled else None,
-    )
-
-
-class ReplicationTasks:
     def __init__(
         self,
         db: Database,
@@ -121,95 +92,57 @@ class ReplicationTasks:
         snapshots: SnapshotService,
         replicator: Replicator,
     ) -> None:
-        self.db = db
-        self.events = events
-        self.jobs = jobs
+        super().__init__(db, events, jobs)
         self.snapshots = snapshots
         self.replicator = replicator
-        self._running: set[int] = set()
-        self._late: set[int] = set()  # tasks whose RPO alert was given
-        self._lock = threading.Lock()
 
-    # -- the model ---------------------------------------------------------------------------
+    # -- what it says and shows --------------------------------------------------------------
 
-    def create(self, req: TaskCreate) -> TaskInfo:
-        _check_schedule(req.schedule)
-        try:
-            with self.db.session() as s:
-                share = s.scalars(select(Share).where(Share.name == req.share)).first()
-                if share is None or share.state != "ready":
-                    raise NotFound(f"no share named '{req.share}'")
-                target = s.scalars(
-                    select(ReplicationTarget).where(ReplicationTarget.name == req.target)
-                ).first()
-                if target is None:
-                    raise NotFound(f"no replication target named '{req.target}'")
-                task = ReplicationTask(
-                    share_id=share.id,
-                    target_id=target.id,
-                    schedule=req.schedule,
-                    keep_last=req.keep_last,
-                    rpo_hours=req.rpo_hours,
-                    alert_after=req.alert_after,
-                    compress=req.compress,
-                    bandwidth_mib=req.bandwidth_mib,
-                    enabled=req.enabled,
-                )
-                s.add(task)
-                s.flush()
-                task_id = task.id
-        except IntegrityError:
-            raise Conflict(
-                f"share '{req.share}' has a replication task to '{req.target}' already", "share"
-            ) from None
-        self.events.record(
-            "info",
-            "replication.task_created",
-            req.share,
-            f"replication task {task_id}: share {req.share} to {req.target}, '{req.schedule}'",
-        )
-        return self.get(task_id)
-
-    def _query(self) -> Select[ReplicationTask]:
-        return select(ReplicationTask).options(
-            selectinload(ReplicationTask.share), selectinload(ReplicationTask.target)
+    def _info(self, task: ReplicationTask, now: dt.datetime) -> TaskInfo:
+        following = schedule.next_try(task.schedule, now, task.failures, task.last_run_at)
+        return TaskInfo(
+            id=task.id,
+            share=task.share.name,
+            target=task.target.name,
+            schedule=task.schedule,
+            keep_last=task.keep_last,
+            rpo_hours=task.rpo_hours,
+            alert_after=task.alert_after,
+            compress=task.compress,
+            bandwidth_mib=task.bandwidth_mib,
+            enabled=task.enabled,
+            last_run_at=task.last_run_at,
+            last_ok_at=task.last_ok_at,
+            replica_age_seconds=(
+                (now - task.last_ok_at).total_seconds() if task.last_ok_at else None
+            ),
+            last_snapshot=task.last_snapshot,
+            last_bytes=task.last_bytes,
+            last_seconds=task.last_seconds,
+            last_error=task.last_error,
+            failures=task.failures,
+            next_run_at=following if task.enabled else None,
         )
 
-    def list(self) -> builtins.list[TaskInfo]:
-        now = utcnow()
-        with self.db.session() as s:
-            rows = s.scalars(self._query().order_by(ReplicationTask.id)).all()
-            return [_info(t, now) for t in rows]
+    def _unknown(self, task_id: int) -> NotFound:
+        return NotFound(f"no replication task {task_id}")
 
-    def get(self, task_id: int) -> TaskInfo:
-        with self.db.session() as s:
-            task = s.scalars(self._query().where(ReplicationTask.id == task_id)).first()
-            if task is None:
-                raise NotFound(f"no replication task {task_id}")
-            return _info(task, utcnow())
+    def _unknown_target(self, target: str) -> NotFound:
+        return NotFound(f"no replication target named '{target}'")
 
-    def update(self, task_id: int, req: TaskUpdate) -> TaskInfo:
-        if req.schedule is not None:
-            _check_schedule(req.schedule)
-        with self.db.session() as s:
-            task = s.get(ReplicationTask, task_id)
-            if task is None:
-                raise NotFound(f"no replication task {task_id}")
-            for field in TaskUpdate.model_fields:
-                value = getattr(req, field)
-                if value is not None:
-                    setattr(task, field, value)
-        return self.get(task_id)
+    def _taken(self, share: str, target: str) -> Conflict:
+        return Conflict(f"share '{share}' has a replication task to '{target}' already", "share")
 
-    def delete(self, task_id: int) -> None:
-        """Forget the task; its snapshots and the replicas stay."""
-        with self.db.session() as s:
-            task = s.get(ReplicationTask, task_id)
-            if task is None:
-                raise NotFound(f"no replication task {task_id}")
-            s.delete(task)
-        self.events.record(
-            "info", "replication.task_deleted", str(task_id), f"replication task {task_id} deleted"
+    def _busy(self, task_id: int) -> Conflict:
+        return Conflict(f"replication task {task_id} is running")
+
+    def _age_limit(self, task: ReplicationTask) -> float:
+        return task.rpo_hours  # the RPO
+
+    def _late_message(self, task_id: int, age: float, allowed: float) -> str:
+        return (
+            f"replication task {task_id}: the newest replica is {age:.1f} hours old "
+            f"(allowed: {allowed:g})"
         )
 
     # -- running -----------------------------------------------------------------------------
@@ -217,21 +150,13 @@ class ReplicationTasks:
     def run(self, task_id: int) -> JobInfo:
         """Run the task now, in a job (409 while it runs)."""
         info = self.get(task_id)
-        with self._lock:
-            if task_id in self._running:
-                raise Conflict(f"replication task {task_id} is running")
-            self._running.add(task_id)
-        try:
-            return self.jobs.start(
-                "replication.task",
-                f"{info.share} to {info.target}",
-                lambda progress: self._run(task_id, progress),
-                "taking a snapshot",
-            )
-        except BaseException:
-            with self._lock:
-                self._running.discard(task_id)
-            raise
+        return self._launch(
+            task_id,
+            "replication.task",
+            f"{info.share} to {info.target}",
+            lambda progress: self._run(task_id, progress),
+            "taking a snapshot",
+        )
 
     def _run(self, task_id: int, progress: Progress) -> str:
         started, clock = utcnow(), time.monotonic()
@@ -254,8 +179,7 @@ class ReplicationTasks:
             self._failed(task_id, started, f"internal error: {exc}")
             raise
         finally:
-            with self._lock:
-                self._running.discard(task_id)
+            self._release(task_id)  # once sent: what follows is bookkeeping
         with self.db.session() as s:
             task = s.get(ReplicationTask, task_id)
             if task is not None:
@@ -266,27 +190,9 @@ class ReplicationTasks:
                 task.last_seconds = time.monotonic() - clock
                 task.last_error = ""
                 task.failures = 0
-        with self._lock:
-            self._late.discard(task_id)
+        self._on_time(task_id)
         self._prune(task_id, info.share, result.name)
         return result.summary
-
-    def _failed(self, task_id: int, started: dt.datetime, error: str) -> None:
-        with self.db.session() as s:
-            task = s.get(ReplicationTask, task_id)
-            if task is None:
-                return
-            task.last_run_at = started
-            task.last_error = error
-            task.failures += 1
-            failures, alert_after = task.failures, task.alert_after
-        if failures == alert_after:
-            self.events.record(
-                "error",
-                "replication.failing",
-                str(task_id),
-                f"replication task {task_id} failed {failures} times in a row: {error}",
-            )
 
     def _prune(self, task_id: int, share: str, newest: str) -> None:
         """Keep the task's newest ``keep_last`` snapshots (never the one just sent, the base
@@ -311,43 +217,3 @@ class ReplicationTasks:
             task = s.get(ReplicationTask, task_id)
             if task is not None:
                 task.snapshots = "\n".join(sorted(set(kept)))
-
-    def run_due(self, now: dt.datetime | None = None) -> builtins.list[int]:
-        """Start every enabled task whose time (or retry) has come; the ids started. Also
-        gives the RPO alert of tasks whose newest replica is too old."""
-        now = now or utcnow()
-        with self.db.session() as s:
-            rows = [
-                (t.id, t.schedule, t.last_run_at, t.last_ok_at, t.created_at, t.failures,
-                 t.rpo_hours)
-                for t in s.scalars(select(ReplicationTask).where(ReplicationTask.enabled.is_(True)))
-            ]  # fmt: skip
-        started = []
-        for task_id, cron, last_run, last_ok, created, failures, rpo in rows:
-            self._check_age(task_id, last_ok or created, rpo, now)
-            due = schedule.due_or_retry(cron, last_run, created, failures, now)
-            with self._lock:
-                busy = task_id in self._running
-            if due and not busy:
-                try:
-                    self.run(task_id)
-                    started.append(task_id)
-                except SpeicherError as exc:
-                    log.warning("replication task %d did not start: %s", task_id, exc.message)
-        return started
-
-    def _check_age(self, task_id: int, since: dt.datetime, rpo: float, now: dt.datetime) -> None:
-        if not rpo or now - since <= dt.timedelta(hours=rpo):
-            return
-        with self._lock:
-            if task_id in self._late:
-                return
-            self._late.add(task_id)
-        hours = (now - since).total_seconds() / 3600
-        self.events.record(
-            "error",
-            "replication.late",
-            str(task_id),
-            f"replication task {task_id}: the newest replica is {hours:.1f} hours old "
-            f"(allowed: {rpo:g})",
-        )

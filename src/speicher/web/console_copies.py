@@ -9,7 +9,8 @@ job list shows their live bars.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -22,9 +23,11 @@ from speicher.errors import SpeicherError
 from speicher.replication.pairing import PairingCreate, TargetCreate
 from speicher.replication.promote import PromoteRequest
 from speicher.replication.tasks import TaskCreate, TaskUpdate
-from speicher.web.console_access import AccessPages
+from speicher.web.console_access import AccessPages, Handler
 from speicher.web.forms import Errors, call, checked, text
 from speicher.web.sessions import WebUser
+
+_Change_contra = TypeVar("_Change_contra", contravariant=True)
 
 BACKUP_KEEP = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
 
@@ -39,6 +42,45 @@ def _task_id(form: dict[str, Any], errors: Errors) -> int | None:
     except ValueError:
         errors.add("", "unknown task")
         return None
+
+
+class _Tasks(Protocol[_Change_contra]):
+    """What a page's tasks are run, paused, resumed and deleted with: the replication or
+    the backup tasks (``ReplicationTasks``, ``BackupTasks``)."""
+
+    def run(self, task_id: int) -> Any: ...
+    def update(self, task_id: int, req: _Change_contra) -> Any: ...
+    def delete(self, task_id: int) -> None: ...
+
+
+def _task_forms(
+    tasks: _Tasks[_Change_contra], change: Callable[..., _Change_contra]
+) -> dict[str, Handler]:
+    """The forms of each task on a page (run, pause, resume, delete), done by ``tasks``;
+    ``change`` makes its update request (``TaskUpdate``, ``BackupTaskUpdate``). The page
+    that asks is the one they go back to, with the same ``done`` notes on both pages."""
+
+    def on(act: Callable[[int], object], done: str) -> Handler:
+        def handle(form: dict[str, Any], errors: Errors) -> str | None:
+            task = _task_id(form, errors)
+            if task is not None:
+                call(lambda: act(task), errors, frozenset())
+            return done
+
+        return handle
+
+    def enable(enabled: bool) -> Handler:
+        def update(task: int) -> object:
+            return tasks.update(task, change(enabled=enabled))
+
+        return on(update, "task-changed")
+
+    return {
+        "task-run": on(tasks.run, "task-run"),
+        "task-pause": enable(False),
+        "task-resume": enable(True),
+        "task-delete": on(tasks.delete, "task-deleted"),
+    }
 
 
 class CopiesPages(AccessPages):
@@ -59,10 +101,7 @@ class CopiesPages(AccessPages):
                 "target": self._add_target,
                 "target-delete": self._delete_target,
                 "task": self._create_task,
-                "task-run": self._run_task,
-                "task-pause": lambda form, errors: self._pause_task(form, errors, False),
-                "task-resume": lambda form, errors: self._pause_task(form, errors, True),
-                "task-delete": self._delete_task,
+                **_task_forms(self.services.replication_tasks, TaskUpdate),
                 "pairing-delete": self._delete_pairing,
                 "promote": self._promote,
             },
@@ -132,25 +171,6 @@ class CopiesPages(AccessPages):
         self._do(TaskCreate, data, errors, self.services.replication_tasks.create)
         return "repl-task"
 
-    def _run_task(self, form: dict[str, Any], errors: Errors) -> str | None:
-        task = _task_id(form, errors)
-        if task is not None:
-            call(lambda: self.services.replication_tasks.run(task), errors, frozenset())
-        return "task-run"
-
-    def _pause_task(self, form: dict[str, Any], errors: Errors, enabled: bool) -> str | None:
-        task = _task_id(form, errors)
-        if task is not None:
-            update = TaskUpdate(enabled=enabled)
-            call(lambda: self.services.replication_tasks.update(task, update), errors, frozenset())
-        return "task-changed"
-
-    def _delete_task(self, form: dict[str, Any], errors: Errors) -> str | None:
-        task = _task_id(form, errors)
-        if task is not None:
-            call(lambda: self.services.replication_tasks.delete(task), errors, frozenset())
-        return "task-deleted"
-
     def _promote(self, form: dict[str, Any], errors: Errors) -> str | None:
         data = {
             "share": text(form, "share"),
@@ -168,10 +188,7 @@ class CopiesPages(AccessPages):
             {
                 "target-delete": self._delete_backup_target,
                 "task": self._create_backup_task,
-                "task-run": self._run_backup_task,
-                "task-pause": lambda form, errors: self._pause_backup(form, errors, False),
-                "task-resume": lambda form, errors: self._pause_backup(form, errors, True),
-                "task-delete": self._delete_backup_task,
+                **_task_forms(self.services.backup_tasks, BackupTaskUpdate),
                 "restore": self._restore,
             },
             {"target": self._add_backup_target},
@@ -248,25 +265,6 @@ class CopiesPages(AccessPages):
                 data[k] = text(form, k)
         self._do(BackupTaskCreate, data, errors, self.services.backup_tasks.create)
         return "backup-task"
-
-    def _run_backup_task(self, form: dict[str, Any], errors: Errors) -> str | None:
-        task = _task_id(form, errors)
-        if task is not None:
-            call(lambda: self.services.backup_tasks.run(task), errors, frozenset())
-        return "task-run"
-
-    def _pause_backup(self, form: dict[str, Any], errors: Errors, enabled: bool) -> str | None:
-        task = _task_id(form, errors)
-        if task is not None:
-            update = BackupTaskUpdate(enabled=enabled)
-            call(lambda: self.services.backup_tasks.update(task, update), errors, frozenset())
-        return "task-changed"
-
-    def _delete_backup_task(self, form: dict[str, Any], errors: Errors) -> str | None:
-        task = _task_id(form, errors)
-        if task is not None:
-            call(lambda: self.services.backup_tasks.delete(task), errors, frozenset())
-        return "task-deleted"
 
     def _restore(self, form: dict[str, Any], errors: Errors) -> str | None:
         task = _task_id(form, errors)
