@@ -150,7 +150,7 @@ class ReplicationTasks(ScheduledTasks[ReplicationTask, TaskInfo, TaskCreate, Tas
     def run(self, task_id: int) -> JobInfo:
         """Run the task now, in a job (409 while it runs)."""
         info = self.get(task_id)
-        return self._launch(
+        return self._start(  # held until the job ends: its bookkeeping too (see _prune)
             task_id,
             "replication.task",
             f"{info.share} to {info.target}",
@@ -178,8 +178,6 @@ class ReplicationTasks(ScheduledTasks[ReplicationTask, TaskInfo, TaskCreate, Tas
         except Exception as exc:
             self._failed(task_id, started, f"internal error: {exc}")
             raise
-        finally:
-            self._release(task_id)  # once sent: what follows is bookkeeping
         with self.db.session() as s:
             task = s.get(ReplicationTask, task_id)
             if task is not None:
