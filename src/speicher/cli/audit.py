@@ -32,8 +32,13 @@ OperationOpt = Annotated[
 CategoryOpt = Annotated[str | None, typer.Option(help="file, admin or login.")]
 
 
-def _params(**given: Any) -> dict[str, Any]:
+def _params(*values: str | None, **more: Any) -> dict[str, Any]:
+    """The query of a search: the filters in FILTERS' order, then ``more``."""
+    given = dict(zip(FILTERS, values, strict=True)) | more
     return {k: v for k, v in given.items() if v is not None}
+
+
+FILTERS = ("user", "share", "path", "since", "until", "protocol", "operation", "category")
 
 
 @audit_app.command("search")
@@ -53,17 +58,7 @@ def audit_search(
     """Search the audit log, newest first."""
     found = client(ctx).get(
         "/audit",
-        params=_params(
-            user=user,
-            share=share,
-            path=path,
-            since=since,
-            until=until,
-            protocol=protocol,
-            operation=operation,
-            category=category,
-            limit=limit,
-        ),
+        params=_params(user, share, path, since, until, protocol, operation, category, limit=limit),
     )
     if as_json:
         print_json(found)
@@ -103,16 +98,7 @@ def audit_export(
     category: CategoryOpt = None,
 ) -> None:
     """Every matching record as CSV, oldest first."""
-    params = _params(
-        user=user,
-        share=share,
-        path=path,
-        since=since,
-        until=until,
-        protocol=protocol,
-        operation=operation,
-        category=category,
-    )
+    params = _params(user, share, path, since, until, protocol, operation, category)
     if output is None:
         client(ctx).download("/audit/export.csv", sys.stdout.buffer, params=params)
         sys.stdout.flush()
