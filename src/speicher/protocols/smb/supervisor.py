@@ -92,6 +92,11 @@ class Supervisor:
                     env=minimal_env(),  # smbd expands %$(VAR): never the daemon's environment
                     preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before exec
                 )
+            except BaseException:
+                if isinstance(out, int):
+                    os.close(read_end)
+                log_file.close()
+                raise
             finally:
                 if isinstance(out, int):
                     os.close(out)
