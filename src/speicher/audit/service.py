@@ -28,9 +28,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
 from speicher.audit.records import Record, without_controls
-from speicher.audit.store import AuditStore, Query, month_of
+from speicher.audit.store import AuditStore, Query
 from speicher.config import Settings
 from speicher.events import EventService
 from speicher.files.events import FileEvent, FileEvents
@@ -84,14 +85,13 @@ class AuditLog:
         self.events = events
         self.store = AuditStore(settings.audit_dir)
         self._queue: queue.SimpleQueue[Record | None] = queue.SimpleQueue()
-        self._waiting = 0  # records in the queue (approximate: no lock, only a gauge)
+        self._waiting = 0  # records taken in and not yet written (under _count)
+        self._count = threading.Lock()
         self._dropped = 0
         self._subscribers: tuple[Subscriber, ...] = ()
         self._thread: threading.Thread | None = None
         self._intake: Intake | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self.written = 0
-        self._idle = threading.Event()
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -140,11 +140,11 @@ class AuditLog:
                 except Exception:
                     log.exception("an audit subscriber failed; it is dropped")
                     self._subscribers = tuple(s for s in self._subscribers if s is not subscriber)
-        if self._waiting >= BACKLOG:
-            self._dropped += 1
-            return
-        self._waiting += 1
-        self._idle.clear()
+        with self._count:
+            if self._waiting >= BACKLOG:
+                self._dropped += 1
+                return
+            self._waiting += 1
         self._queue.put(record)
 
     def file_event(self, event: FileEvent) -> None:
@@ -162,10 +162,29 @@ class AuditLog:
     ) -> None:
         """An admin action: ``who`` (``user:alice``, ``token:ci``, ``root``) did
         ``operation`` (``POST /shares``) on ``subject`` (``finance``)."""
+        self._account("admin", who, protocol, operation, subject, outcome, address, detail)
+
+    def login(
+        self, user: str, protocol: str, address: str | None, ok: bool, detail: str = ""
+    ) -> None:
+        outcome = "ok" if ok else "failed"
+        self._account("login", user, protocol, "login", "", outcome, address, detail)
+
+    def _account(
+        self,
+        category: Literal["admin", "login"],
+        who: str,
+        protocol: str,
+        operation: str,
+        subject: str,
+        outcome: str,
+        address: str | None,
+        detail: str,
+    ) -> None:
         self.add(
             Record(
                 time=time.time(),
-                category="admin",
+                category=category,
                 protocol=protocol,
                 user=without_controls(who, 200),
                 address=address or "",
@@ -173,24 +192,6 @@ class AuditLog:
                 operation=without_controls(operation, 200),
                 path=without_controls(subject, 1024),
                 outcome=outcome,
-                detail=without_controls(detail, 1024),
-            )
-        )
-
-    def login(
-        self, user: str, protocol: str, address: str | None, ok: bool, detail: str = ""
-    ) -> None:
-        self.add(
-            Record(
-                time=time.time(),
-                category="login",
-                protocol=protocol,
-                user=without_controls(user, 200),
-                address=address or "",
-                share="",
-                operation="login",
-                path="",
-                outcome="ok" if ok else "failed",
                 detail=without_controls(detail, 1024),
             )
         )
@@ -203,16 +204,15 @@ class AuditLog:
             batch, stopping = self._take()
             if batch:
                 self._store(batch)
-            if self._dropped:
+            with self._count:
                 dropped, self._dropped = self._dropped, 0
+            if dropped:
                 self.events.record(
                     "error",
                     "audit.dropped",
                     "audit",
                     f"the audit log could not keep up and lost {dropped} records",
                 )
-            if self._waiting <= 0:
-                self._idle.set()
             if stopping:
                 return
             if time.monotonic() - last_retain > 3600:
@@ -240,21 +240,22 @@ class AuditLog:
 
     def _store(self, batch: list[Record]) -> None:
         try:
-            self.written += self.store.add(batch)
+            self.store.add(batch)
         except Exception:
             log.exception("writing %d audit records failed", len(batch))
             self.events.record(
                 "error", "audit.failed", "audit", f"{len(batch)} audit records could not be written"
             )
         finally:
-            self._waiting -= len(batch)
+            with self._count:
+                self._waiting -= len(batch)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued record is written (tests, the CLI's search after a
         change); False if that took longer than ``timeout``."""
         deadline = time.monotonic() + timeout
         while self._waiting > 0 and time.monotonic() < deadline:
-            self._idle.wait(0.05)
+            time.sleep(0.02)
         return self._waiting <= 0
 
     def retain(self) -> list[str]:
@@ -280,10 +281,6 @@ class AuditLog:
 
     def export(self, q: Query) -> Iterator[Record]:
         return self.store.export(q)
-
-    @property
-    def backlog(self) -> int:
-        return max(0, self._waiting)
 
 
 # -- the S3 workers' records -----------------------------------------------------------------
@@ -398,4 +395,4 @@ class WorkerSender:
         log.warning("the daemon's audit intake is full; %d records lost", len(items))
 
 
-__all__ = ["AuditLog", "Intake", "Query", "WorkerSender", "month_of", "record_of"]
+__all__ = ["AuditLog", "Intake", "Query", "WorkerSender", "record_of"]

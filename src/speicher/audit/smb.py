@@ -62,6 +62,7 @@ PENDING_SECONDS = 30.0  # a file open for writing longer than this is recorded w
 class _Open:
     record: Record
     since: float
+    root: str  # the share's folder, where the size is looked up at the close
 
 
 def prefix(token: str) -> str:
@@ -91,7 +92,6 @@ class SmbAuditParser:
         self._writing: dict[tuple[str, str], _Open] = {}  # (pid, path) -> open for writing
         self._dirs: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
         self._known: dict[str, tuple[str, bool]] = {}
-        self.malformed = 0
 
     def is_audit(self, line: str) -> bool:
         return self.marker in line
@@ -101,7 +101,6 @@ class SmbAuditParser:
         start = line.find(self.marker)
         fields = line[start + len(self.marker) :].rstrip("\n").split("|", 6)
         if len(fields) < 6:
-            self.malformed += 1
             return
         pid, unix, address, share, operation, status = fields[:6]
         args = fields[6] if len(fields) > 6 else ""
@@ -153,7 +152,7 @@ class SmbAuditParser:
         for key, opened in list(self._writing.items()):
             if now - opened.since > PENDING_SECONDS:
                 del self._writing[key]
-                self.emit(self._sized(opened.record))
+                self.emit(self._sized(opened))
 
     def _share(self, share: str) -> tuple[str, bool] | None:
         place = self._known.get(share)
@@ -171,14 +170,12 @@ class SmbAuditParser:
     ) -> None:
         parts = args.split("|", 3)
         if len(parts) != 4:
-            self.malformed += 1
             return
         mask_text, kind, disposition, full = parts
         path = _inside(root, full)
         try:
             mask = int(mask_text, 16)
         except ValueError:
-            self.malformed += 1
             return
         if path is None:
             return
@@ -203,8 +200,8 @@ class SmbAuditParser:
         key = (pid, path)
         earlier = self._writing.pop(key, None)
         if earlier is not None:  # opened again before the first close came: keep both
-            self.emit(self._sized(earlier.record))
-        self._writing[key] = _Open(replace(record, detail=root), self.clock())
+            self.emit(self._sized(earlier))
+        self._writing[key] = _Open(record, self.clock(), root)
 
     def _folder(self, pid: str, base: Record, path: str, ok: bool, disposition: str) -> None:
         """A folder's open: remembered (its unlinkat is an rmdir); a refused create is a
@@ -221,15 +218,15 @@ class SmbAuditParser:
             return
         opened = self._writing.pop((pid, path), None)
         if opened is not None:
-            self.emit(self._sized(opened.record))
+            self.emit(self._sized(opened))
 
-    def _sized(self, record: Record) -> Record:
+    def _sized(self, opened: _Open) -> Record:
         """A written file's record with its size now (at its close: before a rename can
-        take it away); ``detail`` held the share's folder until here."""
+        take it away)."""
         size = 0
         with contextlib.suppress(OSError, ValueError):
-            size = self.size_of(Path(record.detail), record.path)
-        return replace(record, size=size, detail="")
+            size = self.size_of(Path(opened.root), opened.record.path)
+        return replace(opened.record, size=size)
 
     def _changed(self, ok: bool, status: str, record: Record) -> None:
         if ok or not any(n in status for n in _NOT_FOUND):

@@ -237,13 +237,13 @@ class AuditStore:
     def _search_month(self, month: str, q: Query, limit: int) -> list[Record]:
         clauses, args = self._where(q, month)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        index = self._index(month, q, where, args)
-        sql = (
-            f"SELECT {_COLUMNS} FROM events {index} {where} "  # noqa: S608 - see _INSERT
-            "ORDER BY time DESC, rowid DESC LIMIT ?"
-        )
         db = self._reader(month)
         try:
+            index = self._index(db, q, where, args)
+            sql = (
+                f"SELECT {_COLUMNS} FROM events {index} {where} "  # noqa: S608 - see _INSERT
+                "ORDER BY time DESC, rowid DESC LIMIT ?"
+            )
             rows = db.execute(sql, [*args, limit]).fetchall()
         except sqlite3.OperationalError as exc:  # a month file a crash left unfinished
             log.warning("audit month %s cannot be searched: %s", month, exc)
@@ -252,23 +252,18 @@ class AuditStore:
             db.close()
         return [_record(row) for row in rows]
 
-    def _index(self, month: str, q: Query, where: str, args: list[object]) -> str:
+    @staticmethod
+    def _index(db: sqlite3.Connection, q: Query, where: str, args: list[object]) -> str:
         """Which index a search of a share's path prefix uses (see the module's docstring);
         SQLite's own choice without statistics is the time index, which reads the whole
         month for a rare path."""
         if q.path is None or q.path in ("", "/") or q.share is None:
             return ""
-        db = self._reader(month)
-        try:
-            (count,) = db.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM events INDEXED BY events_path "  # noqa: S608
-                f"{where} LIMIT ?)",
-                [*args, NARROW],
-            ).fetchone()
-        except sqlite3.OperationalError:
-            return ""
-        finally:
-            db.close()
+        (count,) = db.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM events INDEXED BY events_path "  # noqa: S608
+            f"{where} LIMIT ?)",
+            [*args, NARROW],
+        ).fetchone()
         return "INDEXED BY events_path" if count < NARROW else "INDEXED BY events_share"
 
     def _rows_after(self, month: str, q: Query, after: int, limit: int) -> list[tuple[int, Record]]:
@@ -309,10 +304,6 @@ def _row(r: Record) -> tuple[object, ...]:
         r.outcome,
         r.detail,
     )
-
-
-def month_of_now() -> str:
-    return month_of(dt.datetime.now(dt.UTC).timestamp())
 
 
 def _record(row: tuple[object, ...]) -> Record:
