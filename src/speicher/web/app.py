@@ -176,7 +176,8 @@ class WebApp:
                 await self._trail(scope, status)
 
     async def _trail(self, scope: Scope, status: int) -> None:
-        """A form sent (an admin's action, or a user's in the file manager): the audit log."""
+        """A form of the console sent: the audit log (the file manager's changes are file
+        events of ShareFS, not here; see NOT_TRAILED)."""
         user = await self.user_of(Request(scope))
         route, subject = route_of(scope, "")
         client = scope.get("client")
