@@ -3,8 +3,8 @@
 The operations of files (``category="file"``), named the same for every protocol:
 
 ========================  =====================================================================
-``create``                a new file (SMB: opened with disposition *create*)
-``open_write``            a file opened for writing, made if it was not there (its size after)
+``create``                a new file (SMB: one the open made, by its birth time)
+``open_write``            a file that was there opened for writing (its size after)
 ``read``                  a file opened for reading; only on shares that audit reads
 ``rename``                ``path`` renamed to ``target``
 ``copy``                  ``path`` copied to ``target`` (WebDAV COPY, S3 CopyObject)

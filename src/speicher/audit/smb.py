@@ -11,9 +11,10 @@ client's address and the share:
 The operations that are logged (``render.py`` sets them) and what they become:
 
 - ``create_file`` (every open): a file opened with write access is remembered and becomes
-  ``create`` (disposition *create*) or ``open_write`` at its ``close``, when its size is
-  known; a read-only open is ``read``, on shares that audit reads; a folder's open is
-  remembered, so that its ``unlinkat`` is an ``rmdir``;
+  ``create`` (disposition *create*, or a file the open made: its birth time) or
+  ``open_write`` at its ``close``, when its size is known; a read-only open is ``read``,
+  on shares that audit reads; a folder's open is remembered, so that its ``unlinkat`` is
+  an ``rmdir``;
 - ``renameat``, ``unlinkat``, ``mkdirat``: ``rename`` (both names), ``delete`` or
   ``rmdir``, ``mkdir``;
 - ``fchmod``, ``fchown``, ``fset_nt_acl``: ``set_permission``.
@@ -53,8 +54,10 @@ _WRITE_ACCESS = 0x2 | 0x4 | 0x40000000 | 0x10000000  # WRITE_DATA, APPEND_DATA, 
 _READ_ACCESS = 0x1 | 0x80000000  # READ_DATA, GENERIC_READ
 _DELETE = 0x10000
 _CREATE = "create"
+_MAYBE_NEW = frozenset({"open_if", "overwrite_if", "supersede"})  # create it if not there
 _NOT_FOUND = ("No such file or directory", "Object name not found", "NT_STATUS_OBJECT_NAME_NOT")
 _NUMBER = re.compile(r"-?[0-9a-fx]+")  # a mode, uid or gid after the path
+BORN_SLACK = 5.0  # seconds a line may come after its open (smbd's pipe under load)
 PENDING_SECONDS = 30.0  # a file open for writing longer than this is recorded without a size
 
 
@@ -63,6 +66,8 @@ class _Open:
     record: Record
     since: float
     root: str  # the share's folder, where the size is looked up at the close
+    maybe_new: bool = False  # opened "create if not there": its birth time tells
+    born: float | None = None  # its birth time, read when the open's line came
 
 
 def prefix(token: str) -> str:
@@ -119,6 +124,7 @@ class SmbAuditParser:
             operation="",
             path="",
             outcome="ok" if ok else _failure(status),
+            detail=f"smbd {pid}" if pid.isdigit() else "",  # the session's process
         )
         if operation == "create_file":
             self._create_file(pid, base, root, reads, ok, args)
@@ -201,7 +207,12 @@ class SmbAuditParser:
         earlier = self._writing.pop(key, None)
         if earlier is not None:  # opened again before the first close came: keep both
             self.emit(self._sized(earlier))
-        self._writing[key] = _Open(record, self.clock(), root)
+        maybe_new = disposition in _MAYBE_NEW
+        born = None
+        if maybe_new:  # looked at now too: the file may be gone by its close's line
+            with contextlib.suppress(OSError, ValueError):
+                born = self.size_of(Path(root), path)[1]
+        self._writing[key] = _Open(record, self.clock(), root, maybe_new, born)
 
     def _folder(self, pid: str, base: Record, path: str, ok: bool, disposition: str) -> None:
         """A folder's open: remembered (its unlinkat is an rmdir); a refused create is a
@@ -222,28 +233,40 @@ class SmbAuditParser:
 
     def _sized(self, opened: _Open) -> Record:
         """A written file's record with its size now (at its close: before a rename can
-        take it away)."""
-        size = 0
+        take it away). Clients open new files "to overwrite if there" as often as "to
+        create"; a file such an open made (its birth time is not older than the open's
+        line, with BORN_SLACK for a late line) is a ``create``."""
+        size, born = 0, opened.born
         with contextlib.suppress(OSError, ValueError):
-            size = self.size_of(Path(opened.root), opened.record.path)
-        return replace(opened.record, size=size)
+            size, born = self.size_of(Path(opened.root), opened.record.path)
+        born = born if born is not None else opened.born
+        record = opened.record
+        if opened.maybe_new and born is not None and born >= record.time - BORN_SLACK:
+            return replace(record, size=size, operation=_CREATE)
+        return replace(record, size=size)
 
     def _changed(self, ok: bool, status: str, record: Record) -> None:
         if ok or not any(n in status for n in _NOT_FOUND):
             self.emit(record)
 
 
-def size_beneath(root: Path, path: str) -> int:
-    """The size of the regular file at ``path`` in ``root``, reached without following a
-    symbolic link (root must not be led out of a share); 0 for anything else."""
+def size_beneath(root: Path, path: str) -> tuple[int, float | None]:
+    """The size of the regular file at ``path`` in ``root`` and when it was made, reached
+    without following a symbolic link (root must not be led out of a share); 0 and None for
+    anything else."""
     parent, _, name = path.rpartition("/")
     top = beneath.open_root(root)
     try:
-        with beneath.opened(beneath.open_dir(top, parent.lstrip("/") or ".")) as folder:
-            st = beneath.lstat(folder, name)
+        with (
+            beneath.opened(beneath.open_dir(top, parent.lstrip("/") or ".")) as folder,
+            beneath.opened(beneath.open_entry(folder, name)) as entry,
+        ):
+            st = os.fstat(entry)
+            if not stat.S_ISREG(st.st_mode):
+                return 0, None
+            return st.st_size, beneath.birth_time(entry)
     finally:
         os.close(top)
-    return st.st_size if st is not None and stat.S_ISREG(st.st_mode) else 0
 
 
 def _refused(base: Record) -> str:

@@ -102,6 +102,30 @@ def lstat(dir_fd: int, name: str) -> os.stat_result | None:
         return None
 
 
+_STATX_BTIME = 0x800
+_AT_EMPTY_PATH = 0x1000
+_STATX_SIZE = 256  # bytes of struct statx
+_BTIME_AT = 80  # offset of stx_btime (struct statx_timestamp: s64 seconds, u32 nanoseconds)
+
+
+def birth_time(fd: int) -> float | None:
+    """When the file open as ``fd`` (an ``O_PATH`` descriptor will do) was made, in seconds
+    since the epoch, from ``statx(2)``; None where the filesystem does not say (btrfs does)."""
+    statx = getattr(_libc, "statx", None)
+    if statx is None:
+        return None
+    buf = ctypes.create_string_buffer(_STATX_SIZE)
+    if statx(fd, b"", _AT_EMPTY_PATH, _STATX_BTIME, buf) != 0:
+        return None
+    raw = buf.raw
+    if not int.from_bytes(raw[0:4], "little") & _STATX_BTIME:
+        return None
+    seconds = int.from_bytes(raw[_BTIME_AT : _BTIME_AT + 8], "little", signed=True)
+    if seconds <= 0:  # said but not kept (some filesystems under containers)
+        return None
+    return seconds + int.from_bytes(raw[_BTIME_AT + 8 : _BTIME_AT + 12], "little") / 1e9
+
+
 def mkdir(dir_fd: int, name: str, mode: int = 0o700) -> None:
     """Make folder ``name`` in the folder open as ``dir_fd`` (``mkdirat`` never follows)."""
     os.mkdir(_component(name), mode, dir_fd=dir_fd)
