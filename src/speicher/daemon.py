@@ -449,6 +449,19 @@ def _start_chores(services: Services, stopping: threading.Event) -> None:
     ).start()
 
 
+def _start_watching(services: Services) -> None:
+    """The audit log before smbd and the S3 workers send to it; the ransomware detector
+    listening to it (its canaries placed)."""
+    services.audit.start(services.files.events)
+    services.ransomware.start()
+
+
+def _stop_watching(services: Services) -> None:
+    """After the sources stopped: what they sent is written."""
+    services.audit.stop()
+    services.ransomware.stop()
+
+
 def serve(settings: Settings) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
     logging.basicConfig(
@@ -479,7 +492,7 @@ def serve(settings: Settings) -> None:
     )
     print(text + sftp_banner(services.sftp.info()), flush=True)
     unix = _unix_socket(settings.socket_path)
-    services.audit.start(services.files.events)  # before smbd and the S3 workers send to it
+    _start_watching(services)
     services.smb.start()
     monitor = Monitor(services)
     monitor.start()
@@ -520,7 +533,7 @@ def serve(settings: Settings) -> None:
         if s3_workers is not None:
             s3_workers.stop()
         services.smb.stop()
-        services.audit.stop()  # after the sources: what they sent is written
+        _stop_watching(services)
         services.events.record("info", "daemon.stop", "speicher", "Speicher stopped")
         with contextlib.suppress(FileNotFoundError):
             settings.socket_path.unlink()

@@ -30,6 +30,7 @@ from speicher.protection.restore import RestoreService
 from speicher.protocols.s3 import versions as s3versions
 from speicher.protocols.sftp import SftpService
 from speicher.protocols.smb import SmbService
+from speicher.ransomware.service import RansomwareService
 from speicher.replication import replicas
 from speicher.replication.pairing import Pairings, Targets
 from speicher.replication.promote import Promoter
@@ -71,6 +72,7 @@ class Services:
     backup_tasks: BackupTasks
     files: ShareFS
     audit: AuditLog
+    ransomware: RansomwareService
     sftp: SftpService
     hooks: Hooks
 
@@ -98,6 +100,9 @@ class Services:
         smb = SmbService(settings, db, events, hooks, users)
         if settings.audit_files:
             smb.attach_audit(audit.add)
+        ransomware = RansomwareService(
+            settings, db, events, audit, users, files, shares, snapshots, restore, hooks
+        )
         return cls(
             settings=settings,
             db=db,
@@ -125,6 +130,7 @@ class Services:
             backup_tasks=BackupTasks(settings, db, events, jobs, shares, restore, backup_targets),
             files=files,
             audit=audit,
+            ransomware=ransomware,
             sftp=SftpService(settings, db, events, users, files, hooks, keys),
             hooks=hooks,
             groups=GroupService(settings, db, events, grants),

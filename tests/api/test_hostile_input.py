@@ -179,6 +179,9 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any], list[str], str]] = [
         "BackupTaskCreate",
     ),
     ("PATCH", "/backup/tasks/1", {}, ["schedule"], "BackupTaskUpdate"),
+    # no text fields: listed so that the table knows them
+    ("PATCH", "/ransomware/shares/x", {}, [], "GuardUpdate"),
+    ("POST", "/ransomware/incidents/1/resolve", {}, [], "ResolveRequest"),
     (
         "POST",
         "/backup/tasks/1/restore",

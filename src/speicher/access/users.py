@@ -196,11 +196,14 @@ class UserService:
 
     # -- changing ------------------------------------------------------------------------------
 
-    def update(self, name: str, req: UserUpdate) -> UserInfo:
+    def update(self, name: str, req: UserUpdate, guard: bool = True) -> UserInfo:
+        """``guard=False``: also the last enabled admin may be disabled (ransomware's response:
+        root can always enable them again through the local socket)."""
         with self.db.session() as s:
             user = self._row(s, name)
             name = user.name
-            if (req.admin is False or req.enabled is False) and user.is_admin and user.enabled:
+            disabling = req.admin is False or req.enabled is False
+            if guard and disabling and user.is_admin and user.enabled:
                 self._keep_an_admin(s, user)
             had_access, uid, enabled = user.file_access, user.uid, user.enabled
         if req.file_access is True and not had_access:

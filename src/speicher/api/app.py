@@ -22,6 +22,7 @@ from speicher.api.routes import (
     health,
     protection,
     protocols,
+    ransomware,
     replication,
     storage,
     system,
@@ -135,6 +136,7 @@ def create_app(services: Services, certificates: CertificateStore | None = None)
         replication.router,
         backup.router,
         audit.router,
+        ransomware.router,
     )
     for router in routers:
         app.include_router(

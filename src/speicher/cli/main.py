@@ -21,6 +21,7 @@ from speicher.cli.certificate import system_app
 from speicher.cli.client import CliError
 from speicher.cli.context import State
 from speicher.cli.protection import policy_app, snapshot_app
+from speicher.cli.ransomware import ransomware_app
 from speicher.cli.replication import replication_app
 from speicher.cli.sftp import sftp_app
 from speicher.cli.smb import smb_app
@@ -53,6 +54,7 @@ for sub, name in (
     (replication_app, "replication"),
     (backup_app, "backup"),
     (audit_app, "audit"),
+    (ransomware_app, "ransomware"),
 ):
     app.add_typer(sub, name=name)
 

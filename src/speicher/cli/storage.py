@@ -224,6 +224,12 @@ AuditReadsOpt = Annotated[
     str | None,
     typer.Option("--audit-reads", help="Record reads in the audit log too: on or off."),
 ]
+ReadOnlyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--read-only", help="Nobody may change its files, whatever the grants: on or off."
+    ),
+]
 SyncOpt = Annotated[
     str | None,
     typer.Option(
@@ -417,6 +423,7 @@ def share_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
             ("s3", "on" if share["s3"] else "off"),
             ("sync", share["sync"]),
             ("audit reads", "on" if share.get("audit_reads") else "off"),
+            ("read only", "yes" if share.get("read_only") else "no"),
         ]
     )
     console.print()
@@ -449,6 +456,7 @@ def share_update(
     sync: SyncOpt = None,
     s3: S3Opt = None,
     audit_reads: AuditReadsOpt = None,
+    read_only: ReadOnlyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a share's quota, compression, description, SMB options, whether it is
@@ -458,6 +466,7 @@ def share_update(
         "sftp": switch("--sftp", sftp),
         "s3": switch("--s3", s3),
         "audit_reads": switch("--audit-reads", audit_reads),
+        "read_only": switch("--read-only", read_only),
     }
     if sync is not None:
         protocols["sync"] = sync_mode(sync)

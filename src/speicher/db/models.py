@@ -130,6 +130,9 @@ class Share(Base):
     write_sync: Mapped[str] = mapped_column(String(16), default="always", server_default="always")
     # the audit log records reads of this share's files too (writes always)
     audit_reads: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # nobody may change its files, whatever their grants (an admin's switch; ransomware's
+    # response may turn it on)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     s3_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # the bucket's CORS rules and tags as S3 clients set them (JSON; empty: none)
     s3_cors: Mapped[str] = mapped_column(Text, default="", server_default="")
@@ -616,3 +619,54 @@ class BackupTask(Base):
 
     share: Mapped[Share] = relationship()
     target: Mapped[BackupTarget] = relationship()
+
+
+class RansomwarePolicy(Base):
+    """A share's ransomware detection: its thresholds and its response (docs/ransomware.md).
+    A share without a row has the defaults."""
+
+    __tablename__ = "ransomware_policies"
+
+    share_id: Mapped[int] = mapped_column(
+        ForeignKey("shares.id", ondelete="CASCADE"), primary_key=True
+    )
+    detect: Mapped[bool] = mapped_column(Boolean, default=True)
+    canary: Mapped[bool] = mapped_column(Boolean, default=True)
+    window: Mapped[float] = mapped_column(Float, default=60.0)  # seconds
+    renames: Mapped[int] = mapped_column(Integer, default=10)
+    overwrites: Mapped[int] = mapped_column(Integer, default=10)
+    deletes: Mapped[int] = mapped_column(Integer, default=10)
+    disable_user: Mapped[bool] = mapped_column(Boolean, default=True)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)  # the shares, on an incident
+    lock_days: Mapped[int] = mapped_column(Integer, default=7)  # the incident snapshot's lock
+
+    share: Mapped[Share] = relationship()
+
+
+class Incident(Base):
+    """Ransomware suspected: who, from where, what it touched and what was done about it."""
+
+    __tablename__ = "ransomware_incidents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64), default="")
+    protocol: Mapped[str] = mapped_column(String(16), default="")
+    share: Mapped[str] = mapped_column(String(63))  # where the signal was
+    signal: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    paths: Mapped[str] = mapped_column(Text, default="[]")  # JSON: examples of touched files
+    # JSON: the detector's own list of the changes in its window, [time, op, path, target]:
+    # what a restore needs even when the audit log lost its last records to a kill -9
+    changes: Mapped[str] = mapped_column(Text, default="[]")
+    first_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime())  # the first counted change
+    detected_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # open -> resolved (the user released); restored_at: the files were rolled back
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    response: Mapped[str] = mapped_column(Text, default="")  # what was done, a sentence each
+    user_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    snapshots: Mapped[str] = mapped_column(Text, default="{}")  # JSON: share -> its snapshot
+    read_only: Mapped[str] = mapped_column(Text, default="[]")  # JSON: the shares it froze
+    restored_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    restore_result: Mapped[str] = mapped_column(Text, default="")  # JSON
+    released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

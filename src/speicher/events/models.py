@@ -21,7 +21,7 @@ class EventInfo(BaseModel):
     message: str = Field(description="A sentence for people.")
 
 
-AlertLevel = Literal["info", "warning", "error"]
+AlertLevel = Literal["info", "warning", "error", "critical"]
 
 
 class AlertSettingsInfo(BaseModel):

@@ -11,7 +11,7 @@ from speicher.events.models import (
     EventInfo,
 )
 
-LEVELS = {"info": 0, "warning": 1, "error": 2}
+LEVELS = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 REPEAT = dt.timedelta(hours=24)  # a lasting condition is sent again at most this often
 ONCE_WINDOW = dt.timedelta(hours=1)  # the very same one-off event is not sent twice in this
 QUEUE_SIZE = 1000
@@ -34,6 +34,7 @@ CONDITIONS = frozenset(
         "disk.failing",
         "policy.failed",
         "scrub.failed",  # a scheduled scrub could not start; it is tried again
+        "ransomware.detected",  # subject: the user; until the incident is resolved
     }
 )
 
@@ -52,6 +53,7 @@ ENDS: dict[str, tuple[str, ...]] = {
     "disk.ok": ("disk.errors", "disk.failing"),  # not recorded yet: no event says a disk is well
     "snapshot.created": ("policy.failed",),  # snapshots of the share work again
     "scrub.started": ("scrub.failed",),
+    "ransomware.released": ("ransomware.detected",),
 }
 
 

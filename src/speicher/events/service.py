@@ -12,7 +12,8 @@ from speicher.events.models import EventInfo
 
 log = logging.getLogger("speicher.events")
 
-_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR,
+           "critical": logging.CRITICAL}  # fmt: skip
 
 
 Listener = Callable[[EventInfo], None]

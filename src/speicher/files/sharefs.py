@@ -203,6 +203,8 @@ class ShareFS:
                 self._audit_reads[share] = bool(shared.audit_reads)
                 if shared.state == "ready" and protocol_enabled(shared, protocol):
                     access = _grant_access(shared.grants, row.id, {g.id for g in row.groups})
+                    if access is not None and shared.read_only:
+                        access = "ro"
         if len(self._access) > 10_000:
             self._access.clear()
             self._quotas.clear()

@@ -76,10 +76,13 @@ class RestoreService:
         self.snapshots = snapshots
         self.grants = grants
 
-    def restore(self, share: str, snapshot: str, path: str, to: str) -> RestoreResult:
+    def restore(
+        self, share: str, snapshot: str, path: str, to: str, safety: bool = True
+    ) -> RestoreResult:
         """Copy ``path`` from the snapshot into the live share: back in its place (replacing
         what is there now, after a safety snapshot of the share) or beside it, with the
-        snapshot's time in its name.
+        snapshot's time in its name. ``safety=False``: the caller has taken a snapshot of the
+        share already (a ransomware incident's restore of many files takes none per file).
 
         Users may change the live share meanwhile, so nothing is done by path there: its top
         folder, the target's folder and the root-only staging folder are opened once and
@@ -115,8 +118,8 @@ class RestoreService:
                     pass_fds=(source_dir, staging),
                 )
             try:
-                safety = self._put_in_place(
-                    share, staging, tmp, target_dir, name, replace=to == "original"
+                taken = self._put_in_place(
+                    share, staging, tmp, target_dir, name, replace=to == "original", safety=safety
                 )
             except OSError as exc:  # e.g. EXDEV: the folder is in a nested subvolume
                 raise OperationFailed(
@@ -125,17 +128,25 @@ class RestoreService:
             finally:
                 clear_staging(staging, tmp)
         result = str(rel.parent / name)
-        saved = f"; what was there is in safety snapshot {safety}" if safety else ""
+        saved = f"; what was there is in safety snapshot {taken}" if taken else ""
         self.events.record(
             "info",
             "snapshot.restored",
             share,
             f"'{rel}' restored from {snapshot} of {share} to '{result}'{saved}",
         )
-        return RestoreResult(path=result, safety_snapshot=safety)
+        return RestoreResult(path=result, safety_snapshot=taken)
 
     def _put_in_place(
-        self, share: str, staging: int, tmp: str, target_dir: int, name: str, *, replace: bool
+        self,
+        share: str,
+        staging: int,
+        tmp: str,
+        target_dir: int,
+        name: str,
+        *,
+        replace: bool,
+        safety: bool = True,
     ) -> str | None:
         """Move the copy ``tmp`` from staging to ``name``. With ``replace``, something already
         there is first kept in a safety snapshot of the share, then swapped out atomically (it
@@ -148,12 +159,12 @@ class RestoreService:
                 if not replace:
                     raise Conflict(f"'{name}' appeared meanwhile; nothing was restored") from None
                 # made meanwhile: it gets a safety snapshot like everything replaced
-        safety = self.safety_snapshot(share).name
+        taken = self.safety_snapshot(share).name if safety else None
         try:
             beneath.rename(staging, tmp, target_dir, name, exchange=True)
         except FileNotFoundError:  # deleted meanwhile
             beneath.rename(staging, tmp, target_dir, name, noreplace=True)
-        return safety
+        return taken
 
     def staging(self, share: str, live_top: int) -> int:
         """The share's root-only staging folder ``.speicher/restore``, opened."""

@@ -151,6 +151,10 @@ SYNC_HELP = (
     "seconds' new files). Replacing a file is atomic either way."
 )
 
+READ_ONLY_HELP = (
+    "Nobody may change its files over any protocol, whatever their grants (ransomware's "
+    "response can switch it on)."
+)
 AUDIT_READS_HELP = (
     "The audit log records every opening of a file for reading too, over every protocol "
     "(changes are always recorded)."
@@ -187,6 +191,7 @@ class ShareUpdate(Request):
     sftp: bool | None = Field(None, description="Offer the share over SFTP; null leaves it.")
     sync: WriteSync | None = Field(None, description=SYNC_HELP + " Null leaves it.")
     audit_reads: bool | None = Field(None, description=AUDIT_READS_HELP + " Null leaves it.")
+    read_only: bool | None = Field(None, description=READ_ONLY_HELP + " Null leaves it.")
     s3: bool | None = Field(None, description="Offer the share as an S3 bucket; null leaves it.")
 
 
@@ -211,6 +216,7 @@ class ShareInfo(BaseModel):
     sftp: bool = Field(description="Offered over SFTP (users log in with their SSH keys).")
     sync: WriteSync = Field(description=SYNC_HELP)
     audit_reads: bool = Field(False, description=AUDIT_READS_HELP)
+    read_only: bool = Field(False, description=READ_ONLY_HELP)
     s3: bool = Field(description="Offered as an S3 bucket of the same name.")
     snapshots_dir: str = Field(description="Where its snapshots live on the server.")
     created_at: dt.datetime = Field(description="When it was created (UTC).")

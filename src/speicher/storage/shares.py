@@ -110,6 +110,8 @@ def _apply_protocols(share: Share, req: ShareCreate | ShareUpdate) -> None:
         share.write_sync = req.sync
     if req.audit_reads is not None:
         share.audit_reads = req.audit_reads
+    if isinstance(req, ShareUpdate) and req.read_only is not None:
+        share.read_only = req.read_only
     if req.s3 is not None:
         why = names.bucket_name(share.name) if req.s3 else None
         if why is not None:
@@ -134,6 +136,7 @@ class _Row:
     sync: str
     s3: bool
     audit_reads: bool
+    read_only: bool
     created_at: dt.datetime
 
 
@@ -159,6 +162,7 @@ def _row_of(share: Share) -> _Row:
         sync=share.write_sync,
         s3=share.s3_enabled,
         audit_reads=share.audit_reads,
+        read_only=share.read_only,
         created_at=share.created_at,
     )
 
@@ -294,6 +298,7 @@ class ShareService:
             sync=row.sync,
             s3=row.s3,
             audit_reads=row.audit_reads,
+            read_only=row.read_only,
             snapshots_dir=str(snapshots_dir(self.settings, row.pool, row.name)),
             created_at=row.created_at,
         )

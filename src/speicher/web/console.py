@@ -44,7 +44,7 @@ PROFILES = ("single", "raid1", "raid1c3", "raid10", "raid5", "raid6")
 SNAPSHOTS_PAGE = 50
 EVENTS_PAGE = 50
 EVENTS_READ = 2000  # the newest events a filter looks through
-LEVELS = ("info", "warning", "error")
+LEVELS = ("info", "warning", "error", "critical")
 SHARES_PAGE = 25  # shares per page of the console (each with its forms)
 # what a snapshot schedule keeps, in the forms that make and change one
 KEEP_FIELDS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly")

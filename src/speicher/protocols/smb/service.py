@@ -245,7 +245,8 @@ class SmbService:
                 writers: list[str] = []
                 for g in share.grants:
                     who = f"{prefix}{g.user.name}" if g.user else f"+{prefix}{g.group.name}"  # type: ignore[union-attr]
-                    (writers if g.access == "rw" else readers).append(who)
+                    writes = g.access == "rw" and not share.read_only
+                    (writers if writes else readers).append(who)
                 if not readers and not writers and not share.smb_guest:
                     continue  # nobody may use it: do not offer it at all
                 pool = share.pool.name

@@ -1,0 +1,1 @@
+"""Ransomware detection and response (docs/ransomware.md)."""
