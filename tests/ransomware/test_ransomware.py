@@ -24,6 +24,7 @@ import httpx
 import pytest
 import smbclient  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from sftp_helpers import run_sftp
 from smb_helpers import SmbUser, smb_user
 
 from speicher_testing import Daemon
@@ -128,15 +129,17 @@ def tree(top: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def world(daemon: Daemon) -> dict[str, Any]:
     make_pool(daemon)
-    for user in ("alice", "bob", "carol", "dave"):
+    for user in ("alice", "bob", "carol", "dave", "erin"):
         make_user(daemon, user)
     top = make_share(
         daemon,
         "office",
-        {"alice": "rw", "bob": "rw", "carol": "rw"},
+        {"alice": "rw", "bob": "rw", "carol": "rw", "erin": "rw"},
         smb={"enabled": True},
         webdav=True,
+        sftp=True,
     )
+    daemon.cli("ransomware", "policy", "office", "--canary")  # before its files: first
     files = populate(top, 1)
     web = make_share(daemon, "web", {"dave": "rw", "carol": "rw"}, webdav=True)
     web_files = populate(web, 2, per_folder=12)
@@ -323,6 +326,33 @@ def test_a_webdav_attack_is_stopped_and_restored(daemon: Daemon, world: dict[str
     assert daemon.api.get("/shares/web").json()["read_only"] is False
     assert carol.put(f"{base}/carol.txt", content=b"x").status_code == 201
     carol.close()
+
+
+def test_an_sftp_attack_is_stopped_and_restored(
+    daemon: Daemon, world: dict[str, Any], tmp_path: Path
+) -> None:
+    """OpenSSH's sftp in batch mode uploads an encrypted copy over each file of a folder and
+    renames it, until the server ends its session (sftp -b stops at the first failure)."""
+    before = {i["id"] for i in incidents(daemon, timeout=0)}
+    names = sorted(n for n in world["files"] if n.startswith("hr/") and n.endswith(".txt"))
+    commands = []
+    for i, name in enumerate(names):
+        local = tmp_path / f"{i}.enc"
+        local.write_bytes(encrypt(world["files"][name]))
+        commands += [f"put {local} /office/{name}", f"rename /office/{name} /office/{name}.locked"]
+    result = run_sftp(daemon, "erin", *commands)
+    assert result.returncode != 0, result.stdout  # it did not get to the end
+    locked = sorted(p.name for p in (world["top"] / "hr").glob("*.locked"))
+    print(f"SFTP attack: {len(locked)} files encrypted before cut off")
+    assert 10 <= len(locked) < len(names), locked
+    found = [i for i in incidents(daemon) if i["id"] not in before]
+    assert len(found) == 1 and found[0]["protocol"] == "sftp", found
+    assert run_sftp(daemon, "erin", "ls /office").returncode != 0  # no new session either
+    daemon.cli("ransomware", "resolve", str(found[0]["id"]), "--restore", "--release")
+    now = tree(world["top"])
+    assert all(now[n] == world["files"][n] for n in names)
+    assert not list((world["top"] / "hr").glob("*.locked"))
+    assert run_sftp(daemon, "erin", "ls /office").returncode == 0
 
 
 def test_bad_input_gets_one_clear_line(daemon: Daemon, world: dict[str, Any]) -> None:

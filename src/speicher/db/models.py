@@ -631,7 +631,7 @@ class RansomwarePolicy(Base):
         ForeignKey("shares.id", ondelete="CASCADE"), primary_key=True
     )
     detect: Mapped[bool] = mapped_column(Boolean, default=True)
-    canary: Mapped[bool] = mapped_column(Boolean, default=True)
+    canary: Mapped[bool] = mapped_column(Boolean, default=False)
     window: Mapped[float] = mapped_column(Float, default=60.0)  # seconds
     renames: Mapped[int] = mapped_column(Integer, default=10)
     overwrites: Mapped[int] = mapped_column(Integer, default=10)

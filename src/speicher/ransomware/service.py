@@ -88,7 +88,7 @@ class _Watch:
 def _policy_info(share: str, p: RansomwarePolicy | None) -> GuardInfo:
     p = p or RansomwarePolicy(
         detect=True,
-        canary=True,
+        canary=False,  # opt-in: docs/ransomware.md, "Canary files"
         window=60.0,
         renames=10,
         overwrites=10,
@@ -225,22 +225,9 @@ class RansomwareService:
         for thread in self._responding:
             thread.join(30)
 
-    def _shares_changed(self, share: str | None = None, **_: object) -> None:
-        """A share made or changed: its canaries at once when it is new (then they are the
-        first entries of its top folder, in btrfs's order too); the rest on the thread."""
+    def _shares_changed(self, **_: object) -> None:
+        """A share made, changed or deleted: the thread reads the shares again."""
         self._changed.set()
-        if share is None or share in self._watch:
-            return
-        try:
-            with self.db.session() as s:
-                row = s.scalars(select(Share).where(Share.name == share)).first()
-                policy = s.get(RansomwarePolicy, row.id) if row is not None else None
-                pool = row.pool.name if row is not None and row.state == "ready" else None
-                wanted = policy is None or (policy.detect and policy.canary)
-            if pool is not None and wanted:
-                self._place(share, pool)
-        except Exception:  # never the share's operation's failure
-            log.exception("placing the canaries of share %s failed", share)
 
     def _take(self, record: Record) -> None:
         """From the audit log's intake: keep it short."""
@@ -571,7 +558,9 @@ class RansomwareService:
                 changed = getattr(req, key)
                 setattr(policy, key, value if changed is None else changed)
             watched = policy.detect and policy.canary
-        if not watched:  # no longer watched: no canaries left behind for users to wonder at
+        if watched:  # placed now: the setting's answer can say they are there
+            self._place(name, pool)
+        else:  # no longer watched: no canaries left behind for users to wonder at
             with (
                 contextlib.suppress(OSError),
                 beneath.opened(beneath.open_root(self.settings.mount_root / pool / name)) as fd,
