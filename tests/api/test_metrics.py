@@ -11,8 +11,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
-import botocore.config
+import boto3  # type: ignore[import-untyped]
+import botocore.config  # type: ignore[import-untyped]
+import botocore.exceptions  # type: ignore[import-untyped]
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
