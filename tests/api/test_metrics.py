@@ -180,7 +180,8 @@ def test_pools_shares_snapshots_and_jobs_match_the_api(
     } == failed
     running = sum(v for (n, _), v in samples.items() if n == "speicher_jobs_running")
     assert running == sum(j["state"] == "running" for j in jobs)
-    assert value(samples, "speicher_alerts_active") == len(daemon.api.get("/alerts/active").json())
+    active = daemon.api.get("/alerts/active").json()
+    assert value(samples, "speicher_alert_conditions_active") == len(active)
     assert all(v == 0 for (n, _), v in samples.items() if n == "speicher_scrape_error")
     assert value(samples, "speicher_scrape_duration_seconds") < 1
 

@@ -2,11 +2,12 @@
 
 Each source is read on its own: one that fails (a pool that cannot be read, smbstatus
 missing) is logged and named in ``speicher_scrape_error{source}``, and the others are still
-answered. Rows are read in short sessions and closed before any command runs (rule 4).
-Pool and share figures come from the facts the monitor refreshes (as the API's listings),
-SMART from the disk-health service's last reading (smartctl is asked at most every 30
-minutes there); what is cheap to read is read now: ``btrfs device stats``, the snapshot
-folders, ``smbstatus``. One scrape runs at a time; a second waits for it.
+answered; a source of one series per pool or share (device stats, snapshot folders) skips
+only the pool or share it could not read. Rows are read in short sessions and closed before
+any command runs (rule 4). Pool and share figures come from the facts the monitor refreshes
+(as the API's listings), SMART from the disk-health service's last reading (smartctl is
+asked at most every 30 minutes there); what is cheap to read is read now: ``btrfs device
+stats``, the snapshot folders, ``smbstatus``. One scrape runs at a time; a second waits.
 """
 
 from __future__ import annotations
@@ -57,11 +58,12 @@ class SpeicherCollector(Collector):
         self.services = services
         self.clock = clock
         self._lock = threading.Lock()
+        self._failed: set[str] = set()  # the sources that failed at this scrape
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             start = time.monotonic()
-            failed: list[str] = []
+            self._failed = set()
             pools: list[PoolInfo] = []
             smb: list[samba.Profile] = []  # smbd's counts, for the protocols' families
             sources: list[tuple[str, Callable[[], list[Metric]]]] = [
@@ -71,7 +73,8 @@ class SpeicherCollector(Collector):
                 ("shares", self._shares),
                 ("scrubs", self._scrubs),
                 ("jobs", self._jobs),
-                ("smb", lambda: self._smb(smb)),
+                ("smb", self._smb),
+                ("smb_profile", lambda: self._smb_profile(smb)),
                 ("protocols", lambda: self._protocols(smb)),
                 ("alerts", self._alerts),
                 ("replication", self._replication),
@@ -85,7 +88,7 @@ class SpeicherCollector(Collector):
                     found = source()
                 except Exception:
                     log.exception("metrics: reading %s failed", name)
-                    failed.append(name)
+                    self._failed.add(name)
                     continue
                 yield from found
             errors = GaugeMetricFamily(
@@ -95,13 +98,19 @@ class SpeicherCollector(Collector):
                 labels=["source"],
             )
             for name, _ in sources:
-                errors.add_metric([name], 1.0 if name in failed else 0.0)
+                errors.add_metric([name], 1.0 if name in self._failed else 0.0)
             yield errors
             yield GaugeMetricFamily(
                 "speicher_scrape_duration_seconds",
                 "How long reading every source took.",
                 value=time.monotonic() - start,
             )
+
+    def _skip(self, source: str, what: str, exc: Exception) -> None:
+        """One pool's or share's part of ``source`` could not be read: logged, the source
+        counts as failed, the rest of it is still answered."""
+        log.warning("metrics: reading %s of %s failed: %s", source, what, exc)
+        self._failed.add(source)
 
     # -- pools and disks ---------------------------------------------------------------------
 
@@ -125,16 +134,21 @@ class SpeicherCollector(Collector):
         disks = GaugeMetricFamily(
             "speicher_pool_disks", "The pool's disks, by state.", labels=["pool", "state"]
         )
+        info = InfoMetricFamily(
+            "speicher_pool", "The pool's redundancy profile.", labels=["pool", "profile"]
+        )
         for p in pools:
-            size.add_metric([p.name], p.size)
-            used.add_metric([p.name], p.used)
-            free.add_metric([p.name], p.free)
+            info.add_metric([p.name, p.profile], {})
+            if p.health != "unavailable":  # not mounted: its sizes are unknown, not 0
+                size.add_metric([p.name], p.size)
+                used.add_metric([p.name], p.used)
+                free.add_metric([p.name], p.free)
             healthy.add_metric([p.name], 1.0 if p.health == "ok" else 0.0)
             for state in HEALTH_STATES:
                 health.add_metric([p.name, state], 1.0 if p.health == state else 0.0)
             for state in ("online", "missing"):
                 disks.add_metric([p.name, state], sum(d.state == state for d in p.disks))
-        return [size, used, free, healthy, health, disks]
+        return [size, used, free, healthy, health, disks, info]
 
     def _devices(self, pools: list[PoolInfo]) -> list[Metric]:
         errors = CounterMetricFamily(
@@ -146,7 +160,11 @@ class SpeicherCollector(Collector):
         for p in pools:
             if p.health == "unavailable":
                 continue
-            stats = btrfs.device_stats(self.services.pools.mountpoint(p.name))
+            try:
+                stats = btrfs.device_stats(self.services.pools.mountpoint(p.name))
+            except Exception as exc:
+                self._skip("devices", f"pool {p.name}", exc)
+                continue
             for d in p.disks:
                 if d.state == "missing" or d.device not in stats:
                     continue
@@ -215,7 +233,11 @@ class SpeicherCollector(Collector):
             used.add_metric(labels, s.used)
             if s.quota is not None:
                 quota.add_metric(labels, s.quota)
-            times = self._snapshot_times(snapshots_dir(self.services.settings, s.pool, s.name))
+            try:
+                times = self._snapshot_times(snapshots_dir(self.services.settings, s.pool, s.name))
+            except OSError as exc:
+                self._skip("shares", f"the snapshots of share {s.name}", exc)
+                continue
             count.add_metric(labels, len(times))
             if times:
                 latest = max(times)
@@ -225,10 +247,11 @@ class SpeicherCollector(Collector):
 
     @staticmethod
     def _snapshot_times(folder: Path) -> list[dt.datetime]:
-        """The times of the snapshots in ``folder`` (what SnapshotService.list counts)."""
+        """The times of the snapshots in ``folder`` (what SnapshotService.list counts); none
+        if it is missing (no snapshot taken yet). Another failure to read it raises."""
         try:
             entries = list(folder.iterdir())
-        except OSError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
         times = []
         for entry in entries:
@@ -329,7 +352,9 @@ class SpeicherCollector(Collector):
             active.add_metric([c.kind, c.subject], 1.0)
             since.add_metric([c.kind, c.subject], _seconds(c.since))
         total = GaugeMetricFamily(
-            "speicher_alerts_active", "Alert conditions active now.", value=len(conditions)
+            "speicher_alert_conditions_active",
+            "Alert conditions active now.",
+            value=len(conditions),
         )
         return [active, since, total]
 
@@ -337,6 +362,16 @@ class SpeicherCollector(Collector):
         age = GaugeMetricFamily(
             "speicher_replication_last_success_age_seconds",
             "Seconds since the task's newest replica was made; absent before its first.",
+            labels=["task", "share", "target"],
+        )
+        last_ok = GaugeMetricFamily(
+            "speicher_replication_last_success_timestamp_seconds",
+            "When the task's newest replica was made (Unix time); absent before its first.",
+            labels=["task", "share", "target"],
+        )
+        last_run = GaugeMetricFamily(
+            "speicher_replication_last_run_timestamp_seconds",
+            "When the task last ran, successfully or not (Unix time); absent before its first.",
             labels=["task", "share", "target"],
         )
         failures = GaugeMetricFamily(
@@ -348,13 +383,27 @@ class SpeicherCollector(Collector):
             labels = [str(t.id), t.share, t.target]
             if t.replica_age_seconds is not None:
                 age.add_metric(labels, t.replica_age_seconds)
+            if t.last_ok_at is not None:
+                last_ok.add_metric(labels, _seconds(t.last_ok_at))
+            if t.last_run_at is not None:
+                last_run.add_metric(labels, _seconds(t.last_run_at))
             failures.add_metric(labels, t.failures)
-        return [age, failures]
+        return [age, last_ok, last_run, failures]
 
     def _backup(self) -> list[Metric]:
         age = GaugeMetricFamily(
             "speicher_backup_last_success_age_seconds",
             "Seconds since the task's newest backup was made; absent before its first.",
+            labels=["task", "share", "target"],
+        )
+        last_ok = GaugeMetricFamily(
+            "speicher_backup_last_success_timestamp_seconds",
+            "When the task's newest backup was made (Unix time); absent before its first.",
+            labels=["task", "share", "target"],
+        )
+        last_run = GaugeMetricFamily(
+            "speicher_backup_last_run_timestamp_seconds",
+            "When the task last ran, successfully or not (Unix time); absent before its first.",
             labels=["task", "share", "target"],
         )
         failures = GaugeMetricFamily(
@@ -366,8 +415,12 @@ class SpeicherCollector(Collector):
             labels = [str(t.id), t.share, t.target]
             if t.backup_age_seconds is not None:
                 age.add_metric(labels, t.backup_age_seconds)
+            if t.last_ok_at is not None:
+                last_ok.add_metric(labels, _seconds(t.last_ok_at))
+            if t.last_run_at is not None:
+                last_run.add_metric(labels, _seconds(t.last_run_at))
             failures.add_metric(labels, t.failures)
-        return [age, failures]
+        return [age, last_ok, last_run, failures]
 
     # -- protocols ---------------------------------------------------------------------------
 
@@ -388,14 +441,19 @@ class SpeicherCollector(Collector):
             errors.add_metric([protocol, "server"], c.server_errors)
         return [requests, received, sent, errors]
 
-    def _smb(self, profiles: list[samba.Profile]) -> list[Metric]:
+    def _smb(self) -> list[Metric]:
         smb = self.services.smb
+        running = smb.supervisor.running
         up = GaugeMetricFamily(
-            "speicher_smb_up", "1 if Speicher's smbd is running.", value=smb.supervisor.running
+            "speicher_smb_up", "1 if Speicher's smbd is running.", value=1.0 if running else 0.0
         )
-        if not smb.supervisor.running:
+        if not running:
             return [up]
-        status = samba.status(smb.conf)
+        try:
+            status = samba.status(smb.conf)
+        except Exception as exc:  # smbd's state is still told
+            self._skip("smb", "smbstatus", exc)
+            return [up]
         sessions = GaugeMetricFamily(
             "speicher_smb_sessions", "SMB sessions open now.", value=len(status.sessions)
         )
@@ -404,10 +462,19 @@ class SpeicherCollector(Collector):
             "Files SMB clients hold open now.",
             value=len(status.open_files),
         )
-        profile = samba.profile(smb.conf)
-        if profile is not None:
-            profiles.append(profile)
         return [up, sessions, files]
+
+    def _smb_profile(self, profiles: list[samba.Profile]) -> list[Metric]:
+        """smbd's own counts of its calls, for the protocols' families (none while smbd is
+        not running; smbstatus failing while it runs is this source's failure)."""
+        smb = self.services.smb
+        if not smb.supervisor.running:
+            return []
+        profile = samba.profile(smb.conf)
+        if profile is None:
+            raise RuntimeError("smbstatus --profile gave no counts")
+        profiles.append(profile)
+        return []
 
     @staticmethod
     def _protocol_families() -> tuple[
