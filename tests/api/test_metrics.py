@@ -6,9 +6,12 @@ otherwise, which it does not allow)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3  # type: ignore[import-untyped]
@@ -17,9 +20,11 @@ import botocore.exceptions  # type: ignore[import-untyped]
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sftp_helpers import run_sftp
 from smb_helpers import smb_user
 
 from conftest import _base
+from metrics_helpers import documented
 from speicher_testing import Daemon
 from world import make_pool, make_share, make_user, password
 
@@ -44,8 +49,10 @@ def daemon() -> Iterator[Daemon]:
 def world(daemon: Daemon) -> dict[str, Any]:
     make_pool(daemon)
     make_user(daemon, "alice")
-    make_share(daemon, "docs", {"alice": "rw"}, quota="200M", smb={"enabled": True})
-    make_share(daemon, "web", {"alice": "rw"}, webdav=True, s3=True)
+    docs = make_share(daemon, "docs", {"alice": "rw"}, quota="200M", smb={"enabled": True})
+    (docs / "report.bin").write_bytes(os.urandom(8 * 1024 * 1024))  # a used figure to compare
+    os.sync()  # qgroups count it at the commit
+    make_share(daemon, "web", {"alice": "rw"}, webdav=True, s3=True, sftp=True)
     for _ in range(2):
         r = daemon.api.post("/shares/docs/snapshots", json={})
         assert r.status_code == 201, r.text
@@ -136,12 +143,14 @@ def test_a_deleted_token_no_longer_scrapes(daemon: Daemon, world: dict[str, Any]
 def test_pools_shares_snapshots_and_jobs_match_the_api(
     daemon: Daemon, world: dict[str, Any]
 ) -> None:
+    # a single pool and share are read afresh; the scrape then has the same figures
+    pool = daemon.api.get("/pools/tank").json()
+    docs = daemon.api.get("/shares/docs").json()
     samples = scrape(daemon, world["token"])
-    pool = next(p for p in daemon.api.get("/pools").json() if p["name"] == "tank")
-    assert pool["size"] > 0
+    assert pool["size"] > 0 and pool["used"] >= 8 * 1024 * 1024
     for field in ("size", "used", "free"):
         assert value(samples, f"speicher_pool_{field}_bytes", pool="tank") == pytest.approx(
-            pool[field], rel=0.01
+            pool[field], rel=0.001
         ), field
     assert value(samples, "speicher_pool_health", pool="tank", health="ok") == 1
     assert value(samples, "speicher_pool_health", pool="tank", health="degraded") == 0
@@ -151,20 +160,26 @@ def test_pools_shares_snapshots_and_jobs_match_the_api(
     ) == (0)
     assert value(samples, "speicher_disk_state", pool="tank", disk="d1", state="ok") == 1
 
-    shares = {s["name"]: s for s in daemon.api.get("/shares").json()}
-    docs = shares["docs"]
+    assert value(samples, "speicher_pool_info", pool="tank", profile="single") == 1
     assert value(samples, "speicher_share_quota_bytes", share="docs", pool="tank") == docs["quota"]
     assert docs["quota"] == 200 * 1024 * 1024
     assert ("speicher_share_quota_bytes", (("pool", "tank"), ("share", "web"))) not in samples
-    assert value(samples, "speicher_share_used_bytes", share="docs", pool="tank") == pytest.approx(
-        docs["used"], abs=64 * 1024
-    )
+    assert docs["used"] >= 8 * 1024 * 1024
+    assert value(samples, "speicher_share_used_bytes", share="docs", pool="tank") == docs["used"]
     snapshots = daemon.api.get("/shares/docs/snapshots").json()
     assert len(snapshots) == 2
     assert value(samples, "speicher_share_snapshots", share="docs", pool="tank") == 2
     assert value(samples, "speicher_share_snapshots", share="web", pool="tank") == 0
+    newest = max(dt.datetime.fromisoformat(s["time"]) for s in snapshots)
+    assert value(
+        samples, "speicher_share_newest_snapshot_timestamp_seconds", share="docs", pool="tank"
+    ) == pytest.approx(newest.timestamp())
     age = value(samples, "speicher_share_newest_snapshot_age_seconds", share="docs", pool="tank")
-    assert 0 <= age < 600
+    assert age == pytest.approx(time.time() - newest.timestamp(), abs=5)
+    assert not any(
+        n == "speicher_share_newest_snapshot_age_seconds" and ("share", "web") in labels
+        for n, labels in samples
+    )
 
     jobs = daemon.api.get("/jobs").json()
     created = [j for j in jobs if j["kind"] == "pool.create"]
@@ -180,10 +195,31 @@ def test_pools_shares_snapshots_and_jobs_match_the_api(
     } == failed
     running = sum(v for (n, _), v in samples.items() if n == "speicher_jobs_running")
     assert running == sum(j["state"] == "running" for j in jobs)
-    active = daemon.api.get("/alerts/active").json()
-    assert value(samples, "speicher_alert_conditions_active") == len(active)
-    assert all(v == 0 for (n, _), v in samples.items() if n == "speicher_scrape_error")
+    assert value(samples, "speicher_alert_conditions_active") == len(
+        daemon.api.get("/alerts/active").json()
+    )
+    errors = {
+        dict(labels)["source"]: v
+        for (n, labels), v in samples.items()
+        if n == "speicher_scrape_error"
+    }
+    assert len(errors) >= 10 and set(errors.values()) == {0.0}, errors
     assert value(samples, "speicher_scrape_duration_seconds") < 1
+
+
+def test_every_metric_of_a_scrape_is_documented(daemon: Daemon, world: dict[str, Any]) -> None:
+    r = httpx.get(f"{daemon.url}/metrics", headers={"Authorization": f"Bearer {world['token']}"})
+    table = documented()
+    families = list(text_string_to_metric_families(r.text))
+    ours = {f.name: f for f in families if f.name.startswith("speicher_")}
+    assert len(ours) > 30
+    for name, family in ours.items():
+        key = f"{name}_total" if family.type == "counter" else name  # the parser drops _total
+        assert key in table, f"{key} is not in docs/metrics.md"
+        assert table[key][0] == family.type, key
+        for sample in family.samples:
+            assert set(sample.labels) == table[key][1], (key, sample.labels)
+    assert "process_resident_memory_bytes" in {f.name for f in families}
 
 
 # -- protocols --------------------------------------------------------------------------------
@@ -268,3 +304,70 @@ def test_s3_counters_move_across_worker_processes(daemon: Daemon, world: dict[st
     assert moved("speicher_protocol_sent_bytes_total") >= 5 * len(body)
     assert moved("speicher_protocol_errors_total", kind="client") >= 1
     assert moved("speicher_protocol_errors_total", kind="server") == 0
+
+
+def test_sftp_counters_move(daemon: Daemon, world: dict[str, Any], tmp_path: Path) -> None:
+    """OpenSSH's sftp puts and gets a file and asks for one that is not there."""
+    data = os.urandom(1024 * 1024 + 17)
+    (tmp_path / "up.bin").write_bytes(data)
+    before = scrape(daemon, world["token"])
+    result = run_sftp(
+        daemon,
+        "alice",
+        f"put {tmp_path / 'up.bin'} /web/sftp.bin",
+        f"get /web/sftp.bin {tmp_path / 'down.bin'}",
+        f"-get /web/missing.bin {tmp_path / 'missing.bin'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout
+    assert (tmp_path / "down.bin").read_bytes() == data
+    after = scrape(daemon, world["token"])
+
+    def moved(name: str, **labels: str) -> float:
+        labels = {"protocol": "sftp", **labels}
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("speicher_protocol_received_bytes_total") == len(data)  # WRITE's data
+    assert moved("speicher_protocol_sent_bytes_total") == len(data)  # READ's data
+    # open, WRITEs, close; stat, open, READs, close; the missing file's stat (OpenSSH's sftp
+    # asks for up to 256 KiB a request where the server allows it, so 4 or more each way)
+    assert moved("speicher_protocol_requests_total") >= 2 * 4 + 5
+    assert moved("speicher_protocol_errors_total", kind="client") >= 1  # no such file
+    assert moved("speicher_protocol_errors_total", kind="server") == 0
+
+
+def test_backup_task_age_matches_the_api(
+    daemon: Daemon, world: dict[str, Any], tmp_path: Path
+) -> None:
+    repo = daemon.base / "usb" / "restic"
+    repo.parent.mkdir(exist_ok=True)
+    r = daemon.api.post("/backup/targets", json={"name": "usb", "kind": "local", "path": str(repo)})
+    assert r.status_code == 201, r.text
+    r = daemon.api.post(
+        "/backup/tasks", json={"share": "docs", "target": "usb", "schedule": "0 1 * * *"}
+    )
+    assert r.status_code == 201, r.text
+    task = str(r.json()["id"])
+    labels = {"task": task, "share": "docs", "target": "usb"}
+    samples = scrape(daemon, world["token"])
+    assert value(samples, "speicher_backup_failures", **labels) == 0
+    assert (
+        "speicher_backup_last_success_timestamp_seconds",
+        tuple(sorted(labels.items())),
+    ) not in samples
+
+    r = daemon.api.post(f"/backup/tasks/{task}/run")
+    assert r.status_code == 202, r.text
+    assert daemon.wait_job(r.json())["state"] == "succeeded"
+    info = daemon.api.get(f"/backup/tasks/{task}").json()
+    samples = scrape(daemon, world["token"])
+    last_ok = dt.datetime.fromisoformat(info["last_ok_at"])
+    assert value(
+        samples, "speicher_backup_last_success_timestamp_seconds", **labels
+    ) == pytest.approx(last_ok.timestamp())
+    assert value(samples, "speicher_backup_last_run_timestamp_seconds", **labels) == pytest.approx(
+        dt.datetime.fromisoformat(info["last_run_at"]).timestamp()
+    )
+    age = value(samples, "speicher_backup_last_success_age_seconds", **labels)
+    assert age == pytest.approx(info["backup_age_seconds"], abs=5)
+    assert value(samples, "speicher_backup_failures", **labels) == info["failures"] == 0
