@@ -6,6 +6,7 @@ Environment variables win over the file, so a test can override one value of a s
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -159,7 +160,22 @@ class Settings(BaseSettings):
         description="Months the audit log keeps (whole months; the current one counts). "
         "Set in the file or environment only, so an API token cannot shorten it.",
     )
+    metrics_allow: list[str] = Field(
+        [],
+        description="Client addresses (CIDR, e.g. 10.0.0.5/32) that may read /metrics without "
+        "an API token (a Prometheus server); empty: only with an admin's API token.",
+    )
     log_level: str = Field("INFO", description="Python log level of the daemon.")
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an address or network (CIDR)") from None
+        return value
 
     @field_validator("state_dir", "mount_root")
     @classmethod

@@ -26,6 +26,8 @@ from speicher.api.app import serve_app
 from speicher.config import Settings
 from speicher.db import Pool, Share
 from speicher.errors import SpeicherError
+from speicher.metrics import counters
+from speicher.metrics.asgi import Counted
 from speicher.protection.restore import recover_rollbacks
 from speicher.protocols.s3 import multipart, versions, workers
 from speicher.protocols.s3.app import S3App
@@ -52,6 +54,7 @@ def prepare(settings: Settings) -> Services:
         os.close(os.open(db_file, os.O_CREAT | os.O_WRONLY, 0o600))  # WAL files copy its mode
         os.chmod(db_file, 0o600)
     services = Services.build(settings)
+    counters.reset(settings)  # the S3 workers' request counts of an earlier run
     # change counters every process of the daemon sees (S3's workers: s3/workers.py)
     services.db.share_generations(workers.generations_path(settings))
     services.db.migrate()
@@ -314,7 +317,7 @@ def _s3_server(
         log.info("S3 listening on %s:%s (%s, %d worker processes)", host, port, scheme, pool.count)
         return [(_Server(config), [control])], pool
     config = uvicorn.Config(
-        S3App(services),
+        Counted(S3App(services), services.counters, "s3"),
         log_level="warning",
         access_log=False,
         lifespan="off",

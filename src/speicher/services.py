@@ -24,6 +24,7 @@ from speicher.events.alerts import AlertService
 from speicher.files import ShareFS
 from speicher.hooks import Hooks
 from speicher.jobs import JobService
+from speicher.metrics.counters import ProtocolCounters
 from speicher.preferences import PreferencesService
 from speicher.protection import DiskHealthService, PolicyService, ScrubService, SnapshotService
 from speicher.protection.restore import RestoreService
@@ -75,6 +76,7 @@ class Services:
     ransomware: RansomwareService
     sftp: SftpService
     hooks: Hooks
+    counters: ProtocolCounters  # the protocols' request counts (/metrics)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -103,6 +105,7 @@ class Services:
         ransomware = RansomwareService(
             settings, db, events, audit, users, files, shares, snapshots, restore, hooks
         )
+        counters = ProtocolCounters()
         return cls(
             settings=settings,
             db=db,
@@ -131,11 +134,12 @@ class Services:
             files=files,
             audit=audit,
             ransomware=ransomware,
-            sftp=SftpService(settings, db, events, users, files, hooks, keys),
+            sftp=SftpService(settings, db, events, users, files, hooks, keys, counters),
             hooks=hooks,
             groups=GroupService(settings, db, events, grants),
             tokens=TokenService(db, events),
             keys=keys,
             s3_keys=S3KeyService(settings.state_dir, db, events),
             totp=TotpService(settings.state_dir, db, events),
+            counters=counters,
         )

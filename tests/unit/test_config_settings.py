@@ -188,3 +188,13 @@ def test_sftp_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(InvalidInput) as info:
             load_settings()
         assert [p.field for p in info.value.problems] == ["sftp_port"]
+
+
+def test_metrics_allow_takes_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().metrics_allow == []
+    monkeypatch.setenv("SPEICHER_METRICS_ALLOW", '["10.0.0.5", "192.168.1.0/24", "fd00::/64"]')
+    assert load_settings().metrics_allow == ["10.0.0.5", "192.168.1.0/24", "fd00::/64"]
+    monkeypatch.setenv("SPEICHER_METRICS_ALLOW", '["10.0.0.300/8"]')
+    with pytest.raises(InvalidInput) as exc:
+        load_settings()
+    assert exc.value.problems[0].field == "metrics_allow"

@@ -129,3 +129,17 @@ def test_only_physical_devices_have_smart() -> None:
     assert not smart.has_smart("")
     for device in ("/dev/sda", "/dev/sdb1", "/dev/nvme0n1", "/dev/vda"):
         assert smart.has_smart(device), device
+
+
+def test_temperature_where_the_disk_tells() -> None:
+    """``-A`` adds smartctl's ``temperature`` object (smartmontools 7.0 or later); a disk
+    without it, or a value that is no whole number, has no temperature."""
+    with_temperature = NVME.replace(
+        '"smart_status"', '"temperature": {"current": 38}, "smart_status"'
+    )
+    assert smart.parse_health(with_temperature) == smart.SmartHealth(
+        "passed", "SMART overall-health self-assessment: PASSED", 38
+    )
+    assert smart.parse_health(NVME).temperature is None
+    odd = NVME.replace('"smart_status"', '"temperature": {"current": true}, "smart_status"')
+    assert smart.parse_health(odd).temperature is None

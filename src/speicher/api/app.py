@@ -28,6 +28,10 @@ from speicher.api.routes import (
     system,
 )
 from speicher.api.trail import AdminTrail
+from speicher.metrics.asgi import counted
+from speicher.metrics.counters import ProtocolCounters
+from speicher.metrics.endpoint import PATH as METRICS_PATH
+from speicher.metrics.endpoint import Metrics
 from speicher.protocols.webdav.app import DavApp, is_dav
 from speicher.replication.pairing import PEER_PREFIX
 from speicher.services import Services
@@ -48,20 +52,26 @@ class Front:
         fast: FastListings,
         dav: ASGIApp | None = None,
         web: WebApp | None = None,
+        metrics: ASGIApp | None = None,
+        counters: ProtocolCounters | None = None,
     ) -> None:
         self.app = app
         self.fast = fast
         self.dav = dav
         self.web = web
+        self.metrics = metrics
+        self.counters = counters or ProtocolCounters()  # WebDAV's and the console's requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.dav is not None and scope["type"] == "http" and is_dav(scope, scope["path"]):
-            await self.dav(scope, receive, send)
+            await counted(self.dav, self.counters, "webdav", scope, receive, send)
         elif self.web is not None and scope["type"] == "http" and is_web(scope["path"]):
             if self._to_https(scope):
                 await _redirect_to_https(scope, send, self.web.services.settings.https_port)
             else:
-                await self.web(scope, receive, send)
+                await counted(self.web, self.counters, "web", scope, receive, send)
+        elif self.metrics is not None and scope["type"] == "http" and scope["path"] == METRICS_PATH:
+            await self.metrics(scope, receive, send)
         elif not await self.fast.answer(scope, send):
             await self.app(scope, receive, send)
 
@@ -96,7 +106,8 @@ def serve_app(services: Services, certificates: CertificateStore | None = None) 
     listings = {f"{PREFIX}/pools": "pools", f"{PREFIX}/shares": "shares:"}
     dav = DavApp(services.files, services.db, app.state.logins)
     web = WebApp(services, app.state.logins, app.state.certificates)
-    return Front(app, FastListings(app.state.listings, services.tokens.cached, listings), dav, web)
+    fast = FastListings(app.state.listings, services.tokens.cached, listings)
+    return Front(app, fast, dav, web, Metrics(services), services.counters)
 
 
 def create_app(services: Services, certificates: CertificateStore | None = None) -> FastAPI:

@@ -237,6 +237,7 @@ class DiskHealthService:
             counters=DiskCounters(**e.counters) if e.counters else None,
             smart=verdict,
             smart_message=message,
+            temperature_celsius=e.verdict.temperature if e.verdict else None,
             problem=e.problem,
             checked_at=e.checked_at,
         )

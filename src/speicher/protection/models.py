@@ -179,5 +179,8 @@ class DiskHealthInfo(BaseModel):
         "without smartmontools."
     )
     smart_message: str = Field("", description="What smartctl said.")
+    temperature_celsius: int | None = Field(
+        None, description="The disk's temperature at the last SMART reading; null if unknown."
+    )
     problem: str | None = Field(description="Why it counts as failing, if it does.")
     checked_at: dt.datetime | None = Field(description="When it was last checked (UTC).")

@@ -167,6 +167,42 @@ def status(conf: Path) -> Status:
     return parse_status(result.stdout)
 
 
+@dataclass(frozen=True)
+class Profile:
+    """What smbd counted of its SMB2 calls since it started (``smbd profiling level``)."""
+
+    requests: int = 0
+    received_bytes: int = 0  # the requests' bytes, writes' data included
+    sent_bytes: int = 0  # the answers' bytes, reads' data included
+
+
+def parse_profile(output: str) -> Profile:
+    """Parse ``smbstatus --profile --json``: the sums over every SMB2 call. smbd counts calls
+    and bytes per call, not failed calls."""
+    data: dict[str, Any] = json.loads(output) if output.strip() else {}
+    calls = data.get("SMB2 Calls") or {}
+    requests = received = sent = 0
+    for call in calls.values():
+        if isinstance(call, dict):
+            requests += int(call.get("count", 0))
+            received += int(call.get("inbytes", 0))
+            sent += int(call.get("outbytes", 0))
+    return Profile(requests, received, sent)
+
+
+def profile(conf: Path) -> Profile | None:
+    """smbd's counters, or None when smbstatus cannot read them."""
+    result = run(
+        ["smbstatus", f"--configfile={conf}", "--profile", "--json"], check=False, timeout=30
+    )
+    if result.returncode != 0:
+        return None
+    try:
+        return parse_profile(result.stdout)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
 def helper_pids(conf: Path) -> list[int]:
     """Samba processes started for our smb.conf (samba-dcerpcd, rpcd_*) that outlive smbd."""
     needle = f"--configfile={conf}".encode()

@@ -22,6 +22,7 @@ _VIRTUAL = re.compile(r"^/dev/(loop|md|dm-|mapper/|zram|nbd|ram)")
 class SmartHealth:
     status: str  # passed, failed or unknown
     message: str  # what smartctl said, for people
+    temperature: int | None = None  # degrees Celsius, where the disk tells
 
 
 def available() -> bool:
@@ -43,19 +44,28 @@ def parse_health(output: str) -> SmartHealth:
     status = int(tool.get("exit_status", 0))
     messages = "; ".join(m.get("string", "") for m in tool.get("messages", []))
     passed = data.get("smart_status", {}).get("passed")
+    current = (data.get("temperature") or {}).get("current")
+    temperature = current if isinstance(current, int) and not isinstance(current, bool) else None
     if passed is False or status & _DISK_FAILING:
-        return SmartHealth("failed", messages or "SMART overall-health self-assessment: FAILED")
+        return SmartHealth(
+            "failed", messages or "SMART overall-health self-assessment: FAILED", temperature
+        )
     if passed is True:
-        return SmartHealth("passed", messages or "SMART overall-health self-assessment: PASSED")
+        return SmartHealth(
+            "passed", messages or "SMART overall-health self-assessment: PASSED", temperature
+        )
     if status & (_BAD_COMMAND_LINE | _OPEN_FAILED) and not messages:
         messages = "smartctl could not read the disk"
-    return SmartHealth("unknown", messages or "the disk reports no SMART status")
+    return SmartHealth("unknown", messages or "the disk reports no SMART status", temperature)
 
 
 def health(device: str) -> SmartHealth:
-    """The disk's SMART verdict. A sleeping disk is not woken (``-n standby``)."""
+    """The disk's SMART verdict and temperature (``-A``: the attributes, where smartctl
+    finds it). A sleeping disk is not woken (``-n standby``)."""
     try:
-        result = run(["smartctl", "-H", "-j", "-n", "standby", device], check=False, timeout=60)
+        result = run(
+            ["smartctl", "-H", "-A", "-j", "-n", "standby", device], check=False, timeout=60
+        )
     except CommandError as exc:
         return SmartHealth("unknown", exc.output)
     return parse_health(result.stdout)

@@ -141,6 +141,8 @@ def main(argv: list[str]) -> int:
     )
     threading.Thread(target=_watch_daemon, args=(alive_fd,), name="daemon", daemon=True).start()
     from speicher.audit.service import INTAKE, WorkerSender  # noqa: PLC0415 - after the settings
+    from speicher.metrics import counters  # noqa: PLC0415
+    from speicher.metrics.asgi import Counted  # noqa: PLC0415
     from speicher.protocols.s3.app import S3App  # noqa: PLC0415
     from speicher.services import Services  # noqa: PLC0415
     from speicher.tls import CertificateStore  # noqa: PLC0415
@@ -149,11 +151,13 @@ def main(argv: list[str]) -> int:
     services.db.share_generations(generations_path(settings))
     if settings.audit_files:  # this worker's file events go to the daemon's audit log
         WorkerSender(settings.audit_dir / INTAKE).attach(services.files.events)
+    # the daemon sums every worker's file at a scrape (metrics/counters.py)
+    services.counters.share(counters.metrics_dir(settings) / f"s3-{index}")
     ssl_context = None
     if settings.s3_tls:
         ssl_context = CertificateStore(settings.tls_dir, services.events).context()
     config = uvicorn.Config(
-        S3App(services, relay_to=control_path(settings)),
+        Counted(S3App(services, relay_to=control_path(settings)), services.counters, "s3"),
         log_level="warning",
         access_log=False,
         lifespan="off",

@@ -47,6 +47,7 @@ from speicher.errors import SpeicherError, Unauthorized
 from speicher.events import EventService
 from speicher.files import ShareFS
 from speicher.hooks import USER_DELETED, USER_STATE, Hooks
+from speicher.metrics.counters import ProtocolCounters
 from speicher.protocols.sftp import hostkeys
 from speicher.protocols.sftp.channel import SftpOnly
 from speicher.protocols.sftp.models import SftpHostKey, SftpInfo
@@ -128,7 +129,7 @@ class _Login(asyncssh.SSHServer):
         if here >= MAX_SESSIONS_PER_CONNECTION or len(self.service._sessions) >= MAX_SESSIONS:
             log.warning("SFTP: refused a session of %s from %s (too many)", self.user, self.address)
             return False
-        return SftpOnly(self.service._session)
+        return SftpOnly(self.service._session, self.service.counters)
 
 
 def _possible_name(user: str) -> bool:
@@ -177,8 +178,10 @@ class SftpService:
         files: ShareFS,
         hooks: Hooks,
         keys: KeyService,
+        counters: ProtocolCounters | None = None,
     ) -> None:
         self.settings = settings
+        self.counters = counters or ProtocolCounters()  # requests, for /metrics
         self.db = db
         self.events = events
         self.users = users

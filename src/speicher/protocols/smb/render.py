@@ -106,6 +106,8 @@ def smb_conf(glob: GlobalOptions, shares: list[ShareOptions]) -> dict[str, dict[
             "passdb backend": f"tdbsam:{d.private}/passdb.tdb",
             "logging": "stdout",
             "log level": "1",
+            # counts and bytes of every SMB2 call for /metrics (smbstatus --profile); no timing
+            "smbd profiling level": "count",
             "load printers": "no",
             "printing": "bsd",
             "printcap name": "/dev/null",
