@@ -77,6 +77,7 @@ def services(state_dir: Path, **parts: Any) -> SimpleNamespace:
         db=_Database(),
         smb=SimpleNamespace(supervisor=SimpleNamespace(running=True), conf=state_dir / "smb.conf"),
         alerts=SimpleNamespace(active=answering([])),
+        ransomware=SimpleNamespace(incidents=answering([])),
         replication_tasks=SimpleNamespace(list=answering([])),
         backup_tasks=SimpleNamespace(list=answering([])),
         counters=ProtocolCounters(),

@@ -116,6 +116,19 @@ def incidents(daemon: Daemon, timeout: float = 20) -> list[dict[str, Any]]:
         time.sleep(0.2)
 
 
+def open_incidents(daemon: Daemon) -> int:
+    """``speicher_ransomware_incidents_open`` as /metrics answers it to an admin's token."""
+    token = daemon.api.post("/tokens", json={"name": f"prometheus-{time.monotonic_ns()}"})
+    assert token.status_code == 201, token.text
+    bearer = {"Authorization": f"Bearer {token.json()['token']}"}
+    r = httpx.get(f"{daemon.url}/metrics", headers=bearer, timeout=30)
+    assert r.status_code == 200, r.text
+    (line,) = [
+        x for x in r.text.splitlines() if x.startswith("speicher_ransomware_incidents_open ")
+    ]
+    return int(float(line.split()[1]))
+
+
 def tree(top: Path) -> dict[str, bytes]:
     """Every file of the share but the canaries and Speicher's own folder."""
     return {
@@ -203,6 +216,7 @@ def test_an_smb_attack_is_stopped_and_every_file_comes_back(
     assert "alice" in events[0]["message"] and "127.0.0.1" in events[0]["message"]
     active = daemon.api.get("/alerts/active").json()
     assert any(a["kind"] == "ransomware.detected" for a in active), active
+    assert open_incidents(daemon) == 1  # what Prometheus sees
     # the incident snapshot is locked
     snap = incident["snapshots"]["office"]
     info = daemon.api.get(f"/shares/office/snapshots/{snap}").json()
@@ -228,6 +242,7 @@ def test_an_smb_attack_is_stopped_and_every_file_comes_back(
         assert "sales" in alice.listdir("office")
     active = daemon.api.get("/alerts/active").json()
     assert not any(a["kind"] == "ransomware.detected" for a in active), active
+    assert open_incidents(daemon) == 0
     twice = daemon.cli("ransomware", "resolve", str(incident["id"]), "--release", check=False)
     assert twice.returncode == 2 and "resolved already" in twice.stderr
 

@@ -77,6 +77,7 @@ class SpeicherCollector(Collector):
                 ("smb_profile", lambda: self._smb_profile(smb)),
                 ("protocols", lambda: self._protocols(smb)),
                 ("alerts", self._alerts),
+                ("ransomware", self._ransomware),
                 ("replication", self._replication),
                 ("backup", self._backup),
             ]
@@ -357,6 +358,15 @@ class SpeicherCollector(Collector):
             value=len(conditions),
         )
         return [active, since, total]
+
+    def _ransomware(self) -> list[Metric]:
+        return [
+            GaugeMetricFamily(
+                "speicher_ransomware_incidents_open",
+                "Ransomware incidents not yet resolved (docs/ransomware.md).",
+                value=len(self.services.ransomware.incidents("open")),
+            )
+        ]
 
     def _replication(self) -> list[Metric]:
         age = GaugeMetricFamily(
