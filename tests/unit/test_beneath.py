@@ -62,6 +62,35 @@ def test_a_root_that_is_a_link_is_refused(root: Path) -> None:
     assert info.value.errno in (errno.ELOOP, errno.ENOTDIR)
 
 
+@pytest.mark.parametrize("openat2", [True, False])
+def test_entry_status_is_one_look_that_follows_no_link(
+    root: Path, openat2: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With openat2 and without it (the careful way): the same answers and the same refusals."""
+    if not openat2:
+        monkeypatch.setitem(beneath._openat2, "works", False)
+    (root / "a/b/doc.txt").write_bytes(b"y" * 12345)
+    before = time.time()
+    with beneath.opened(beneath.open_root(root)) as top:
+        found = beneath.entry_status(top, "a/b/doc.txt")
+        assert stat.S_ISREG(found.mode) and found.size == 12345
+        assert found.born is None or before - 5 < found.born <= time.time() + 1
+        assert stat.S_ISLNK(beneath.entry_status(top, "a/out").mode)  # the link, not its target
+        assert stat.S_ISDIR(beneath.entry_status(top, "a/b").mode)
+        for rel, code in (
+            ("a/out/x", {errno.ELOOP, errno.ENOTDIR}),  # through a link: refused
+            ("a/in/doc.txt", {errno.ELOOP, errno.ENOTDIR}),  # also one that stays inside
+            ("a/../../outside", {errno.EXDEV}),
+            ("/etc/passwd", {errno.EXDEV}),
+            ("a/b/missing", {errno.ENOENT}),
+            ("a/file/x", {errno.ENOTDIR}),
+            ("", {errno.EINVAL}),
+        ):
+            with pytest.raises(OSError) as caught:
+                beneath.entry_status(top, rel)
+            assert caught.value.errno in code, rel
+
+
 def test_rename_exchange_and_noreplace(tmp_path: Path) -> None:
     (tmp_path / "x").mkdir()
     (tmp_path / "y").mkdir()

@@ -254,19 +254,14 @@ def size_beneath(root: Path, path: str) -> tuple[int, float | None]:
     """The size of the regular file at ``path`` in ``root`` and when it was made, reached
     without following a symbolic link (root must not be led out of a share); 0 and None for
     anything else."""
-    parent, _, name = path.rpartition("/")
     top = beneath.open_root(root)
     try:
-        with (
-            beneath.opened(beneath.open_dir(top, parent.lstrip("/") or ".")) as folder,
-            beneath.opened(beneath.open_entry(folder, name)) as entry,
-        ):
-            st = os.fstat(entry)
-            if not stat.S_ISREG(st.st_mode):
-                return 0, None
-            return st.st_size, beneath.birth_time(entry)
+        found = beneath.entry_status(top, path.lstrip("/"))
     finally:
         os.close(top)
+    if not stat.S_ISREG(found.mode):
+        return 0, None
+    return found.size, found.born
 
 
 def _refused(base: Record) -> str:

@@ -21,6 +21,9 @@ from speicher.system.run import minimal_env
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+READ_SIZE = 1 << 20
+READ_PAUSE = 0.02  # seconds; see Supervisor._read
+BUSY_LINES = 1000  # lines a second
 PIPE_SIZE = 1024 * 1024
 
 
@@ -111,18 +114,47 @@ class Supervisor:
 
     def _read(self, read_end: int, log_file: BinaryIO) -> None:
         """The child's output, line by line, to ``lines`` or else the log file, until every
-        process that holds the pipe (smbd and the processes it forked) has ended."""
+        process that holds the pipe (smbd and the processes it forked) has ended.
+
+        Read in chunks. While smbd writes more than BUSY_LINES lines a second, the reader
+        pauses READ_PAUSE after a chunk that did not fill the buffer: a reader that wakes for
+        every line makes every one of smbd's writes a wakeup and a thread switch (an audit
+        line per open and close of a file), which cost small-file writes over SMB a tenth of
+        their speed (bench/audit_overhead.py); after a pause the next read takes the lines of
+        that time at once. Below that rate every line is read when it comes: the audit log
+        looks at a file when its open's line comes, and a file renamed or deleted before
+        then can no longer tell whether the open made it (audit/smb.py)."""
         assert self._lines is not None
-        with os.fdopen(read_end, "rb", buffering=1024 * 1024) as pipe, log_file:
-            for line in pipe:
-                try:
-                    taken = self._lines(line)
-                except Exception:  # a line that fails is logged, never the end of reading
-                    log.exception("a line of %s's output could not be handled", self.name)
-                    taken = False
-                if not taken:
-                    log_file.write(line)
-                    log_file.flush()
+        rest = b""
+        second, count = time.monotonic(), 0  # lines read in the current second
+        busy = False
+        with log_file:
+            try:
+                while chunk := os.read(read_end, READ_SIZE):
+                    *lines, rest = (rest + chunk).split(b"\n")
+                    for line in lines:
+                        self._line_or_log(line + b"\n", log_file)
+                    count += len(lines)
+                    if time.monotonic() - second >= 1:
+                        busy = count > BUSY_LINES
+                        second, count = time.monotonic(), 0
+                    if (busy or count > BUSY_LINES) and len(chunk) < READ_SIZE // 2:
+                        time.sleep(READ_PAUSE)
+                if rest:
+                    self._line_or_log(rest, log_file)
+            finally:
+                os.close(read_end)
+
+    def _line_or_log(self, line: bytes, log_file: BinaryIO) -> None:
+        assert self._lines is not None
+        try:
+            taken = self._lines(line)
+        except Exception:  # a line that fails is logged, never the end of reading
+            log.exception("a line of %s's output could not be handled", self.name)
+            taken = False
+        if not taken:
+            log_file.write(line)
+            log_file.flush()
 
     def wait_ready(self, wait: float) -> bool:
         deadline = time.monotonic() + wait
