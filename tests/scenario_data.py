@@ -90,6 +90,21 @@ def pull_disk(daemon: Daemon, name: str, pool: str = "tank") -> None:
         time.sleep(0.5)
     subprocess.run(["losetup", "--detach", disk["device"]], check=True)
     Path(disk["backing_file"]).unlink()
+    hold_device_number(daemon, disk["device"])
+
+
+def hold_device_number(daemon: Daemon, device: str) -> None:
+    """Bind a detached loop device again, to an empty file of this test, so that no test
+    running beside this one gets its number while this pool is mounted without the disk.
+    Linux (6.7 and later, for btrfs's temp-fsid) takes a new single-disk filesystem on a
+    device whose number a mounted filesystem still holds for a missing disk to be part of
+    that filesystem, and refuses to mount it ("already mounted or mount point busy"). The
+    test's cleanup detaches it (its file is in the test's folder). Another test may take
+    the number in the moment between: then it is left to that one."""
+    placeholder = daemon.base / f"held-{Path(device).name}.img"
+    with placeholder.open("wb") as f:
+        f.truncate(1 << 20)
+    subprocess.run(["losetup", device, str(placeholder)], check=False, capture_output=True)
 
 
 def write_while_degraded(world: dict[str, Any]) -> None:
