@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from speicher.audit.records import Record
 from speicher.audit.smb import SmbAuditParser
 
@@ -21,6 +23,7 @@ def parse(lines: list[str], reads: bool = False) -> list[Record]:
     for line in lines:
         if parser.is_audit(line):
             parser.feed(line)
+            parser.settle()  # as after each read of smbd's output under light load
     return out
 
 
@@ -85,3 +88,37 @@ def test_reads_only_where_the_share_audits_them() -> None:
 def test_a_control_character_in_a_name_is_not_passed_on() -> None:
     out = parse([P + f"mkdirat|ok|{ROOT}/a\x1b[2Jb"])
     assert out[0].path == "/a\ufffd[2Jb"
+
+
+def test_a_file_the_open_made_is_a_create_also_when_it_is_gone_by_its_close(
+    tmp_path: Path,
+) -> None:
+    """Looked at after the read its open's line came in: a file renamed away before the
+    close's line is still known to be new; one whose open and close came in one read is
+    looked at once, at the close."""
+    root = str(tmp_path)
+    out: list[Record] = []
+    parser = SmbAuditParser("tok", lambda: {"finance": (root, False)}, str, out.append)
+    prefix = "SPAUDIT-tok|7092|alice|10.0.0.7|finance|"
+    looks: list[str] = []
+    looker = parser.size_of
+
+    def size_of(top: int, path: str) -> tuple[int, float | None]:
+        looks.append(path)
+        return looker(top, path)
+
+    parser.size_of = size_of
+    (tmp_path / "new.docx").write_bytes(b"x" * 4099)
+    parser.feed(prefix + f"create_file|ok|0x12019f|file|overwrite_if|{root}/new.docx")
+    parser.settle()
+    (tmp_path / "new.docx").rename(tmp_path / "renamed.docx")
+    parser.feed(prefix + f"close|ok|{root}/new.docx")
+    # open and close in one read: one look, at the close
+    parser.feed(prefix + f"create_file|ok|0x12019f|file|overwrite_if|{root}/renamed.docx")
+    parser.feed(prefix + f"close|ok|{root}/renamed.docx")
+    parser.settle()
+    assert [(r.operation, r.path, r.size) for r in out] == [
+        ("create", "/new.docx", 0),
+        ("create", "/renamed.docx", 4099),
+    ]
+    assert looks == ["/new.docx", "/new.docx", "/renamed.docx"]

@@ -86,6 +86,7 @@ class AuditLog:
         self.store = AuditStore(settings.audit_dir)
         self._queue: queue.SimpleQueue[Record | None] = queue.SimpleQueue()
         self._waiting = 0  # records taken in and not yet written (under _count)
+        self._full = False  # the last batch was BATCH long
         self._count = threading.Lock()
         self._dropped = 0
         self._subscribers: tuple[Subscriber, ...] = ()
@@ -220,20 +221,26 @@ class AuditLog:
                 self.retain()
 
     def _take(self) -> tuple[list[Record], bool]:
-        """The next batch: what comes within FLUSH_SECONDS of its first record, at most
-        BATCH; and whether the log is stopping."""
+        """The next batch: what came within FLUSH_SECONDS of its first record, at most
+        BATCH; and whether the log is stopping. The thread sleeps through those seconds and
+        then takes what waits at once: waiting for each record would wake it for every file
+        operation, a thread switch each, which SMB's small-file writes felt
+        (bench/audit_overhead.py). After a full batch it does not sleep: more is waiting."""
         batch: list[Record] = []
         try:
             item = self._queue.get(timeout=FLUSH_SECONDS)
         except queue.Empty:
             return batch, False
-        deadline = time.monotonic() + FLUSH_SECONDS
+        if item is not None and not self._full:
+            time.sleep(FLUSH_SECONDS)
+        self._full = False
         while item is not None:
             batch.append(item)
             if len(batch) >= BATCH:
+                self._full = True
                 return batch, False
             try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                item = self._queue.get_nowait()
             except queue.Empty:
                 return batch, False
         return batch, True

@@ -29,7 +29,6 @@ hold a ``|``: the arguments are split by the share's path, which starts every on
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import os
 import re
@@ -37,7 +36,6 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from speicher.audit.records import Record, without_controls
 from speicher.system import beneath
@@ -67,7 +65,8 @@ class _Open:
     since: float
     root: str  # the share's folder, where the size is looked up at the close
     maybe_new: bool = False  # opened "create if not there": its birth time tells
-    born: float | None = None  # its birth time, read when the open's line came
+    born: float | None = None  # its birth time, read after the read its open's line came in
+    looked: bool = False  # born was looked up
 
 
 def prefix(token: str) -> str:
@@ -97,6 +96,9 @@ class SmbAuditParser:
         self._writing: dict[tuple[str, str], _Open] = {}  # (pid, path) -> open for writing
         self._dirs: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
         self._known: dict[str, tuple[str, bool]] = {}
+        self._who: dict[str, str] = {}  # Unix account -> the user as recorded
+        self._unlooked: list[tuple[str, str]] = []  # opens to look at in settle()
+        self._roots: dict[str, int] = {}  # shares' folders open during one read's lines
 
     def is_audit(self, line: str) -> bool:
         return self.marker in line
@@ -113,12 +115,15 @@ class SmbAuditParser:
         if place is None:
             return  # IPC$ and the like
         root, reads = place
+        if operation == "close":  # the most frequent line: a folder's too, and every read's
+            self._close(pid, _inside(root, args))
+            return
         ok = status == "ok"
         base = Record(
             time=self.clock(),
             category="file",
             protocol="smb",
-            user=without_controls(self.user_of(unix)),
+            user=self._user(unix),
             address=without_controls(address),
             share=share,
             operation="",
@@ -128,8 +133,6 @@ class SmbAuditParser:
         )
         if operation == "create_file":
             self._create_file(pid, base, root, reads, ok, args)
-        elif operation == "close":
-            self._close(pid, _inside(root, args))
         elif operation == "renameat":
             old, new = _two_paths(root, args)
             if old is not None:
@@ -159,6 +162,15 @@ class SmbAuditParser:
             if now - opened.since > PENDING_SECONDS:
                 del self._writing[key]
                 self.emit(self._sized(opened))
+
+    def _user(self, unix: str) -> str:
+        """The user as recorded, of a Unix account (remembered: asked on every line)."""
+        user = self._who.get(unix)
+        if user is None:
+            if len(self._who) > 4096:
+                self._who.clear()
+            user = self._who[unix] = without_controls(self.user_of(unix))
+        return user
 
     def _share(self, share: str) -> tuple[str, bool] | None:
         place = self._known.get(share)
@@ -208,11 +220,35 @@ class SmbAuditParser:
         if earlier is not None:  # opened again before the first close came: keep both
             self.emit(self._sized(earlier))
         maybe_new = disposition in _MAYBE_NEW
-        born = None
-        if maybe_new:  # looked at now too: the file may be gone by its close's line
-            with contextlib.suppress(OSError, ValueError):
-                born = self.size_of(Path(root), path)[1]
-        self._writing[key] = _Open(record, self.clock(), root, maybe_new, born)
+        if maybe_new:  # looked at after this read too: the file may be gone by its close
+            self._unlooked.append(key)
+        self._writing[key] = _Open(record, self.clock(), root, maybe_new)
+
+    def settle(self) -> None:
+        """After the lines of one read: look at the files opened "create if not there" in it
+        whose close did not come in the same read (the close looks itself, and one look is
+        enough for both: the lines of a read come at once). A file renamed or deleted before
+        its close's line can then still tell whether the open made it."""
+        for key in self._unlooked:
+            opened = self._writing.get(key)
+            if opened is None or opened.looked:
+                continue
+            born = self._look(opened)[1]
+            self._writing[key] = replace(opened, born=born, looked=True)
+        self._unlooked.clear()
+        roots, self._roots = self._roots, {}
+        for fd in roots.values():  # never held past a read: a pool must stay unmountable
+            os.close(fd)
+
+    def _look(self, opened: _Open) -> tuple[int, float | None]:
+        """Size and birth time of an open file now; 0 and None when it cannot be seen."""
+        top = self._roots.get(opened.root)
+        try:
+            if top is None:
+                top = self._roots[opened.root] = beneath.open_root(opened.root)
+            return self.size_of(top, opened.record.path)
+        except (OSError, ValueError):
+            return 0, None
 
     def _folder(self, pid: str, base: Record, path: str, ok: bool, disposition: str) -> None:
         """A folder's open: remembered (its unlinkat is an rmdir); a refused create is a
@@ -236,9 +272,7 @@ class SmbAuditParser:
         take it away). Clients open new files "to overwrite if there" as often as "to
         create"; a file such an open made (its birth time is not older than the open's
         line, with BORN_SLACK for a late line) is a ``create``."""
-        size, born = 0, opened.born
-        with contextlib.suppress(OSError, ValueError):
-            size, born = self.size_of(Path(opened.root), opened.record.path)
+        size, born = self._look(opened)
         born = born if born is not None else opened.born
         record = opened.record
         if opened.maybe_new and born is not None and born >= record.time - BORN_SLACK:
@@ -250,15 +284,11 @@ class SmbAuditParser:
             self.emit(record)
 
 
-def size_beneath(root: Path, path: str) -> tuple[int, float | None]:
-    """The size of the regular file at ``path`` in ``root`` and when it was made, reached
-    without following a symbolic link (root must not be led out of a share); 0 and None for
-    anything else."""
-    top = beneath.open_root(root)
-    try:
-        found = beneath.entry_status(top, path.lstrip("/"))
-    finally:
-        os.close(top)
+def size_beneath(top: int, path: str) -> tuple[int, float | None]:
+    """The size of the regular file at ``path`` in the folder open as ``top`` and when it
+    was made, reached without following a symbolic link (root must not be led out of a
+    share); 0 and None for anything else."""
+    found = beneath.entry_status(top, path.lstrip("/"))
     if not stat.S_ISREG(found.mode):
         return 0, None
     return found.size, found.born

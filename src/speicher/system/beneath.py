@@ -332,12 +332,17 @@ def _component(name: str) -> str:
     return name
 
 
+_HOWS: dict[int, _OpenHow] = {}  # by flags: made once, only read by the kernel
+
+
 def _call_openat2(dir_fd: int, path: str, flags: int) -> int:
-    how = _OpenHow(
-        flags=flags,
-        mode=0,
-        resolve=_RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS,
-    )
+    how = _HOWS.get(flags)
+    if how is None:
+        how = _HOWS[flags] = _OpenHow(
+            flags=flags,
+            mode=0,
+            resolve=_RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS,
+        )
     fd: int = _libc.syscall(
         _SYS_OPENAT2,
         ctypes.c_int(dir_fd),

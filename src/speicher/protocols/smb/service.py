@@ -122,6 +122,7 @@ class SmbService:
             self._restarted,
             lambda: samba.helper_pids(self.conf),
             self._line,
+            self._lines_read,
         )
         # the audit log's SMB lines (audit/smb.py): a token of this start marks them
         self.audit_token = secrets.token_hex(8)
@@ -147,10 +148,17 @@ class SmbService:
         if not audit.is_audit(text):
             return False
         audit.feed(text)
+        return True
+
+    def _lines_read(self) -> None:
+        """After the lines of one read of smbd's output."""
+        audit = self.audit
+        if audit is None:
+            return
         if time.monotonic() - self._expired > 5:
             self._expired = time.monotonic()
             audit.expire()
-        return True
+        audit.settle()  # last: it closes the folders the lines opened
 
     def _audited_shares(self) -> dict[str, tuple[str, bool]]:
         with self.db.session() as s:

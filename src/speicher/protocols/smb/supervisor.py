@@ -43,6 +43,7 @@ class Supervisor:
         on_restart: Callable[[int | None], None],
         leftovers: Callable[[], list[int]],
         lines: Callable[[bytes], bool] | None = None,
+        read: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self._argv = argv
@@ -51,6 +52,7 @@ class Supervisor:
         self._on_restart = on_restart
         self._leftovers = leftovers
         self._lines = lines  # each line of output first; False: it goes to the log file
+        self._after_read = read  # called after the lines of each read
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -134,6 +136,8 @@ class Supervisor:
                     *lines, rest = (rest + chunk).split(b"\n")
                     for line in lines:
                         self._line_or_log(line + b"\n", log_file)
+                    if self._after_read is not None and lines:
+                        self._call_after_read()
                     count += len(lines)
                     if time.monotonic() - second >= 1:
                         busy = count > BUSY_LINES
@@ -144,6 +148,13 @@ class Supervisor:
                     self._line_or_log(rest, log_file)
             finally:
                 os.close(read_end)
+
+    def _call_after_read(self) -> None:
+        assert self._after_read is not None
+        try:
+            self._after_read()
+        except Exception:  # as with a line: never the end of reading
+            log.exception("handling %s's output after a read failed", self.name)
 
     def _line_or_log(self, line: bytes, log_file: BinaryIO) -> None:
         assert self._lines is not None
