@@ -115,8 +115,7 @@ class SmbAuditParser:
         if place is None:
             return  # IPC$ and the like
         root, reads = place
-        if operation == "close":  # the most frequent line: a folder's too, and every read's
-            self._close(pid, _inside(root, args))
+        if self._quick(pid, root, reads, operation, status, args):
             return
         ok = status == "ok"
         base = Record(
@@ -153,6 +152,16 @@ class SmbAuditParser:
             path = _inside(root, head if cut and _NUMBER.fullmatch(tail) else args)
             if path is not None:
                 self._changed(ok, status, replace(base, operation="set_permission", path=path))
+
+    def _quick(
+        self, pid: str, root: str, reads: bool, operation: str, status: str, args: str
+    ) -> bool:
+        """The most frequent lines, done without a record made: a close (a folder's too, and
+        every read's), and a file's open to read on a share that does not audit reads."""
+        if operation == "close":
+            self._close(pid, _inside(root, args))
+            return True
+        return operation == "create_file" and status == "ok" and not reads and _only_reads(args)
 
     def expire(self) -> None:
         """Record the files open for writing for longer than PENDING_SECONDS (a client that
@@ -292,6 +301,24 @@ def size_beneath(top: int, path: str) -> tuple[int, float | None]:
     if not stat.S_ISREG(found.mode):
         return 0, None
     return found.size, found.born
+
+
+def _only_reads(args: str) -> bool:
+    """Whether a ``create_file``'s arguments are a file's open that reads only: no write
+    access, nothing made or overwritten (what :meth:`SmbAuditParser._create_file` records
+    as a ``read``)."""
+    mask_text, _, rest = args.partition("|")
+    kind, _, rest = rest.partition("|")
+    disposition = rest.partition("|")[0]
+    try:
+        mask = int(mask_text, 16)
+    except ValueError:
+        return False
+    return (
+        kind == "file"
+        and disposition not in (_CREATE, "overwrite", "supersede")
+        and not mask & _WRITE_ACCESS
+    )
 
 
 def _refused(base: Record) -> str:
