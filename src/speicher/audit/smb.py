@@ -66,7 +66,6 @@ class _Open:
     root: str  # the share's folder, where the size is looked up at the close
     maybe_new: bool = False  # opened "create if not there": its birth time tells
     born: float | None = None  # its birth time, read after the read its open's line came in
-    looked: bool = False  # born was looked up
 
 
 def prefix(token: str) -> str:
@@ -97,7 +96,7 @@ class SmbAuditParser:
         self._dirs: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
         self._known: dict[str, tuple[str, bool]] = {}
         self._who: dict[str, str] = {}  # Unix account -> the user as recorded
-        self._unlooked: list[tuple[str, str]] = []  # opens to look at in settle()
+        self._unlooked: set[tuple[str, str]] = set()  # opens to look at in settle()
         self._roots: dict[str, int] = {}  # shares' folders open during one read's lines
 
     def is_audit(self, line: str) -> bool:
@@ -161,7 +160,13 @@ class SmbAuditParser:
         if operation == "close":
             self._close(pid, _inside(root, args))
             return True
-        return operation == "create_file" and status == "ok" and not reads and _only_reads(args)
+        if operation != "create_file" or status != "ok" or reads:
+            return False
+        parsed = _open_args(args)
+        if parsed is None:
+            return False
+        mask, kind, disposition, _path = parsed
+        return kind == "file" and _opened_as(mask, disposition) == "read"
 
     def expire(self) -> None:
         """Record the files open for writing for longer than PENDING_SECONDS (a client that
@@ -195,22 +200,17 @@ class SmbAuditParser:
     def _create_file(
         self, pid: str, base: Record, root: str, reads: bool, ok: bool, args: str
     ) -> None:
-        parts = args.split("|", 3)
-        if len(parts) != 4:
+        parsed = _open_args(args)
+        if parsed is None:
             return
-        mask_text, kind, disposition, full = parts
+        mask, kind, disposition, full = parsed
         path = _inside(root, full)
-        try:
-            mask = int(mask_text, 16)
-        except ValueError:
-            return
         if path is None:
             return
         if kind == "dir":
             self._folder(pid, base, path, ok, disposition)
             return
-        writes = bool(mask & _WRITE_ACCESS) or disposition in ("overwrite", "supersede")
-        operation = _CREATE if disposition == _CREATE else "open_write" if writes else "read"
+        operation = _opened_as(mask, disposition)
         record = replace(base, operation=operation, path=path)
         if not ok:
             # a refused change; Samba's reason is often a stale "No such file or directory"
@@ -230,7 +230,7 @@ class SmbAuditParser:
             self.emit(self._sized(earlier))
         maybe_new = disposition in _MAYBE_NEW
         if maybe_new:  # looked at after this read too: the file may be gone by its close
-            self._unlooked.append(key)
+            self._unlooked.add(key)
         self._writing[key] = _Open(record, self.clock(), root, maybe_new)
 
     def settle(self) -> None:
@@ -240,10 +240,8 @@ class SmbAuditParser:
         its close's line can then still tell whether the open made it."""
         for key in self._unlooked:
             opened = self._writing.get(key)
-            if opened is None or opened.looked:
-                continue
-            born = self._look(opened)[1]
-            self._writing[key] = replace(opened, born=born, looked=True)
+            if opened is not None:
+                self._writing[key] = replace(opened, born=self._look(opened)[1])
         self._unlooked.clear()
         roots, self._roots = self._roots, {}
         for fd in roots.values():  # never held past a read: a pool must stay unmountable
@@ -303,22 +301,24 @@ def size_beneath(top: int, path: str) -> tuple[int, float | None]:
     return found.size, found.born
 
 
-def _only_reads(args: str) -> bool:
-    """Whether a ``create_file``'s arguments are a file's open that reads only: no write
-    access, nothing made or overwritten (what :meth:`SmbAuditParser._create_file` records
-    as a ``read``)."""
-    mask_text, _, rest = args.partition("|")
-    kind, _, rest = rest.partition("|")
-    disposition = rest.partition("|")[0]
+def _open_args(args: str) -> tuple[int, str, str, str] | None:
+    """``create_file``'s arguments: access mask, ``file`` or ``dir``, disposition, path."""
+    parts = args.split("|", 3)
+    if len(parts) != 4:
+        return None
+    mask_text, kind, disposition, full = parts
     try:
-        mask = int(mask_text, 16)
+        return int(mask_text, 16), kind, disposition, full
     except ValueError:
-        return False
-    return (
-        kind == "file"
-        and disposition not in (_CREATE, "overwrite", "supersede")
-        and not mask & _WRITE_ACCESS
-    )
+        return None
+
+
+def _opened_as(mask: int, disposition: str) -> str:
+    """A file's open as recorded: ``create``, ``open_write`` or ``read``."""
+    if disposition == _CREATE:
+        return _CREATE
+    writes = bool(mask & _WRITE_ACCESS) or disposition in ("overwrite", "supersede")
+    return "open_write" if writes else "read"
 
 
 def _refused(base: Record) -> str:
