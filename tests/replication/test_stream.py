@@ -136,11 +136,21 @@ def test_a_stream_that_is_cut_altered_or_killed_leaves_nothing(
         receiver.feed(altered)
         receiver.finish(sent)
     assert list(replicas.iterdir()) == []
-    # ... and the receiver the whole stream's SHA-256 against the sender's
-    other = Sent(sent.bytes, hashlib.sha256(b"something else").hexdigest())
-    with pytest.raises(StreamError, match="altered"), Receiver(replicas) as receiver:
+    # ... and the receiver its count against the sender's, also when btrfs receive was content
+    with pytest.raises(StreamError, match="not whole"), Receiver(replicas) as receiver:
         receiver.feed(stream)
-        receiver.finish(other)
+        receiver.finish(Sent(sent.bytes + 1))
+    assert list(replicas.iterdir()) == []
+    # pieces swapped: the count is right, btrfs receive refuses the commands
+    piece, at = 64 * 1024, len(stream) // 3  # in the middle, past the stream's header
+    swapped = (
+        stream[:at] + stream[at + piece : at + 2 * piece] + stream[at : at + piece]
+        + stream[at + 2 * piece :]
+    )  # fmt: skip
+    assert len(swapped) == len(stream) and swapped != stream
+    with pytest.raises(StreamError, match="btrfs receive"), Receiver(replicas) as receiver:
+        receiver.feed(swapped)
+        receiver.finish(sent)
     assert list(replicas.iterdir()) == []
     # the sender killed mid-stream: the receiver is left without a finish
     with Receiver(replicas) as receiver:

@@ -296,7 +296,7 @@ class Replicator:
 
 
 def _ahead(pieces: Iterator[T], depth: int = 4) -> Generator[T, None, None]:
-    """``pieces``, made (read from btrfs send, hashed, compressed) by a thread of their own up
+    """``pieces``, made (read from btrfs send, compressed) by a thread of their own up
     to ``depth`` pieces ahead, so that making them overlaps sending them. The reader's
     failure is raised here; leaving early stops it at its next piece."""
     out: queue.Queue[T | BaseException | None] = queue.Queue(maxsize=depth)

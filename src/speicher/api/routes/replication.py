@@ -10,7 +10,7 @@ import asyncio
 import datetime as dt
 import pathlib
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated
 
 import zstandard
 from anyio import to_thread
@@ -165,25 +165,39 @@ def promote(req: PromoteRequest, services: ServicesDep) -> Promoted:
 PIECE = 1024 * 1024
 
 
-class _Into:
-    """What zstd's stream writer writes its output to: the unframer."""
+class _Unpacked:
+    """A zstd-compressed body into the unframer. zstd's stream writer writes its output here;
+    what one call decompressed goes on as one item (handing each of zstd's pieces to the
+    writer thread on its own made the two threads take turns every 64 KiB), but never more
+    than ``HELD`` bytes at once: a small body can decompress into a very big one."""
+
+    HELD = 8 * PIECE
 
     def __init__(self, unframer: Unframer) -> None:
         self.unframer = unframer
+        self._parts: list[bytes] = []
+        self._held = 0
+        self._writer = zstandard.ZstdDecompressor().stream_writer(self, write_size=PIECE)  # type: ignore[arg-type]
 
     def write(self, data: bytes) -> int:
-        self.unframer.feed(bytes(data))
+        self._parts.append(bytes(data))  # zstd reuses its buffer
+        self._held += len(data)
+        if self._held >= self.HELD:
+            self._pass_on()
         return len(data)
 
+    def _pass_on(self) -> None:
+        parts, self._parts, self._held = self._parts, [], 0
+        if parts:
+            self.unframer.feed_all(parts)
 
-def _feed(unframer: Unframer, unpack: Any, data: bytes) -> None:
-    if unpack is None:
-        unframer.feed(data)
-        return
-    try:
-        unpack.write(data)
-    except zstandard.ZstdError as exc:
-        raise StreamError(f"the compressed stream is damaged ({exc})") from None
+    def feed_all(self, chunks: list[bytes]) -> None:
+        try:
+            for chunk in chunks:
+                self._writer.write(chunk)
+        except zstandard.ZstdError as exc:
+            raise StreamError(f"the compressed stream is damaged ({exc})") from None
+        self._pass_on()
 
 
 def _lock_date(text: str | None) -> dt.datetime | None:
@@ -224,12 +238,9 @@ async def receive(share: str, request: Request, services: ServicesDep) -> dict[s
     encoding = request.headers.get("content-encoding", "identity").lower()
     if encoding not in ("identity", "zstd"):
         raise InvalidInput(field="Content-Encoding", reason="must be zstd or none")
-    # decompressed into the unframer 1 MiB at a time: a small body cannot become a big buffer
-    unpack = (
-        zstandard.ZstdDecompressor().stream_writer(_Into(unframer), write_size=PIECE)  # type: ignore[arg-type]
-        if encoding == "zstd"
-        else None
-    )
+    # the chunks as they came, about a megabyte at a time: joining them would copy each byte
+    # once more
+    sink: Unframer | _Unpacked = _Unpacked(unframer) if encoding == "zstd" else unframer
     await to_thread.run_sync(receiver.__enter__)
     # while a worker thread feeds one piece to btrfs receive, the loop receives the next
     pending: asyncio.Future[None] | None = None
@@ -240,16 +251,15 @@ async def receive(share: str, request: Request, services: ServicesDep) -> dict[s
             batch.append(chunk)
             size += len(chunk)  # compressed: a piece is at most 1 MiB on the wire
             if size >= PIECE:
-                data = b"".join(batch)
-                batch, size = [], 0
+                chunks, batch, size = batch, [], 0
                 if pending is not None:
                     await pending
-                pending = asyncio.ensure_future(to_thread.run_sync(_feed, unframer, unpack, data))
+                pending = asyncio.ensure_future(to_thread.run_sync(sink.feed_all, chunks))
         if pending is not None:
             await pending
             pending = None
         if batch:
-            await to_thread.run_sync(_feed, unframer, unpack, b"".join(batch))
+            await to_thread.run_sync(sink.feed_all, batch)
         made = await to_thread.run_sync(unframer.finish)
         await to_thread.run_sync(replicas.refuse_unnamed, made)
         if until is not None:
