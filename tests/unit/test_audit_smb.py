@@ -122,3 +122,34 @@ def test_a_file_the_open_made_is_a_create_also_when_it_is_gone_by_its_close(
         ("create", "/renamed.docx", 4099),
     ]
     assert looks == ["/new.docx", "/new.docx", "/renamed.docx"]
+
+
+def test_sizes_are_looked_up_without_following_a_link_and_no_folder_stays_open(
+    tmp_path: Path,
+) -> None:
+    """A user can swap a folder of the share for a link out of it: the daemon, as root, must
+    not read what is behind it. And the folders it opened for a read's lines are closed after
+    it (a pool must stay unmountable)."""
+    share, outside = tmp_path / "share", tmp_path / "outside"
+    (share / "docs").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"s" * 777)
+    (share / "docs/a.txt").write_bytes(b"a" * 1234)
+    (share / "out").symlink_to(outside)
+    (share / "link.txt").symlink_to(outside / "secret.txt")
+    root = str(share)
+    out: list[Record] = []
+    parser = SmbAuditParser("tok", lambda: {"finance": (root, False)}, str, out.append)
+    prefix = "SPAUDIT-tok|7092|alice|10.0.0.7|finance|"
+    before = len(list(Path("/proc/self/fd").iterdir()))
+    for name in ("docs/a.txt", "out/secret.txt", "link.txt", "docs/../../outside/secret.txt"):
+        parser.feed(prefix + f"create_file|ok|0x12019f|file|overwrite_if|{root}/{name}")
+        parser.feed(prefix + f"close|ok|{root}/{name}")
+    parser.settle()
+    assert [(r.path, r.size) for r in out] == [
+        ("/docs/a.txt", 1234),
+        ("/out/secret.txt", 0),
+        ("/link.txt", 0),
+        ("/docs/../../outside/secret.txt", 0),
+    ]
+    assert len(list(Path("/proc/self/fd").iterdir())) == before
