@@ -221,3 +221,9 @@ def test_children_get_a_minimal_environment(monkeypatch: pytest.MonkeyPatch) -> 
     }
     shown = run.run(["env"]).stdout.splitlines()
     assert sorted(shown) == sorted(f"{k}={v}" for k, v in env.items())
+    # without a TZ, the system's zone by its file: the same local time as no TZ at all
+    monkeypatch.delenv("TZ")
+    assert run.minimal_env()["TZ"] == ":/etc/localtime"
+    local = ["date", "-d", "@1796627906", "+%F %T %Z"]
+    unset = subprocess.run(local, capture_output=True, text=True, check=True, env={})
+    assert run.run(local).stdout == unset.stdout
