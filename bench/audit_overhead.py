@@ -92,12 +92,62 @@ def measure_smb(
             if p.returncode != 0:
                 raise RuntimeError(f"smbclient failed: {err.decode()[-500:]}")
 
+    before = cpu_of(daemon)
     r.small_write_ops = files / timed(
         lambda: in_parallel(lambda i: f"put {source}/f{i:05d} f{i:05d}")
     )
+    spent = [after - then for after, then in zip(cpu_of(daemon), before, strict=True)]
+    print("    CPU seconds of the small writes: daemon {:.2f}, smbd {:.2f}, smbclient {:.2f}"
+          .format(*spent), flush=True)  # fmt: skip
     drop_caches()
     r.small_read_ops = files / timed(lambda: in_parallel(lambda i: f"get f{i:05d} /dev/null"))
     return r
+
+
+def _cpu(pid: int, children: bool = False) -> float:
+    """User and system CPU seconds of a process (and of its children that ended)."""
+    fields = _stat(pid)
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and int(_stat(int(entry))[1]) == parent:
+                found.append(int(entry))
+        except OSError:  # it ended meanwhile
+            continue
+    return found
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat after the command's name (which may hold spaces and parentheses)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def cpu_of(daemon: Daemon) -> tuple[float, float, float]:
+    """CPU seconds so far of the daemon, of smbd (its first process, with the session
+    processes it forked and reaped) and of this bench's children (the clients): where a run's
+    time goes on two cores that all of them share."""
+    assert daemon.proc is not None
+    smbd = [pid for pid in _children(daemon.proc.pid) if _comm(pid) == "smbd"]
+    clients = os.times()
+    return (
+        _cpu(daemon.proc.pid),
+        sum(_cpu(pid, children=True) for pid in smbd),
+        clients.children_user + clients.children_system,
+    )
 
 
 def measure_s3(client: Client, big: Path, size: int, files: int, memory: Path, tag: str) -> Result:
