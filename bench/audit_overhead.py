@@ -16,6 +16,9 @@ the small ones), ``curl`` for WebDAV and S3 (SigV4; ``--parallel-max 8`` for the
 files), OpenSSH ``sftp -b`` (one, or 8 at once). With auditing on every create, write and
 delete is a record (and smbd loads vfs_full_audit), and the detector reads every record.
 
+For SMB's small writes each round also prints the CPU seconds of the daemon, of smbd and of
+the smbclient processes: the run is bound by the two cores, so that is where its time goes.
+
 Figures: the median of the rounds per side, MB/s (10^6 bytes) and files per second, and "on"
 as a share of "off". Targets (issue 12): >= 95 % for the big file, >= 90 % for small files.
 Everything it made is removed afterwards; the machine's 2 cores are shared by client and
