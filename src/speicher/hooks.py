@@ -18,6 +18,9 @@ SHARES_CHANGED = "shares.changed"  # a share, its settings or its grants changed
 USER_PASSWORD = "user.password"  # noqa: S105 - the name of a hook, not a password
 USER_STATE = "user.state"  # name, unix_name, enabled
 USER_DELETED = "user.deleted"  # name, unix_name
+# name: end the user's sessions now, before anything slower (the ransomware response); the
+# user is disabled right after, which USER_STATE tells
+USER_CUT = "user.cut"
 # asked before something is deleted; a handler raises (Forbidden) to refuse
 SHARE_DELETING = "share.deleting"  # share
 POOL_DESTROYING = "pool.destroying"  # pool, shares

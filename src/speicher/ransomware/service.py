@@ -50,7 +50,7 @@ from speicher.errors import Conflict, InvalidInput, NotFound, SpeicherError
 from speicher.events import EventService
 from speicher.faults import crash_point
 from speicher.files import ShareFS
-from speicher.hooks import SHARES_CHANGED, Hooks
+from speicher.hooks import SHARES_CHANGED, USER_CUT, Hooks
 from speicher.protection.models import SnapshotInfo
 from speicher.protection.restore import RestoreService
 from speicher.protection.snapshots import SnapshotService
@@ -158,6 +158,7 @@ class RansomwareService:
         self.shares = shares
         self.snapshots = snapshots
         self.restorer = restore
+        self.hooks = hooks
         self.detector = Detector(
             self._thresholds,
             lambda _share, path: canary.is_canary(path),
@@ -410,7 +411,10 @@ class RansomwareService:
         watch = self._watch.get(finding.share)
         cut = watch is None or watch.disable_user
         if cut:
-            _end_smb_session(finding.session)  # at once; disabling takes a moment longer
+            # at once: disabling takes a moment longer (smbd's account and session list are
+            # asked through subprocesses first), in which an attack goes on file by file
+            _end_smb_session(finding.session)
+            self.hooks.emit(USER_CUT, name=finding.user)
         writable = sorted({finding.share} | self._writable(finding.user))
         disabled, response = self._cut_off(finding.user) if cut else (False, [])
         if not cut:

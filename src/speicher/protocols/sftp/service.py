@@ -46,7 +46,7 @@ from speicher.db import Database
 from speicher.errors import SpeicherError, Unauthorized
 from speicher.events import EventService
 from speicher.files import ShareFS
-from speicher.hooks import USER_DELETED, USER_STATE, Hooks
+from speicher.hooks import USER_CUT, USER_DELETED, USER_STATE, Hooks
 from speicher.metrics.counters import ProtocolCounters
 from speicher.protocols.sftp import hostkeys
 from speicher.protocols.sftp.channel import SftpOnly
@@ -200,7 +200,8 @@ class SftpService:
         self._logins: set[_Login] = set()
         self._sessions: set[SftpSession] = set()
         hooks.subscribe(USER_STATE, self._user_state)
-        hooks.subscribe(USER_DELETED, self._user_deleted)
+        hooks.subscribe(USER_DELETED, self._end_sessions)
+        hooks.subscribe(USER_CUT, self._end_sessions)
 
     @property
     def folder(self) -> Path:
@@ -312,7 +313,7 @@ class SftpService:
         if not enabled:
             self._disconnect_soon(name)
 
-    def _user_deleted(self, name: str, **_: Any) -> None:
+    def _end_sessions(self, name: str, **_: Any) -> None:
         self._disconnect_soon(name)
 
     def _disconnect_soon(self, user: str) -> None:
