@@ -12,8 +12,7 @@ commands is taken for complete (btrfs-progs finishes the subvolume at end of inp
 - the sender counts the stream's bytes; the receiver accepts the snapshot only when its own
   count is the same and ``btrfs receive`` succeeded (which checks each command's CRC32C: a
   piece altered, swapped or lost inside the stream fails there), and only then renames the
-  staging folder to
-  the snapshot's name (one ``rename``: atomic). A replica is therefore
+  staging folder to the snapshot's name (one ``rename``: atomic). A replica is therefore
   ``<replicas>/<name>/<name>``: btrfs refuses to rename a read-only subvolume (EROFS: its
   ``..`` entry would change), and making it writable for the rename would clear the received
   UUID that later incremental streams are matched by;
@@ -47,6 +46,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from speicher.system import btrfs
 from speicher.system.run import minimal_env
@@ -55,16 +55,14 @@ log = logging.getLogger(__name__)
 
 PIECE = 1024 * 1024
 INCOMING = ".incoming-"
-# the pipes to and from btrfs hold a piece (the kernel's default is 64 KiB): btrfs and the
-# daemon then take turns a megabyte at a time, not 64 KiB, with fewer wake-ups on two cores
-_F_SETPIPE_SZ = 1031
 
 
-def _widen(pipe: object) -> None:
-    fileno = getattr(pipe, "fileno", None)
-    if fileno is not None:
+def _widen(pipe: IO[bytes] | None) -> None:
+    """A pipe to or from btrfs holds a piece (the kernel's default is 64 KiB): btrfs and the
+    daemon then take turns a megabyte at a time, with fewer wake-ups on two cores."""
+    if pipe is not None:
         with contextlib.suppress(OSError):  # a lower /proc/sys/fs/pipe-max-size: the default
-            fcntl.fcntl(fileno(), _F_SETPIPE_SZ, PIECE)
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIECE)
 
 
 _Bytes = bytes | memoryview

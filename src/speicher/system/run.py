@@ -19,7 +19,7 @@ SYSTEM_ZONE = ":/etc/localtime"
 
 def minimal_env() -> dict[str, str]:
     """The whole environment of every child: a fixed PATH, the C locale (output we parse is
-    English and stable), root's HOME, and the time zone if one is set. Never the daemon's own
+    English and stable), root's HOME, and the time zone. Never the daemon's own
     environment, which may hold secrets (``SPEICHER_*`` settings, an admin password given at
     first start) that a child could reveal: smbd expands ``%$(VAR)`` from its environment.
 
