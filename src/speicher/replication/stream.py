@@ -82,7 +82,7 @@ class Sent:
 class Sender:
     """``btrfs send`` of ``snapshot`` (read-only), incremental against ``parent`` when given.
 
-    Iterate :meth:`pieces`; then :attr:`sent` says the stream's size and hash. Closing (or
+    Iterate :meth:`pieces`; then :attr:`sent` says the stream's size. Closing (or
     leaving the ``with``) before the end kills ``btrfs send``."""
 
     def __init__(self, snapshot: Path, parent: Path | None = None) -> None:
