@@ -67,28 +67,21 @@ def speicher(source: Daemon, snap: str, compress: bool) -> tuple[float, dict[str
         json={"share": "data", "snapshot": snap, "compress": compress},
     )
     assert r.status_code == 202, r.text
-    job = wait(source, r.json(), t0)
+    # polling every 20 ms all along (as this did until 2026-12-07) cost the source daemon and
+    # this process about a CPU-second per 2 GiB sent, a tenth of the two cores the replication
+    # needs; so only the first second (a small increment ends in it) and the last tenth of the
+    # bytes are polled every 20 ms, the rest every half second, as the CLI does. The end must
+    # be seen soon: the sync after it would otherwise find some of the writing done.
+    job = source.wait_job(
+        r.json(),
+        timeout=3600,
+        poll=lambda job: 0.02 if time.time() - t0 < 1 or job["progress"] >= 90 else 0.5,
+    )
     assert job["state"] == "succeeded", job
     ended = dt.datetime.fromisoformat(job["finished_at"]).timestamp()
     synced = time.perf_counter()
     os.sync()
     return ended - t0 + time.perf_counter() - synced, job
-
-
-def wait(source: Daemon, job: dict[str, Any], t0: float) -> dict[str, Any]:
-    """The job once it has ended, seen within 20 ms of its end.
-
-    Polling 50 times a second all along (as this did until 2026-12-07) cost the source
-    daemon and this process about a CPU-second per 2 GiB sent, a tenth of the two cores the
-    replication needs; so the first second (a small increment ends in it) and the last tenth
-    of the bytes are polled every 20 ms, the rest every half second, as the CLI does. The end
-    must be seen soon: the sync after it would otherwise find some of the writing done."""
-    while job["state"] == "running":
-        assert time.time() - t0 < 3600, f"job {job['id']} still running: {job}"
-        quick = time.time() - t0 < 1 or job["progress"] >= 90
-        time.sleep(0.02 if quick else 0.5)
-        job = source.api.get(f"/jobs/{job['id']}").json()
-    return job
 
 
 def stream_bytes(job: dict[str, Any]) -> int:

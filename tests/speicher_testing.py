@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -174,13 +175,17 @@ class Daemon:
         return result
 
     def wait_job(
-        self, job: dict[str, Any], timeout: float = 300, poll: float = 0.3
+        self,
+        job: dict[str, Any],
+        timeout: float = 300,
+        poll: float | Callable[[dict[str, Any]], float] = 0.3,
     ) -> dict[str, Any]:
-        """The job once it has ended (a bench timing a short job polls more often)."""
+        """The job once it has ended. ``poll``: seconds between looks, or what to wait after
+        seeing the job as it is (a bench timing a job polls more often near its end)."""
         deadline = time.monotonic() + timeout
         while job["state"] == "running":
             assert time.monotonic() < deadline, f"job {job['id']} still running: {job}"
-            time.sleep(poll)
+            time.sleep(poll(job) if callable(poll) else poll)
             job = self.api.get(f"/jobs/{job['id']}").json()
         return job
 
