@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from speicher import __version__
 from speicher.api.app import serve_app
+from speicher.api.upgrade import UpgradingHttp
 from speicher.config import Settings
 from speicher.db import Pool, Share
 from speicher.errors import SpeicherError
@@ -505,6 +506,7 @@ def serve(settings: Settings) -> None:
     https = _Server(
         uvicorn.Config(
             app,
+            http=UpgradingHttp,  # a replication stream takes its connection over (api/upgrade.py)
             log_level="warning",
             access_log=False,
             lifespan="off",
@@ -514,7 +516,12 @@ def serve(settings: Settings) -> None:
     )
     http = _Server(
         uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", proxy_headers=False
+            app,
+            http=UpgradingHttp,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            proxy_headers=False,
         )
     )
     plain = [unix, http_sock] if http_sock else [unix]

@@ -16,9 +16,10 @@ problem document (RFC 9457), the CLI into one line on stderr and an exit code. E
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import ClassVar
 
 from speicher.system.run import CommandError
 
@@ -40,6 +41,7 @@ class SpeicherError(Exception):
     status = 500
     exit_code = 1
     title = "Internal error"
+    headers: ClassVar[Mapping[str, str]] = {}  # sent with the answer over HTTP
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

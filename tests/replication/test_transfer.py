@@ -12,7 +12,9 @@ import os
 import pwd
 import re
 import signal
+import socket
 import sqlite3
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -153,6 +155,28 @@ def test_a_target_killed_mid_stream_keeps_nothing_half_made(
     assert tree(replica(target, "projects", name)) == tree(snapshots / name)
 
 
+def test_a_target_that_cannot_find_the_base_refuses_at_once_and_gets_it_whole(
+    daemon: Daemon, target: Daemon, paired: dict[str, Any]
+) -> None:
+    folder: Path = paired["folder"]
+    base = snapshot(daemon, "projects")
+    assert send(daemon, "projects")["state"] == "succeeded"
+    # the replica there is no longer what it was received as (made writable: btrfs forgets
+    # its received UUID), so an increment against it cannot be received
+    held = replica(target, "projects", base)
+    subprocess.run(["btrfs", "property", "set", "-f", str(held), "ro", "false"], check=True)
+    (folder / "more.bin").write_bytes(os.urandom(48 * 1024 * 1024 + 7))  # a long increment
+    later = snapshot(daemon, "projects")
+    job = send(daemon, "projects")
+    assert job["state"] == "succeeded", job
+    assert "full" in job["message"] and "incremental" not in job["message"], job
+    assert sent_bytes(job) > 48 * 1024 * 1024
+    snapshots = daemon.mount_root / "tank" / ".snapshots" / "projects"
+    assert tree(replica(target, "projects", later)) == tree(snapshots / later)
+    incoming = list((target.mount_root / "tank" / ".replicas").rglob(".incoming-*"))
+    assert incoming == []
+
+
 def credential_of(daemon: Daemon) -> str:
     """The credential the source keeps sealed (root may open it, as the daemon does)."""
     db = sqlite3.connect(daemon.state_dir / "speicher.db")
@@ -163,6 +187,44 @@ def credential_of(daemon: Daemon) -> str:
     opened = Sealer(daemon.state_dir).open(sealed)
     assert opened is not None
     return opened
+
+
+def framed_pieces(*pieces: bytes, end: bool = True) -> bytes:
+    """Pieces as the upgraded connection carries them: a 4-byte length before each."""
+    return b"".join(len(p).to_bytes(4, "big") + p for p in pieces) + (bytes(4) if end else b"")
+
+
+def upgraded(
+    target: Daemon, token: str, data: bytes = b"", share: str = "projects", answer: bool = True
+) -> tuple[str, dict[str, Any] | None]:
+    """A stream sent as the source sends it (api/upgrade.py), by hand over TLS: the status
+    line of the answer to the upgrade request, and (``answer``) the line after ``data``."""
+    raw = socket.create_connection(("127.0.0.1", target.https_port), timeout=30)
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # its own certificate
+    with context.wrap_socket(raw) as tls:
+        tls.sendall(
+            f"PUT /replication/v1/replicas/{share} HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: 0\r\n"
+            "Connection: Upgrade\r\nUpgrade: speicher-replication/2\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            more = tls.recv(65536)
+            assert more, head
+            head += more
+        status = head.split(b"\r\n", 1)[0].decode()
+        if " 101 " not in status or not answer:
+            tls.sendall(data)
+            return status, None
+        tls.sendall(data)
+        line = head.split(b"\r\n\r\n", 1)[1]
+        while not line.endswith(b"\n"):
+            more = tls.recv(65536)
+            assert more, line
+            line += more
+        found: dict[str, Any] = json.loads(line)
+        return status, found
 
 
 def test_the_peer_endpoints_check_the_credential_names_and_streams(
@@ -189,9 +251,26 @@ def test_the_peer_endpoints_check_the_credential_names_and_streams(
     )
     bad = call("GET", ".hidden", token)
     assert bad.status_code == 422, bad.text
-    cut = call("PUT", "projects", token, b"not a btrfs stream at all" * 100)
-    assert cut.status_code == 422 and "footer" in cut.json()["detail"], cut.text
+    # a stream as a request body: refused, with the protocol to upgrade to (RFC 9110)
+    body = call("PUT", "projects", token, b"not a btrfs stream at all" * 100)
+    assert body.status_code == 426, body.text
+    assert body.headers["upgrade"] == "speicher-replication/2"
+    assert body.headers["content-type"] == "application/problem+json"
+    # the upgrade is checked like any request before the connection is taken over
+    assert upgraded(target, "spr_not-a-credential")[0].endswith(" 401 Unauthorized")
+    assert " 422 " in upgraded(target, token, share=".hidden")[0]
+    # over the upgraded connection: what is no btrfs stream, a piece too large, a cut one
+    status, cut = upgraded(target, token, framed_pieces(b"not a btrfs stream at all" * 100))
+    assert " 101 " in status and cut is not None
+    assert cut["status"] == 422 and "footer" in cut["detail"], cut
+    _, huge = upgraded(target, token, (1 << 31).to_bytes(4, "big"))
+    assert huge is not None and huge["status"] == 422 and "larger" in huge["detail"], huge
+    status, _ = upgraded(target, token, framed_pieces(b"x" * 5000, end=False), answer=False)
+    assert " 101 " in status
     area = target.mount_root / "tank/.replicas/office-a/projects"
+    deadline = time.monotonic() + 10
+    while list(area.glob(".incoming-*")) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the stream cut off above is cleaned up when its connection ends
     assert list(area.glob(".incoming-*")) == []
 
 

@@ -65,14 +65,24 @@ def problem(
     )
 
 
+def problem_document(exc: SpeicherError) -> dict[str, Any]:
+    """The problem document of ``exc``, for answers that are not HTTP responses."""
+    errors = [FieldProblem(field=p.field, reason=p.reason) for p in exc.problems]
+    return ProblemDocument(
+        title=exc.title, status=exc.status, detail=exc.message, errors=errors
+    ).model_dump()
+
+
 def error_response(exc: SpeicherError) -> JSONResponse:
     if isinstance(exc, OperationFailed):
         log.error("%s (%s)", exc.message, exc.detail)
     errors = [FieldProblem(field=p.field, reason=p.reason) for p in exc.problems]
-    # never Basic: a browser that saw a Basic challenge caches the password and sends it with
-    # every later request, also with requests a foreign page triggers
-    headers = {"WWW-Authenticate": 'Bearer realm="Speicher"'} if exc.status == 401 else None
-    return problem(exc.status, exc.title, exc.message, errors, headers)
+    headers = dict(exc.headers)
+    if exc.status == 401:
+        # never Basic: a browser that saw a Basic challenge caches the password and sends it
+        # with every later request, also with requests a foreign page triggers
+        headers["WWW-Authenticate"] = 'Bearer realm="Speicher"'
+    return problem(exc.status, exc.title, exc.message, errors, headers or None)
 
 
 def _field(error: dict[str, Any]) -> str:

@@ -65,7 +65,7 @@ def _widen(pipe: IO[bytes] | None) -> None:
             fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIECE)
 
 
-_Bytes = bytes | memoryview
+_Bytes = bytes | bytearray | memoryview  # nobody changes them once handed on
 
 
 class StreamError(Exception):
@@ -252,6 +252,10 @@ class Receiver:
 # cut off, so both boxes must run a Speicher of 2026-12-07 or later.
 MAGIC = b"SPEICHER-SEND-2\n"
 FOOTER = len(MAGIC) + 8
+# Between two boxes the framed stream (zstd-compressed or not) goes over an HTTP/1.1
+# connection upgraded to this protocol (api/upgrade.py): pieces, each a 4-byte length and its
+# bytes, a length of 0 at the end, then the target's answer as one line of JSON.
+UPGRADE = "speicher-replication/2"
 
 
 def framed(sender: Sender) -> Iterator[bytes]:
@@ -271,10 +275,10 @@ class Unframer:
         self.receiver = receiver
         self._tail = b""  # the last FOOTER bytes so far (or fewer): perhaps the footer
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: _Bytes) -> None:
         self.feed_all([data])
 
-    def feed_all(self, chunks: Iterable[bytes]) -> None:
+    def feed_all(self, chunks: Iterable[_Bytes]) -> None:
         out: list[_Bytes] = []
         for chunk in chunks:
             if len(chunk) >= FOOTER:

@@ -9,6 +9,7 @@ when there is none), and the target keeps it only when the stream arrived whole.
 from __future__ import annotations
 
 import contextlib
+import json
 import queue
 import threading
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import httpcore
 import httpx
 import zstandard
 from pydantic import BaseModel, Field
@@ -31,6 +33,7 @@ from speicher.replication import promote, replicas
 from speicher.replication.pairing import Connection, Targets, Unreachable
 from speicher.replication.stream import (
     INCOMING,
+    UPGRADE,
     Sender,
     StreamError,
     estimate,
@@ -41,6 +44,9 @@ from speicher.storage.shares import snapshots_dir
 from speicher.validation import Name, Request
 
 LOCK_HEADER = "X-Speicher-Locked-Until"
+WRITE_TIMEOUT = 300.0  # one piece into a target that reads nothing for five minutes: gone
+ANSWER_TIMEOUT = 120.0  # the target finishing btrfs receive and recording the replica
+ANSWER_LIMIT = 64 * 1024
 T = TypeVar("T")
 
 
@@ -233,7 +239,7 @@ class Replicator:
     ) -> int:
         sender = Sender(snapshot, parent)
         count = 0
-        headers = {}
+        headers = {"Connection": "Upgrade", "Upgrade": UPGRADE}  # api/upgrade.py
         lock = self.snapshots.get(share, snapshot.name).locked_until
         if lock is not None:  # a locked snapshot arrives locked, until the same time
             headers[LOCK_HEADER] = lock.isoformat()
@@ -272,11 +278,10 @@ class Replicator:
         ahead = _ahead(packed())
         try:
             with sender:
-                sent = http.put(f"/replicas/{share}", content=body(), headers=headers)
-                answer = _answer(sent, link.url)
+                answer = _upgraded(http, f"/replicas/{share}", headers, body(), link.url)
         except StreamError as exc:
             raise SpeicherError(str(exc)) from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpcore.NetworkError, httpcore.TimeoutException) as exc:
             raise Unreachable(f"the stream to {link.url} broke off ({exc})") from None
         finally:
             ahead.close()  # its reader stops, whatever became of the request
@@ -331,6 +336,53 @@ def _ahead(pieces: Iterator[T], depth: int = 4) -> Generator[T, None, None]:
 
 def wire_of(compress: bool, bandwidth_mib: float) -> Wire:
     return Wire(compress=compress, limit=bandwidth_mib * 1024 * 1024)
+
+
+def _upgraded(
+    http: httpx.Client, path: str, headers: dict[str, str], pieces: Iterator[bytes], url: str
+) -> object:
+    """``pieces`` over a connection upgraded to the stream's protocol (api/upgrade.py), and
+    the target's answer. A target that refuses the stream while it comes answers at once:
+    the answer is looked for before each piece, and read when a write fails."""
+    with http.stream("PUT", path, headers=headers) as r:
+        if r.status_code != 101:
+            r.read()
+            _answer(r, url)  # a refusal raises here
+            raise Unreachable(f"{url} did not take the stream (HTTP {r.status_code})")
+        network: httpcore.NetworkStream = r.extensions["network_stream"]
+        try:
+            for piece in pieces:
+                if network.get_extra_info("is_readable"):
+                    break  # an answer before the end: the stream was refused
+                network.write(len(piece).to_bytes(4, "big"), timeout=WRITE_TIMEOUT)
+                network.write(piece, timeout=WRITE_TIMEOUT)
+            else:
+                network.write(bytes(4), timeout=WRITE_TIMEOUT)  # the end
+        except httpcore.NetworkError:
+            pass  # the connection closed: the answer, if it came, says why
+        except httpcore.TimeoutException:
+            raise Unreachable(
+                f"{url} took nothing of the stream for {WRITE_TIMEOUT:.0f} s"
+            ) from None
+        line = b""
+        while not line.endswith(b"\n") and len(line) < ANSWER_LIMIT:
+            try:
+                more = network.read(ANSWER_LIMIT, timeout=ANSWER_TIMEOUT)
+            except (httpcore.NetworkError, httpcore.TimeoutException) as exc:
+                raise Unreachable(f"the stream to {url} broke off ({exc!r})") from None
+            if not more:
+                raise Unreachable(f"the stream to {url} broke off before the answer")
+            line += more
+    try:
+        answer = json.loads(line)
+    except ValueError:
+        raise Unreachable(f"{url} answered the stream with something other than JSON") from None
+    if not isinstance(answer, dict):
+        raise Unreachable(f"{url} answered the stream with something other than an object")
+    status = answer.get("status")
+    if not isinstance(status, int) or status >= 400:
+        raise SpeicherError(f"{url} refused: {answer.get('detail', status)}")
+    return answer
 
 
 def _answer(r: httpx.Response, url: str) -> object:

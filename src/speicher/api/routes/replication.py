@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import pathlib
+from collections.abc import Iterable, Mapping
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import zstandard
 from anyio import to_thread
 from fastapi import APIRouter, Path, Request
 
+from speicher.api import upgrade
 from speicher.api.deps import ServicesDep
-from speicher.errors import Conflict, InvalidInput, Unauthorized
+from speicher.api.problems import ProblemDocument, problem_document
+from speicher.errors import Conflict, InvalidInput, SpeicherError, Unauthorized
 from speicher.jobs import JobInfo
 from speicher.replication import replicas
 from speicher.replication.pairing import (
@@ -33,7 +37,7 @@ from speicher.replication.pairing import (
 )
 from speicher.replication.promote import Promoted, PromoteRequest, ShareRecord, keep_record
 from speicher.replication.replicas import replica_names, replicas_of
-from speicher.replication.stream import Receiver, StreamError, Unframer
+from speicher.replication.stream import UPGRADE, Receiver, StreamError, Unframer
 from speicher.replication.tasks import TaskCreate, TaskInfo, TaskUpdate
 from speicher.replication.transfer import LOCK_HEADER, ReceiveFailed, SendRequest
 from speicher.services import Services
@@ -42,6 +46,8 @@ from speicher.validation import Name
 
 router = APIRouter()
 peer_router = APIRouter()
+log = logging.getLogger(__name__)
+
 TAGS: list[str | Enum] = ["replication"]
 
 
@@ -191,7 +197,7 @@ class _Unpacked:
         if parts:
             self.unframer.feed_all(parts)
 
-    def feed_all(self, chunks: list[bytes]) -> None:
+    def feed_all(self, chunks: Iterable[bytes | bytearray]) -> None:
         try:
             for chunk in chunks:
                 self._writer.write(chunk)
@@ -227,54 +233,86 @@ async def held_replicas(share: str, request: Request, services: ServicesDep) -> 
     return replica_names(replicas_of(services.settings, peer, share))
 
 
-@peer_router.put("/replicas/{share}", tags=TAGS, summary="Receive a snapshot stream")
-async def receive(share: str, request: Request, services: ServicesDep) -> dict[str, object]:
-    """A framed ``btrfs send`` stream (stream.framed); kept only when it arrived whole."""
+class UpgradeRequired(SpeicherError):
+    status = 426
+    exit_code = 2
+    title = "Upgrade required"
+    headers: ClassVar[Mapping[str, str]] = {"Upgrade": UPGRADE, "Connection": "Upgrade"}
+
+
+@peer_router.put(
+    "/replicas/{share}",
+    tags=TAGS,
+    summary="Receive a snapshot stream",
+    status_code=101,
+    responses={426: {"model": ProblemDocument}},
+)
+async def receive(share: str, request: Request, services: ServicesDep) -> None:
+    """A framed ``btrfs send`` stream (stream.framed), kept only when it arrived whole. The
+    request asks for ``Connection: Upgrade`` and ``Upgrade: speicher-replication/2``; once
+    it is accepted (101), the stream comes as pieces and the answer as one line of JSON
+    (api/upgrade.py): ``{"status": 200, "name": ..., "bytes": ...}`` or a problem document."""
     peer = await _peer(request, services)
     folder = replicas_of(services.settings, peer, share)
     until = _lock_date(request.headers.get(LOCK_HEADER))
-    receiver = Receiver(folder)
-    unframer = Unframer(receiver)
     encoding = request.headers.get("content-encoding", "identity").lower()
     if encoding not in ("identity", "zstd"):
         raise InvalidInput(field="Content-Encoding", reason="must be zstd or none")
-    # the chunks as they came, about a megabyte at a time: joining them would copy each byte
-    # once more
-    sink: Unframer | _Unpacked = _Unpacked(unframer) if encoding == "zstd" else unframer
+    take_over = request.scope.get("extensions", {}).get(upgrade.EXTENSION)
+    if take_over is None:
+        raise UpgradeRequired(f"a stream comes over a connection upgraded to {UPGRADE}")
+    receiver = Receiver(folder)
     await to_thread.run_sync(receiver.__enter__)
-    # while a worker thread feeds one piece to btrfs receive, the loop receives the next
+    stream: upgrade.PieceStream = take_over()
+    # from here on the answer goes over the connection, whatever happens: the app's own
+    # error handlers would write into nothing
+    try:
+        made = await _receive(stream, receiver, encoding == "zstd", folder, until)
+        await to_thread.run_sync(_received, services, peer, share, folder, made.name)
+    except (StreamError, upgrade.UpgradeError) as exc:
+        error = Conflict if "already there" in str(exc) else ReceiveFailed
+        stream.answer(problem_document(error(str(exc))))
+    except SpeicherError as exc:
+        stream.answer(problem_document(exc))
+    except Exception:
+        log.exception("receiving a replication stream")
+        stream.answer(problem_document(SpeicherError("internal error; see the daemon's log")))
+    except BaseException:  # cancelled: the daemon stops
+        stream.transport.close()
+        raise
+    else:
+        stream.answer({"status": 200, "name": made.name, "bytes": receiver.received_bytes})
+
+
+async def _receive(
+    stream: upgrade.PieceStream,
+    receiver: Receiver,
+    zstd: bool,
+    folder: pathlib.Path,
+    until: dt.datetime | None,
+) -> pathlib.Path:
+    """The stream's pieces into ``btrfs receive``; the replica, or nothing left behind."""
+    unframer = Unframer(receiver)
+    sink: Unframer | _Unpacked = _Unpacked(unframer) if zstd else unframer
+    # while a worker thread feeds one batch to btrfs receive, the loop receives the next
     pending: asyncio.Future[None] | None = None
     try:
-        batch: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            batch.append(chunk)
-            size += len(chunk)  # compressed: a piece is at most 1 MiB on the wire
-            if size >= PIECE:
-                chunks, batch, size = batch, [], 0
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(to_thread.run_sync(sink.feed_all, chunks))
+        async for batch in stream.batches():
+            if pending is not None:
+                await pending
+            pending = asyncio.ensure_future(to_thread.run_sync(sink.feed_all, batch))
         if pending is not None:
             await pending
             pending = None
-        if batch:
-            await to_thread.run_sync(sink.feed_all, batch)
         made = await to_thread.run_sync(unframer.finish)
         await to_thread.run_sync(replicas.refuse_unnamed, made)
         if until is not None:
             await to_thread.run_sync(replicas.lock, folder, made.name, until)
-    except StreamError as exc:
-        await _settled(pending)
-        await to_thread.run_sync(receiver.abort)
-        error = Conflict if "already there" in str(exc) else ReceiveFailed
-        raise error(str(exc)) from None
-    except BaseException:  # a client gone (ClientDisconnect), a cancel: nothing half-made stays
+    except BaseException:  # a client gone, a cancel, a bad stream: nothing half-made stays
         await _settled(pending)
         await to_thread.run_sync(receiver.abort)
         raise
-    await to_thread.run_sync(_received, services, peer, share, folder, made.name)
-    return {"name": made.name, "bytes": receiver.received_bytes}
+    return made
 
 
 async def _settled(pending: asyncio.Future[None] | None) -> None:
