@@ -41,14 +41,19 @@ def drop_caches() -> None:
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
-def pipe(snapshot: Path, into: Path, parent: Path | None) -> float:
+def pipe(
+    snapshot: Path, into: Path, parent: Path | None, cores: tuple[str, str] | None = None
+) -> float:
+    """``btrfs send | btrfs receive``; ``cores``: the CPUs each end runs on (taskset)."""
     into.mkdir(parents=True, exist_ok=True)
     send = ["btrfs", "send", "-q", *(["-p", str(parent)] if parent else []), str(snapshot)]
+    receive = ["btrfs", "receive", "-e", str(into)]
+    if cores is not None:
+        send, receive = ["taskset", "-c", cores[0], *send], ["taskset", "-c", cores[1], *receive]
     drop_caches()
     t0 = time.perf_counter()
     sender = subprocess.Popen(send, stdout=subprocess.PIPE)
-    subprocess.run(["btrfs", "receive", "-e", str(into)], stdin=sender.stdout, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(receive, stdin=sender.stdout, check=True, capture_output=True)
     assert sender.wait() == 0
     sh("sync")
     return time.perf_counter() - t0

@@ -11,6 +11,14 @@ wire) and with ``compress: false``. Then ``--change-percent`` of the bytes are r
 second snapshot is taken, and the increment is sent both ways. Caches are dropped and the
 pools settled before each run. Printed: MB/s of the stream (not of the wire) and Speicher's
 ratio to the pipe (issue 11's target: at least 90 %). Everything is removed afterwards.
+
+Two options for finding out where the time goes, not for the figure the issue asks for:
+``--plain-http`` sends over the target's plain HTTP port on localhost instead of HTTPS (the
+source's record of the target is rewritten for it: no user can pair so, the API takes only
+https URLs), which shows what TLS costs; ``--pin`` runs each box on a core of its own (the
+source daemon and the pipe's ``btrfs send`` on CPU 0, the target daemon and ``btrfs
+receive`` on CPU 1, with ``taskset``), a model of two boxes rather than of both halves
+sharing two cores. The kernel's own workers (the loop devices, btrfs's) still run anywhere.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,9 +62,26 @@ def snapshot(daemon: Daemon) -> str:
     return name
 
 
-def pipe(snapshot: Path, into: Path, parent: Path | None) -> float:
+def pipe(snapshot: Path, into: Path, parent: Path | None, cores: tuple[str, str] | None) -> float:
     settle()
-    return plain_pipe(snapshot, into, parent)  # it drops the caches first
+    return plain_pipe(snapshot, into, parent, cores)  # it drops the caches first
+
+
+def pin(daemon: Daemon, core: str) -> None:
+    """Every thread of ``daemon`` on ``core``; what it starts later (btrfs) inherits it."""
+    assert daemon.proc is not None
+    subprocess.run(["taskset", "-a", "-p", "-c", core, str(daemon.proc.pid)], check=True,
+                   capture_output=True)  # fmt: skip
+
+
+def plain_http(source: Daemon, target: Daemon) -> None:
+    """The source's record of the target points at its plain HTTP port (diagnosis only)."""
+    db = sqlite3.connect(source.state_dir / "speicher.db")
+    try:
+        db.execute("UPDATE replication_targets SET url = ?", (target.url,))
+        db.commit()
+    finally:
+        db.close()
 
 
 def speicher(source: Daemon, snap: str, compress: bool) -> tuple[float, dict[str, Any]]:
@@ -97,38 +124,52 @@ def forget(target_pool: Path, snap: str) -> None:
     folder.rmdir()
 
 
+def prepare(source: Daemon, target: Daemon, args: argparse.Namespace) -> tuple[Path, Path]:
+    """Both daemons started and paired, a pool each, the share on the source."""
+    source.start()
+    target.start()
+    source.use_token()
+    target.use_token()
+    if args.pin:
+        pin(source, "0")
+        pin(target, "1")
+    src, dst = pool(source, args.gib), pool(target, args.gib)
+    r = source.api.post("/shares", json={"name": "data", "pool": "tank"})
+    assert r.status_code == 201, r.text
+    code = target.api.post("/replication/pairings", json={"name": "source"}).json()["code"]
+    body = {"name": "target", "url": target.https_url, "code": code}
+    assert source.api.post("/replication/targets", json=body).status_code == 201
+    if args.plain_http:
+        plain_http(source, target)
+    return src, dst
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gib", type=int, default=4)
     parser.add_argument("--change-percent", type=float, default=1.0)
+    parser.add_argument("--plain-http", action="store_true", help="no TLS (see above)")
+    parser.add_argument("--pin", action="store_true", help="each box on a core (see above)")
     args = parser.parse_args()
+    cores = ("0", "1") if args.pin else None
     if os.geteuid() != 0:
         sys.exit("needs root (loop devices, btrfs, two daemons)")
     rows = []
     source = Daemon(Path(tempfile.mkdtemp(prefix="speicher-replbench-a-", dir="/tmp")))
     target = Daemon(Path(tempfile.mkdtemp(prefix="speicher-replbench-b-", dir="/tmp")))
     try:
-        source.start()
-        target.start()
-        source.use_token()
-        target.use_token()
-        src, dst = pool(source, args.gib), pool(target, args.gib)
-        r = source.api.post("/shares", json={"name": "data", "pool": "tank"})
-        assert r.status_code == 201, r.text
-        code = target.api.post("/replication/pairings", json={"name": "source"}).json()["code"]
-        body = {"name": "target", "url": target.https_url, "code": code}
-        assert source.api.post("/replication/targets", json=body).status_code == 201
+        src, dst = prepare(source, target, args)
         fill(src / "data", args.gib)
         first = snapshot(source)
         snaps = src / ".snapshots" / "data"
-        t_pipe = pipe(snaps / first, dst / "pipe", None)
+        t_pipe = pipe(snaps / first, dst / "pipe", None, cores)
         t_plain, job = speicher(source, first, compress=False)
         forget(dst, first)
         t_zstd, _ = speicher(source, first, compress=True)
         rows.append(("full", stream_bytes(job), t_pipe, t_plain, t_zstd))
         change(src / "data", args.change_percent)
         second = snapshot(source)
-        t_pipe = pipe(snaps / second, dst / "pipe", snaps / first)
+        t_pipe = pipe(snaps / second, dst / "pipe", snaps / first, cores)
         t_plain, job = speicher(source, second, compress=False)
         forget(dst, second)
         t_zstd, _ = speicher(source, second, compress=True)

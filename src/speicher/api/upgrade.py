@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
@@ -36,6 +37,7 @@ LARGEST = 16 * 1024 * 1024  # a piece of the stream; a client's bigger claim is 
 BATCH = 1024 * 1024  # pieces are handed on about this many bytes at a time
 AHEAD = 4  # batches held before the socket is no longer read
 LINGER = 30.0  # seconds a refused stream's rest is read and dropped
+IDLE = 300.0  # seconds without a byte before a stream counts as abandoned
 _GONE = "the connection ended in the middle of the stream"
 
 
@@ -61,6 +63,7 @@ class PieceStream(asyncio.BufferedProtocol):
         self._paused = False
         self._draining = False  # answered before the end: what still comes is dropped
         self._scratch = bytearray()
+        self._last = time.monotonic()  # when the last bytes came
 
     # -- what the transport calls ----------------------------------------------------------
 
@@ -73,6 +76,7 @@ class PieceStream(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self._draining:
             return
+        self._last = time.monotonic()
         self._filled += nbytes
         if self._piece is None:
             if self._filled == HEADER:
@@ -142,7 +146,11 @@ class PieceStream(asyncio.BufferedProtocol):
                 return
             else:
                 self._wake.clear()
-                await self._wake.wait()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), IDLE)
+                except TimeoutError:
+                    if time.monotonic() - self._last >= IDLE:  # a slow client is no idle one
+                        raise UpgradeError(f"the client sent nothing for {IDLE:.0f} s") from None
 
     def answer(self, document: dict[str, Any]) -> None:
         """The one line of the answer (``status`` says how it went, as in HTTP), then the
