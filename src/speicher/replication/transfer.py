@@ -381,7 +381,8 @@ def _upgraded(
         raise Unreachable(f"{url} answered the stream with something other than an object")
     status = answer.get("status")
     if not isinstance(status, int) or status >= 400:
-        raise SpeicherError(f"{url} refused: {answer.get('detail', status)}")
+        detail = answer.get("detail", status)
+        raise SpeicherError(f"{url} refused: {detail}")
     return answer
 
 
