@@ -214,10 +214,9 @@ def upgraded(
             assert more, head
             head += more
         status = head.split(b"\r\n", 1)[0].decode()
-        if " 101 " not in status or not answer:
-            tls.sendall(data)
-            return status, None
         tls.sendall(data)
+        if " 101 " not in status or not answer:
+            return status, None
         line = head.split(b"\r\n\r\n", 1)[1]
         while not line.endswith(b"\n"):
             more = tls.recv(65536)

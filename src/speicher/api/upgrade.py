@@ -189,6 +189,8 @@ class UpgradingHttp(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
+        if not self.parser.should_upgrade():  # llhttp saw both headers; most requests: no
+            return
         token = upgrade_token(self.headers)
         if token in TOKENS and self.cycle is not None and self.cycle.scope is self.scope:
             self.cycle.keep_alive = False  # refused, it is answered and the connection closes
