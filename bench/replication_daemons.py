@@ -116,12 +116,17 @@ def stream_bytes(job: dict[str, Any]) -> int:
 
 
 def forget(target_pool: Path, snap: str) -> None:
-    """Remove the replica ``snap`` from the target, so the next send sends it again."""
+    """Remove the replica ``snap`` from the target, so the next send sends it again, and
+    wait until btrfs has freed its extents: its cleaner does that after the delete returns,
+    and until 2026-12-07 did it during the next run (always the one with zstd), before the
+    discards that ``settle`` waits for had even begun."""
     folder = target_pool / ".replicas" / "source" / "data" / snap
     btrfs.subvolume_delete(folder / snap)
     for leftover in folder.iterdir():
         leftover.unlink()
     folder.rmdir()
+    subprocess.run(["btrfs", "subvolume", "sync", str(target_pool)], check=True,
+                   capture_output=True, timeout=900)  # fmt: skip
 
 
 def prepare(source: Daemon, target: Daemon, args: argparse.Namespace) -> tuple[Path, Path]:

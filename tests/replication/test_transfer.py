@@ -206,7 +206,7 @@ def upgraded(
         tls.sendall(
             f"PUT /replication/v1/replicas/{share} HTTP/1.1\r\nHost: x\r\n"
             f"Authorization: Bearer {token}\r\nContent-Length: 0\r\n"
-            "Connection: Upgrade\r\nUpgrade: speicher-replication/2\r\n\r\n".encode()
+            "Connection: Upgrade\r\nUpgrade: speicher-replication/3\r\n\r\n".encode()
         )
         head = b""
         while b"\r\n\r\n" not in head:
@@ -253,7 +253,7 @@ def test_the_peer_endpoints_check_the_credential_names_and_streams(
     # a stream as a request body: refused, with the protocol to upgrade to (RFC 9110)
     body = call("PUT", "projects", token, b"not a btrfs stream at all" * 100)
     assert body.status_code == 426, body.text
-    assert body.headers["upgrade"] == "speicher-replication/2"
+    assert body.headers["upgrade"] == "speicher-replication/3"
     assert body.headers["content-type"] == "application/problem+json"
     # the upgrade is checked like any request before the connection is taken over
     assert upgraded(target, "spr_not-a-credential")[0].endswith(" 401 Unauthorized")
@@ -262,7 +262,7 @@ def test_the_peer_endpoints_check_the_credential_names_and_streams(
     status, cut = upgraded(target, token, framed_pieces(b"not a btrfs stream at all" * 100))
     assert " 101 " in status and cut is not None
     assert cut["status"] == 422 and "footer" in cut["detail"], cut
-    _, huge = upgraded(target, token, (1 << 31).to_bytes(4, "big"))
+    _, huge = upgraded(target, token, (1 << 30).to_bytes(4, "big"))
     assert huge is not None and huge["status"] == 422 and "larger" in huge["detail"], huge
     status, _ = upgraded(target, token, framed_pieces(b"x" * 5000, end=False), answer=False)
     assert " 101 " in status

@@ -6,7 +6,8 @@ the app like any other (authentication, the route's checks, problem documents fo
 refused); the route finds a function under ``scope["extensions"][EXTENSION]`` and calls it
 once it has accepted the request. That answers ``101 Switching Protocols``, and from then on
 the connection is a :class:`PieceStream`: the client sends pieces, each a 4-byte big-endian
-length and that many bytes, and a length of 0 at the end; the route answers with one JSON
+length and that many bytes (a length with the top bit set is that of a compressed piece,
+stream.Packer), and a length of 0 at the end; the route answers with one JSON
 line and the connection closes. Whatever the route returns to the app afterwards is
 dropped.
 
@@ -30,12 +31,11 @@ from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from speicher.replication.stream import UPGRADE
+from speicher.replication.stream import LARGEST, UPGRADE, ZSTD
 
 TOKENS = frozenset({UPGRADE.encode()})
 EXTENSION = "speicher.upgrade"
 HEADER = 4
-LARGEST = 16 * 1024 * 1024  # a piece of the stream; a client's bigger claim is refused
 BATCH = 1024 * 1024  # pieces are handed on about this many bytes at a time
 AHEAD = 4  # batches held before the socket is no longer read
 LINGER = 30.0  # seconds a refused stream's rest is read and dropped
@@ -55,10 +55,11 @@ class PieceStream(asyncio.BufferedProtocol):
         self.transport = transport
         self._header = bytearray(HEADER)
         self._piece: bytearray | None = None  # None: reading a length
+        self._compressed = False  # what the piece being read is
         self._filled = 0
-        self._batch: list[bytearray] = []
+        self._batch: list[tuple[bool, bytearray]] = []
         self._batch_size = 0
-        self._ready: collections.deque[list[bytearray]] = collections.deque()
+        self._ready: collections.deque[list[tuple[bool, bytearray]]] = collections.deque()
         self._wake = asyncio.Event()
         self._ended = False  # the length 0 came
         self._error: str | None = None
@@ -85,15 +86,18 @@ class PieceStream(asyncio.BufferedProtocol):
                 self._filled = 0
                 self._length(int.from_bytes(self._header, "big"))
         elif self._filled == len(self._piece):
-            self._batch.append(self._piece)
+            self._batch.append((self._compressed, self._piece))
             self._batch_size += len(self._piece)
             self._piece, self._filled = None, 0
             if self._batch_size >= BATCH:
                 self._hand_on()
 
-    def _length(self, length: int) -> None:
+    def _length(self, value: int) -> None:
+        length = value & ~ZSTD
         if self._ended or self._error:
             self._fail("the client sent more after the stream's end")
+        elif value == ZSTD:
+            self._fail("a compressed piece of no bytes")
         elif length == 0:
             self._ended = True
             self._hand_on()
@@ -102,7 +106,7 @@ class PieceStream(asyncio.BufferedProtocol):
         elif length > LARGEST:
             self._fail(f"a piece of {length:,} bytes is larger than {LARGEST:,}")
         else:
-            self._piece = bytearray(length)
+            self._piece, self._compressed = bytearray(length), bool(value & ZSTD)
 
     def _hand_on(self) -> None:
         if self._batch:
@@ -132,8 +136,9 @@ class PieceStream(asyncio.BufferedProtocol):
 
     # -- what the route calls --------------------------------------------------------------
 
-    async def batches(self) -> AsyncIterator[list[bytearray]]:
-        """The pieces, a list of about a megabyte at a time, until the length 0; raises
+    async def batches(self) -> AsyncIterator[list[tuple[bool, bytearray]]]:
+        """The pieces (compressed or not, the piece), a list of about a megabyte at a time,
+        until the length 0; raises
         :class:`UpgradeError` when the client broke off or broke the protocol."""
         while True:
             if self._ready:

@@ -20,7 +20,6 @@ from typing import TypeVar
 
 import httpcore
 import httpx
-import zstandard
 from pydantic import BaseModel, Field
 
 from speicher.config import Settings
@@ -34,6 +33,8 @@ from speicher.replication.pairing import Connection, Targets, Unreachable
 from speicher.replication.stream import (
     INCOMING,
     UPGRADE,
+    ZSTD,
+    Packer,
     Sender,
     StreamError,
     estimate,
@@ -59,16 +60,11 @@ class ReceiveFailed(SpeicherError):
 # -- the source ----------------------------------------------------------------------------
 
 
-# zstd level 1: measured here, a 2 GiB full stream took 15.9 s at level 3, 13.1 s at level 1
-# and 12.4 s uncompressed; level 1 still shrinks office data well
-ZSTD_LEVEL = 1
-
-
 @dataclass
 class Wire:
-    """How a stream goes over the network: zstd-compressed (``Content-Encoding: zstd``) or
-    not, at most ``limit`` bytes a second (0: as fast as it goes); ``sent``: bytes on the
-    wire so far."""
+    """How a stream goes over the network: each piece zstd-compressed where that saves
+    (stream.Packer) or none, at most ``limit`` bytes a second (0: as fast as it goes);
+    ``sent``: bytes on the wire so far."""
 
     compress: bool = True
     limit: float = 0.0
@@ -244,29 +240,22 @@ class Replicator:
         if lock is not None:  # a locked snapshot arrives locked, until the same time
             headers[LOCK_HEADER] = lock.isoformat()
 
-        if wire.compress:
-            headers["Content-Encoding"] = "zstd"
-
-        def packed() -> Iterator[tuple[int, bytes]]:
-            """The framed stream's pieces, each with its size before zstd; this runs in the
-            reader's thread (`_ahead`), so compressing overlaps the TLS writes."""
-            packer = (
-                zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj() if wire.compress else None
-            )
+        def packed() -> Iterator[tuple[int, bool, bytes]]:
+            """The framed stream's pieces: each one's size, and whether and how it goes
+            compressed; this runs in the reader's thread (`_ahead`), so compressing overlaps
+            the TLS writes."""
+            packer = Packer() if wire.compress else None
             for piece in framed(sender):
-                yield len(piece), packer.compress(piece) if packer is not None else piece
-            if packer is not None:
-                yield 0, packer.flush()
+                yield len(piece), *(packer.pack(piece) if packer else (False, piece))
 
-        def body() -> Iterator[bytes]:
+        def body() -> Iterator[tuple[bool, bytes]]:
             nonlocal count
             start = time.monotonic()
-            for size, out in ahead:
+            for size, compressed, out in ahead:
                 count += size
-                if out:
-                    yield out
-                    wire.sent += len(out)
-                    wire.hold_back(start)
+                yield compressed, out
+                wire.sent += len(out)
+                wire.hold_back(start)
                 # the step's text stays the same, so the job's row is written five times a
                 # second, not once a piece (a commit each: it halved the speed)
                 if expected > 1:
@@ -339,7 +328,11 @@ def wire_of(compress: bool, bandwidth_mib: float) -> Wire:
 
 
 def _upgraded(
-    http: httpx.Client, path: str, headers: dict[str, str], pieces: Iterator[bytes], url: str
+    http: httpx.Client,
+    path: str,
+    headers: dict[str, str],
+    pieces: Iterator[tuple[bool, bytes]],
+    url: str,
 ) -> object:
     """``pieces`` over a connection upgraded to the stream's protocol (api/upgrade.py), and
     the target's answer. A target that refuses the stream while it comes answers at once:
@@ -351,10 +344,11 @@ def _upgraded(
             raise Unreachable(f"{url} did not take the stream (HTTP {r.status_code})")
         network: httpcore.NetworkStream = r.extensions["network_stream"]
         try:
-            for piece in pieces:
+            for compressed, piece in pieces:
                 if network.get_extra_info("is_readable"):
                     break  # an answer before the end: the stream was refused
-                network.write(len(piece).to_bytes(4, "big"), timeout=WRITE_TIMEOUT)
+                length = len(piece) | (ZSTD if compressed else 0)
+                network.write(length.to_bytes(4, "big"), timeout=WRITE_TIMEOUT)
                 network.write(piece, timeout=WRITE_TIMEOUT)
             else:
                 network.write(bytes(4), timeout=WRITE_TIMEOUT)  # the end

@@ -10,11 +10,10 @@ import asyncio
 import datetime as dt
 import logging
 import pathlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from enum import Enum
 from typing import Annotated, ClassVar
 
-import zstandard
 from anyio import to_thread
 from fastapi import APIRouter, Path, Request
 
@@ -37,7 +36,7 @@ from speicher.replication.pairing import (
 )
 from speicher.replication.promote import Promoted, PromoteRequest, ShareRecord, keep_record
 from speicher.replication.replicas import replica_names, replicas_of
-from speicher.replication.stream import UPGRADE, Receiver, StreamError, Unframer
+from speicher.replication.stream import UPGRADE, Receiver, StreamError, Unframer, Unpacker
 from speicher.replication.tasks import TaskCreate, TaskInfo, TaskUpdate
 from speicher.replication.transfer import LOCK_HEADER, ReceiveFailed, SendRequest
 from speicher.services import Services
@@ -168,43 +167,6 @@ def promote(req: PromoteRequest, services: ServicesDep) -> Promoted:
 
 # -- what another Speicher calls -------------------------------------------------------------
 
-PIECE = 1024 * 1024
-
-
-class _Unpacked:
-    """A zstd-compressed body into the unframer. zstd's stream writer writes its output here;
-    what one call decompressed goes on as one item (handing each of zstd's pieces to the
-    writer thread on its own made the two threads take turns every 64 KiB), but never more
-    than ``HELD`` bytes at once: a small body can decompress into a very big one."""
-
-    HELD = 8 * PIECE
-
-    def __init__(self, unframer: Unframer) -> None:
-        self.unframer = unframer
-        self._parts: list[bytes] = []
-        self._held = 0
-        self._writer = zstandard.ZstdDecompressor().stream_writer(self, write_size=PIECE)  # type: ignore[arg-type]
-
-    def write(self, data: bytes) -> int:
-        self._parts.append(bytes(data))  # zstd reuses its buffer
-        self._held += len(data)
-        if self._held >= self.HELD:
-            self._pass_on()
-        return len(data)
-
-    def _pass_on(self) -> None:
-        parts, self._parts, self._held = self._parts, [], 0
-        if parts:
-            self.unframer.feed_all(parts)
-
-    def feed_all(self, chunks: Iterable[bytes | bytearray]) -> None:
-        try:
-            for chunk in chunks:
-                self._writer.write(chunk)
-        except zstandard.ZstdError as exc:
-            raise StreamError(f"the compressed stream is damaged ({exc})") from None
-        self._pass_on()
-
 
 def _lock_date(text: str | None) -> dt.datetime | None:
     if not text:
@@ -249,15 +211,12 @@ class UpgradeRequired(SpeicherError):
 )
 async def receive(share: str, request: Request, services: ServicesDep) -> None:
     """A framed ``btrfs send`` stream (stream.framed), kept only when it arrived whole. The
-    request asks for ``Connection: Upgrade`` and ``Upgrade: speicher-replication/2``; once
+    request asks for ``Connection: Upgrade`` and ``Upgrade: speicher-replication/3``; once
     it is accepted (101), the stream comes as pieces and the answer as one line of JSON
     (api/upgrade.py): ``{"status": 200, "name": ..., "bytes": ...}`` or a problem document."""
     peer = await _peer(request, services)
     folder = replicas_of(services.settings, peer, share)
     until = _lock_date(request.headers.get(LOCK_HEADER))
-    encoding = request.headers.get("content-encoding", "identity").lower()
-    if encoding not in ("identity", "zstd"):
-        raise InvalidInput(field="Content-Encoding", reason="must be zstd or none")
     take_over = request.scope.get("extensions", {}).get(upgrade.EXTENSION)
     if take_over is None:
         raise UpgradeRequired(f"a stream comes over a connection upgraded to {UPGRADE}")
@@ -267,7 +226,7 @@ async def receive(share: str, request: Request, services: ServicesDep) -> None:
     # from here on the answer goes over the connection, whatever happens: the app's own
     # error handlers would write into nothing
     try:
-        made = await _receive(stream, receiver, encoding == "zstd", folder, until)
+        made = await _receive(stream, receiver, folder, until)
         await to_thread.run_sync(_received, services, peer, share, folder, made.name)
     except (StreamError, upgrade.UpgradeError) as exc:
         error = Conflict if "already there" in str(exc) else ReceiveFailed
@@ -287,13 +246,12 @@ async def receive(share: str, request: Request, services: ServicesDep) -> None:
 async def _receive(
     stream: upgrade.PieceStream,
     receiver: Receiver,
-    zstd: bool,
     folder: pathlib.Path,
     until: dt.datetime | None,
 ) -> pathlib.Path:
     """The stream's pieces into ``btrfs receive``; the replica, or nothing left behind."""
     unframer = Unframer(receiver)
-    sink: Unframer | _Unpacked = _Unpacked(unframer) if zstd else unframer
+    sink = Unpacker(unframer)  # pieces compressed or not (stream.Packer)
     # while a worker thread feeds one batch to btrfs receive, the loop receives the next
     pending: asyncio.Future[None] | None = None
     try:
