@@ -27,7 +27,7 @@ import pytest
 from conftest import _base
 from speicher.access.s3keys import Sealer
 from speicher_testing import Daemon
-from world import make_pool, make_share, make_user
+from world import grant, make_pool, make_share, make_user
 
 pytestmark = pytest.mark.system
 
@@ -398,6 +398,33 @@ def test_promote_makes_a_share_with_this_boxs_owners_and_grants(
     assert again.status_code == 409, again.text
     missing = target.api.post("/replication/promote", json={"share": "nothing"})
     assert missing.status_code == 404, missing.text
+
+
+def test_the_shares_record_goes_again_only_when_it_changed(
+    daemon: Daemon, target: Daemon, paired: dict[str, Any]
+) -> None:
+    make_user(daemon, "carol")
+    folder = make_share(daemon, "minutes", {})
+    (folder / "2026-12.txt").write_bytes(b"present: everybody\n")
+    kept = target.mount_root / "tank/.replicas/office-a/minutes/share.json"
+
+    def send_one() -> os.stat_result:
+        snapshot(daemon, "minutes")
+        assert send(daemon, "minutes")["state"] == "succeeded"
+        return kept.stat()
+
+    first = send_one()
+    held = httpx.get(
+        f"{target.https_url}/replication/v1/replicas/minutes",
+        headers={"Authorization": f"Bearer {credential_of(daemon)}"},
+        verify=False,  # noqa: S501 (the target's own self-signed certificate)
+    )
+    assert held.headers["x-speicher-record"] == hashlib.sha256(kept.read_bytes()).hexdigest()
+    assert (send_one().st_ino, send_one().st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+    grant(daemon, "minutes", "carol", "ro")  # a changed record goes with the next replica
+    changed = send_one()
+    assert changed.st_ino != first.st_ino
+    assert json.loads(kept.read_text())["grants"] == ["user:carol:ro"]
 
 
 def test_a_locked_snapshot_arrives_locked_and_the_target_keeps_its_own_count(

@@ -61,8 +61,8 @@ class SnapshotService:
         hooks.subscribe(POOL_DESTROYING, self._refuse_pool_if_locked)
 
     def directory(self, share: str) -> Path:
-        info = self.shares.get(share)
-        return snapshots_dir(self.settings, info.pool, info.name)
+        pool, name = self.shares.locate(share)
+        return snapshots_dir(self.settings, pool, name)
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -13,7 +13,9 @@ in the answer's ``skipped``. A promote that fails deletes the share it was makin
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import math
 import os
 from pathlib import Path
 
@@ -36,6 +38,9 @@ from speicher.system.accounts import gid_of
 from speicher.validation import Name, Request
 
 RECORD = "share.json"
+# the SHA-256 of the record a target holds, in its answer to the list of replicas: a source
+# whose record is the same sends none after the stream (most runs: grants change seldom)
+RECORD_HEADER = "X-Speicher-Record"
 
 
 class ShareRecord(Request):
@@ -55,7 +60,7 @@ class ShareRecord(Request):
 
 def record_of(db: Database, shares: ShareService, share: str) -> ShareRecord:
     """The source's record of ``share``."""
-    info = shares.get(share)
+    info = shares.get(share, max_age=math.inf)  # its usage is not part of the record
     with db.session() as s:
         users = {u.uid: u.name for u in s.scalars(select(User)) if u.uid is not None}
         groups = {g.gid: g.name for g in s.scalars(select(Group))}
@@ -66,6 +71,21 @@ def record_of(db: Database, shares: ShareService, share: str) -> ShareRecord:
         users={str(k): v for k, v in users.items()},
         groups={str(k): v for k, v in groups.items()},
     )
+
+
+def record_digest(record: ShareRecord) -> str:
+    """What :data:`RECORD_HEADER` says of a record: the SHA-256 of the JSON kept of it."""
+    return hashlib.sha256(record.model_dump_json().encode()).hexdigest()
+
+
+def kept_digest(folder: Path) -> str | None:
+    """The :func:`record_digest` of the record kept in ``folder``, if there is one."""
+    try:
+        fd = os.open(folder / RECORD, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
 
 
 def keep_record(folder: Path, record: ShareRecord) -> None:

@@ -256,10 +256,19 @@ class ShareService:
         mounted: dict[str, bool] = {}  # a pool's mount is looked at once, not once per share
         return [self._info(r, self.pools.fact_age, mounted) for r in rows]
 
-    def get(self, name: str) -> ShareInfo:
+    def get(self, name: str, max_age: float = 0.0) -> ShareInfo:
+        """The share; ``max_age``: how many seconds old its usage may be (0: read now, one
+        ``btrfs qgroup show`` of its pool)."""
         with self.db.session() as s:
             row = _row_of(self._row(s, name))
-        return self._info(row, 0)
+        return self._info(row, max_age)
+
+    def locate(self, name: str) -> tuple[str, str]:
+        """The pool and the (normalized) name of a share, from the database only: for what
+        needs to know where a share lives, not how full it is."""
+        with self.db.session() as s:
+            share = self._row(s, name)
+            return share.pool.name, share.name
 
     def _info(self, row: _Row, max_age: float, mounted: dict[str, bool] | None = None) -> ShareInfo:
         """A share as users see it; runs no database session (it may run btrfs).

@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Annotated, ClassVar
 
 from anyio import to_thread
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Request, Response
 
 from speicher.api import upgrade
 from speicher.api.deps import ServicesDep
@@ -34,7 +34,14 @@ from speicher.replication.pairing import (
     TargetCreate,
     TargetInfo,
 )
-from speicher.replication.promote import Promoted, PromoteRequest, ShareRecord, keep_record
+from speicher.replication.promote import (
+    RECORD_HEADER,
+    Promoted,
+    PromoteRequest,
+    ShareRecord,
+    keep_record,
+    kept_digest,
+)
 from speicher.replication.replicas import replica_names, replicas_of
 from speicher.replication.stream import UPGRADE, Receiver, StreamError, Unframer, Unpacker
 from speicher.replication.tasks import TaskCreate, TaskInfo, TaskUpdate
@@ -190,9 +197,17 @@ async def _peer(request: Request, services: Services) -> Peer:
 
 
 @peer_router.get("/replicas/{share}", tags=TAGS, summary="The replicas of a share held here")
-async def held_replicas(share: str, request: Request, services: ServicesDep) -> list[str]:
+async def held_replicas(
+    share: str, request: Request, response: Response, services: ServicesDep
+) -> list[str]:
+    """Their names, oldest first; the header ``X-Speicher-Record`` is the digest of the
+    share's record held here (promote.record_digest), when there is one."""
     peer = await _peer(request, services)
-    return replica_names(replicas_of(services.settings, peer, share))
+    folder = replicas_of(services.settings, peer, share)
+    names, digest = await to_thread.run_sync(lambda: (replica_names(folder), kept_digest(folder)))
+    if digest is not None:
+        response.headers[RECORD_HEADER] = digest
+    return names
 
 
 class UpgradeRequired(SpeicherError):
