@@ -31,7 +31,7 @@ from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from speicher.replication.stream import LARGEST, UPGRADE, ZSTD
+from speicher.replication.stream import LARGEST, UPGRADE, ZSTD, Piece
 
 TOKENS = frozenset({UPGRADE.encode()})
 EXTENSION = "speicher.upgrade"
@@ -57,9 +57,9 @@ class PieceStream(asyncio.BufferedProtocol):
         self._piece: bytearray | None = None  # None: reading a length
         self._compressed = False  # what the piece being read is
         self._filled = 0
-        self._batch: list[tuple[bool, bytearray]] = []
+        self._batch: list[Piece] = []
         self._batch_size = 0
-        self._ready: collections.deque[list[tuple[bool, bytearray]]] = collections.deque()
+        self._ready: collections.deque[list[Piece]] = collections.deque()
         self._wake = asyncio.Event()
         self._ended = False  # the length 0 came
         self._error: str | None = None
@@ -136,7 +136,7 @@ class PieceStream(asyncio.BufferedProtocol):
 
     # -- what the route calls --------------------------------------------------------------
 
-    async def batches(self) -> AsyncIterator[list[tuple[bool, bytearray]]]:
+    async def batches(self) -> AsyncIterator[list[Piece]]:
         """The pieces (compressed or not, the piece), a list of about a megabyte at a time,
         until the length 0; raises
         :class:`UpgradeError` when the client broke off or broke the protocol."""

@@ -68,6 +68,7 @@ def _widen(pipe: IO[bytes] | None) -> None:
 
 
 _Bytes = bytes | bytearray | memoryview  # nobody changes them once handed on
+Piece = tuple[bool, bytearray]  # a piece as the wire brought it: compressed?, its bytes
 
 
 class StreamError(Exception):
