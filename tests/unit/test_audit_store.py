@@ -4,6 +4,7 @@ export in order; retention removes whole months."""
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from pathlib import Path
 
 from speicher.audit.records import Record, without_controls
@@ -55,6 +56,28 @@ def test_search_spans_months_newest_first_and_filters(tmp_path: Path) -> None:
     assert [r.time for r in store.export(Query(share="finance"))] == sorted(
         r.time for r in rows if r.share == "finance"
     )
+
+
+def test_a_batch_that_goes_back_and_forth_over_a_month_end_lands_in_each_month(
+    tmp_path: Path,
+) -> None:
+    """add() keeps the last record's month as a span of times: a record just before, at and
+    after the first second of a month, in one batch and out of order, each in its month."""
+    store = AuditStore(tmp_path / "audit")
+    store.prepare()
+    december = at(2026, 12, 1, 0)
+    times = [december - 0.000001, december, december - 1, december + 1, at(2027, 1, 1, 0)]
+    assert store.add([rec(t, path=f"/{i}") for i, t in enumerate(times)]) == 5
+    assert store.months() == ["2026-11", "2026-12", "2027-01"]
+    november = store.search(Query(until=december - 0.000001))
+    assert sorted(r.path for r in november) == ["/0", "/2"]
+    assert sorted(r.path for r in store.search(Query(since=december))) == ["/1", "/3", "/4"]
+    for month, paths in (("2026-11", {"/0", "/2"}), ("2026-12", {"/1", "/3"})):
+        db = sqlite3.connect(tmp_path / "audit" / f"{month}.db")
+        try:
+            assert {p for (p,) in db.execute("SELECT path FROM events")} == paths
+        finally:
+            db.close()
 
 
 def test_retention_removes_whole_months(tmp_path: Path) -> None:

@@ -110,8 +110,14 @@ class AuditStore:
     def add(self, records: Iterable[Record]) -> int:
         """Append ``records`` (one transaction per month they fall in); returns how many."""
         by_month: dict[str, list[tuple[object, ...]]] = {}
+        rows: list[tuple[object, ...]] = []
+        start = end = 0.0  # the month of the last record, as times: a batch is mostly one
         for r in records:
-            by_month.setdefault(month_of(r.time), []).append(_row(r))
+            if not start <= r.time < end:
+                month = month_of(r.time)
+                start, end = _month_start(month), _month_start(_next_month(month))
+                rows = by_month.setdefault(month, [])
+            rows.append(_row(r))
         count = 0
         with self._lock:
             for month, rows in by_month.items():
