@@ -21,7 +21,7 @@ import uvicorn
 import uvloop
 from sqlalchemy import select
 
-from speicher import __version__
+from speicher import __version__, logs
 from speicher.api.app import serve_app
 from speicher.api.upgrade import UpgradingHttp
 from speicher.config import Settings
@@ -468,10 +468,7 @@ def _stop_watching(services: Services) -> None:
 
 def serve(settings: Settings) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.setup(settings.log_level, "%(asctime)s %(levelname)s %(name)s: %(message)s")
     with undone_if_first_start_fails(settings):
         services = prepare(settings)
         try:

@@ -35,6 +35,7 @@ from pathlib import Path
 import uvicorn
 import uvloop
 
+from speicher import logs
 from speicher.config import Settings
 
 log = logging.getLogger(__name__)
@@ -135,10 +136,7 @@ def _watch_daemon(alive_fd: int) -> None:
 def main(argv: list[str]) -> int:
     sock_fd, alive_fd, index = int(argv[0]), int(argv[1]), int(argv[2])
     settings = Settings(**json.loads(sys.stdin.read()))
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s %(name)s[s3-{index}]: %(message)s",
-    )
+    logs.setup(settings.log_level, f"%(asctime)s %(levelname)s %(name)s[s3-{index}]: %(message)s")
     threading.Thread(target=_watch_daemon, args=(alive_fd,), name="daemon", daemon=True).start()
     from speicher.audit.service import INTAKE, WorkerSender  # noqa: PLC0415 - after the settings
     from speicher.metrics import counters  # noqa: PLC0415
