@@ -2,6 +2,7 @@
 receive`` pipe between the same two pools.
 
     sudo .venv/bin/python bench/replication_daemons.py [--gib 4] [--change-percent 1]
+        [--rounds 1]
 
 Two daemons (``tests/speicher_testing.Daemon``), each with a single-disk pool on a virtual
 disk, are paired. A share of ``--gib`` GiB of incompressible files (as bench/replication.py)
@@ -11,6 +12,11 @@ wire) and with ``compress: false``. Then ``--change-percent`` of the bytes are r
 second snapshot is taken, and the increment is sent both ways. Caches are dropped and the
 pools settled before each run. Printed: MB/s of the stream (not of the wire) and Speicher's
 ratio to the pipe (issue 11's target: at least 90 %). Everything is removed afterwards.
+
+``--rounds N`` sends each stream N times each way, the three kinds in a rotating order (pipe,
+plain, zstd; then plain, zstd, pipe; ...) so that a machine that gets slower or faster during
+the run weighs on all of them alike, and prints the median of each kind with every round's
+ratio to that round's pipe: single runs here spread by 15-25 points.
 
 Two options for finding out where the time goes, not for the figure the issue asks for:
 ``--plain-http`` sends over the target's plain HTTP port on localhost instead of HTTPS (the
@@ -27,6 +33,7 @@ import argparse
 import datetime as dt
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,16 +123,20 @@ def stream_bytes(job: dict[str, Any]) -> int:
 
 
 def forget(target_pool: Path, snap: str) -> None:
-    """Remove the replica ``snap`` from the target, so the next send sends it again, and
-    wait until btrfs has freed its extents: its cleaner does that after the delete returns,
-    and until 2026-12-07 did it during the next run (always the one with zstd), before the
-    discards that ``settle`` waits for had even begun."""
+    """Remove the replica ``snap`` from the target, so the next send sends it again."""
     folder = target_pool / ".replicas" / "source" / "data" / snap
-    btrfs.subvolume_delete(folder / snap)
+    deleted(folder / snap, target_pool)
     for leftover in folder.iterdir():
         leftover.unlink()
     folder.rmdir()
-    subprocess.run(["btrfs", "subvolume", "sync", str(target_pool)], check=True,
+
+
+def deleted(subvolume: Path, pool: Path) -> None:
+    """Delete ``subvolume`` and wait until btrfs has freed its extents: its cleaner does that
+    after the delete returns, and until 2026-12-07 did it during the next run (always the one
+    with zstd), before the discards that ``settle`` waits for had even begun."""
+    btrfs.subvolume_delete(subvolume)
+    subprocess.run(["btrfs", "subvolume", "sync", str(pool)], check=True,
                    capture_output=True, timeout=900)  # fmt: skip
 
 
@@ -149,10 +160,52 @@ def prepare(source: Daemon, target: Daemon, args: argparse.Namespace) -> tuple[P
     return src, dst
 
 
+KINDS = ("pipe", "plain", "zstd")
+
+
+class Runs:
+    """Sends of one snapshot, each kind as often as asked; what each kind leaves on the
+    target (the pipe's copy, the replica) is removed before that kind sends it again."""
+
+    def __init__(self, source: Daemon, dst: Path, snaps: Path, cores: tuple[str, str] | None):
+        self.source, self.dst, self.snaps, self.cores = source, dst, snaps, cores
+        self.replica: str | None = None  # the snapshot whose replica is on the target now
+        self.piped: set[str] = set()
+
+    def once(self, kind: str, snap: str, parent: str | None) -> tuple[float, int | None]:
+        if kind == "pipe":
+            if snap in self.piped:
+                deleted(self.dst / "pipe" / snap, self.dst)
+            base = self.snaps / parent if parent else None
+            seconds = pipe(self.snaps / snap, self.dst / "pipe", base, self.cores)
+            self.piped.add(snap)
+            return seconds, None
+        if self.replica == snap:
+            forget(self.dst, snap)
+        seconds, job = speicher(self.source, snap, compress=kind == "zstd")
+        self.replica = snap
+        return seconds, stream_bytes(job)
+
+    def rounds(
+        self, snap: str, parent: str | None, count: int
+    ) -> tuple[int, dict[str, list[float]]]:
+        times: dict[str, list[float]] = {kind: [] for kind in KINDS}
+        size = 0
+        for n in range(count):
+            for kind in KINDS[n % 3 :] + KINDS[: n % 3]:
+                seconds, sent = self.once(kind, snap, parent)
+                times[kind].append(seconds)
+                size = sent or size
+            print(f"  {snap} round {n + 1}: " + ", ".join(
+                f"{kind} {times[kind][-1]:.2f} s" for kind in KINDS), flush=True)  # fmt: skip
+        return size, times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gib", type=int, default=4)
     parser.add_argument("--change-percent", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=1, help="sends of each kind (see above)")
     parser.add_argument("--plain-http", action="store_true", help="no TLS (see above)")
     parser.add_argument("--pin", action="store_true", help="each box on a core (see above)")
     args = parser.parse_args()
@@ -166,29 +219,30 @@ def main() -> int:
         src, dst = prepare(source, target, args)
         fill(src / "data", args.gib)
         first = snapshot(source)
-        snaps = src / ".snapshots" / "data"
-        t_pipe = pipe(snaps / first, dst / "pipe", None, cores)
-        t_plain, job = speicher(source, first, compress=False)
-        forget(dst, first)
-        t_zstd, _ = speicher(source, first, compress=True)
-        rows.append(("full", stream_bytes(job), t_pipe, t_plain, t_zstd))
+        runs = Runs(source, dst, src / ".snapshots" / "data", cores)
+        rows.append(("full", *runs.rounds(first, None, args.rounds)))
+        if runs.replica != first:  # the increment needs the full replica as its base
+            runs.once("zstd", first, None)
         change(src / "data", args.change_percent)
         second = snapshot(source)
-        t_pipe = pipe(snaps / second, dst / "pipe", snaps / first, cores)
-        t_plain, job = speicher(source, second, compress=False)
-        forget(dst, second)
-        t_zstd, _ = speicher(source, second, compress=True)
         label = f"increment ({args.change_percent:g} %)"
-        rows.append((label, stream_bytes(job), t_pipe, t_plain, t_zstd))
+        rows.append((label, *runs.rounds(second, first, args.rounds)))
     finally:
         source.cleanup()
         target.cleanup()
+    print(f"medians of {args.rounds} round(s) per kind")
     print("| stream | bytes | pipe MB/s | Speicher MB/s, plain / zstd | Speicher / pipe |")
     print("|---|---|---|---|---|")
-    for label, count, t_pipe, t_plain, t_zstd in rows:
+    for label, count, times in rows:
+        t_pipe, t_plain, t_zstd = (statistics.median(times[kind]) for kind in KINDS)
         print(f"| {label} | {count:,} | {count / t_pipe / 1e6:,.0f} | "
               f"{count / t_plain / 1e6:,.0f} / {count / t_zstd / 1e6:,.0f} | "
               f"{t_pipe / t_plain:.0%} / {t_pipe / t_zstd:.0%} |")  # fmt: skip
+    for label, _count, times in rows:
+        each = [
+            f"{p / a:.0%} / {p / z:.0%}" for p, a, z in zip(*(times[k] for k in KINDS), strict=True)
+        ]
+        print(f"- {label}, each round's plain / zstd as a share of its pipe: " + "; ".join(each))
     return 0
 
 
