@@ -15,6 +15,6 @@ def setup(level: str, fmt: str) -> None:
     """``level``: the setting ``log_level`` (``info``, ``debug``, ...); at ``debug`` nothing
     is kept quiet."""
     logging.basicConfig(level=level.upper(), format=fmt)
+    quiet = logging.getLevelName(level.upper()) != logging.DEBUG
     for name in QUIET:
-        quiet = logging.getLevelName(level.upper()) != logging.DEBUG
         logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
