@@ -234,10 +234,10 @@ def settle(timeout: float = 180) -> float:
         # two extents waited the whole 180 s (btrfs delays discarding a block group that
         # became unused), and no discard was going on meanwhile
         waiting = sum(int(c.read_text() or 0) for c in counters if c.exists())
-        if waiting < SETTLED or time.monotonic() - moved > STILL:
-            break
         if waiting != last:
             last, moved = waiting, time.monotonic()
+        if waiting < SETTLED or time.monotonic() - moved > STILL:
+            break
         time.sleep(0.2)
     os.sync()
     time.sleep(1)

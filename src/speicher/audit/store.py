@@ -120,11 +120,11 @@ class AuditStore:
             rows.append(_row(r))
         count = 0
         with self._lock:
-            for month, rows in by_month.items():
+            for month, month_rows in by_month.items():
                 db = self._writer(month)
                 with db:
-                    db.executemany(_INSERT, rows)
-                count += len(rows)
+                    db.executemany(_INSERT, month_rows)
+                count += len(month_rows)
         return count
 
     def _writer(self, month: str) -> sqlite3.Connection:
